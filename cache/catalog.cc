@@ -1,0 +1,291 @@
+#include "cache/catalog.h"
+
+#include <array>
+
+namespace siterelay::cache {
+namespace {
+
+// Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
+constexpr std::array<const char*, 1> kMigrations = {
+    R"sql(
+CREATE TABLE objects (
+  sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
+  size        INTEGER NOT NULL CHECK (size >= 0),
+  stored_at   INTEGER NOT NULL,
+  last_access INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE entries (
+  path          TEXT PRIMARY KEY,
+  sha256        BLOB NOT NULL REFERENCES objects(sha256),
+  size          INTEGER NOT NULL,
+  content_type  TEXT NOT NULL,
+  etag          TEXT NOT NULL DEFAULT '',
+  last_modified TEXT NOT NULL DEFAULT '',
+  fetched_at    INTEGER NOT NULL,
+  fresh_until   INTEGER NOT NULL,
+  source        INTEGER NOT NULL,
+  pinned        INTEGER NOT NULL DEFAULT 0,
+  forwarded     INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX entries_by_object ON entries(sha256);
+)sql",
+};
+
+// Finalises a statement when it goes out of scope.
+struct Stmt {
+  sqlite3_stmt* s = nullptr;
+  ~Stmt() { sqlite3_finalize(s); }
+};
+
+Status Prepare(sqlite3* db, const char* sql, Stmt* out) {
+  int rc = sqlite3_prepare_v2(db, sql, -1, &out->s, nullptr);
+  if (rc != SQLITE_OK) return SqliteError("prepare", db, rc);
+  return Status::Ok();
+}
+
+void BindDigest(sqlite3_stmt* s, int i, const Digest& d) {
+  sqlite3_bind_blob(s, i, d.bytes.data(), static_cast<int>(d.bytes.size()), SQLITE_TRANSIENT);
+}
+
+void BindText(sqlite3_stmt* s, int i, const std::string& t) {
+  sqlite3_bind_text(s, i, t.data(), static_cast<int>(t.size()), SQLITE_TRANSIENT);
+}
+
+bool ColumnDigest(sqlite3_stmt* s, int i, Digest* d) {
+  const void* p = sqlite3_column_blob(s, i);
+  if (p == nullptr || sqlite3_column_bytes(s, i) != static_cast<int>(d->bytes.size())) return false;
+  __builtin_memcpy(d->bytes.data(), p, d->bytes.size());
+  return true;
+}
+
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  return p == nullptr ? std::string()
+                      : std::string(reinterpret_cast<const char*>(p),
+                                    static_cast<size_t>(sqlite3_column_bytes(s, i)));
+}
+
+Status StepDone(sqlite3* db, sqlite3_stmt* s, const char* what) {
+  int rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return SqliteError(what, db, rc);
+  sqlite3_reset(s);
+  sqlite3_clear_bindings(s);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SqliteError(std::string_view context, sqlite3* db, int rc) {
+  std::string m(context);
+  m += ": ";
+  m += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB: return Status::Corruption(std::move(m));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED: return Status::Unavailable(std::move(m));
+    case SQLITE_FULL: return Status::ResourceExhausted(std::move(m));
+    case SQLITE_CANTOPEN: return Status::NotFound(std::move(m));
+    case SQLITE_PERM:
+    case SQLITE_READONLY: return Status::PermissionDenied(std::move(m));
+    case SQLITE_CONSTRAINT: return Status::InvalidArgument(std::move(m));
+    case SQLITE_NOMEM: return Status::ResourceExhausted(std::move(m));
+    default: return Status::IoError(std::move(m));
+  }
+}
+
+Result<std::unique_ptr<Catalog>> Catalog::Open(const std::string& path, bool read_only) {
+  sqlite3* db = nullptr;
+  int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = SqliteError("open " + path, db, rc);
+    sqlite3_close(db);
+    return s;
+  }
+  std::unique_ptr<Catalog> c(new Catalog(db));
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  if (!read_only) {
+    SR_RETURN_IF_ERROR(c->Exec("PRAGMA journal_mode=WAL").Annotate(path));
+  }
+  SR_RETURN_IF_ERROR(c->Exec("PRAGMA synchronous=FULL").Annotate(path));
+  SR_RETURN_IF_ERROR(c->Exec("PRAGMA foreign_keys=ON").Annotate(path));
+  {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db, "PRAGMA user_version", &s).Annotate(path));
+    if (sqlite3_step(s.s) == SQLITE_ROW) c->schema_version_ = sqlite3_column_int(s.s, 0);
+  }
+  if (c->schema_version_ > kSchemaVersion) {
+    return Status::InvalidArgument(path + " has schema version " +
+                                   std::to_string(c->schema_version_) + "; this siterelay knows " +
+                                   std::to_string(kSchemaVersion) + ": upgrade siterelay");
+  }
+  if (c->schema_version_ < kSchemaVersion) {
+    if (read_only) return Status::NotFound(path + " is not initialised yet");
+    SR_RETURN_IF_ERROR(c->Migrate().Annotate(path));
+  }
+  return c;
+}
+
+Catalog::~Catalog() { sqlite3_close(db_); }
+
+Status Catalog::Exec(const char* sql) {
+  char* err = nullptr;
+  int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+  sqlite3_free(err);
+  if (rc != SQLITE_OK) return SqliteError("exec", db_, rc);
+  return Status::Ok();
+}
+
+template <typename F>
+Status Catalog::Transaction(F&& body) {
+  SR_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Status s = body();
+  if (s.ok()) s = Exec("COMMIT");
+  if (!s.ok()) (void)Exec("ROLLBACK");
+  return s;
+}
+
+Status Catalog::Migrate() {
+  for (int v = schema_version_; v < kSchemaVersion; ++v) {
+    Status s = Transaction([&] {
+      SR_RETURN_IF_ERROR(Exec(kMigrations[static_cast<size_t>(v)]));
+      std::string bump = "PRAGMA user_version=" + std::to_string(v + 1);
+      return Exec(bump.c_str());
+    });
+    if (!s.ok()) return s.Annotate("migration " + std::to_string(v + 1));
+    schema_version_ = v + 1;
+  }
+  return Status::Ok();
+}
+
+Status Catalog::LoadAll(std::vector<ObjectInfo>* objects, std::vector<Entry>* entries) {
+  objects->clear();
+  entries->clear();
+  {
+    Stmt s;
+    SR_RETURN_IF_ERROR(
+        Prepare(db_, "SELECT sha256, size, stored_at, last_access FROM objects", &s));
+    int rc;
+    while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+      ObjectInfo o;
+      if (!ColumnDigest(s.s, 0, &o.sha256)) return Status::Corruption("objects row with bad sha256");
+      o.size = static_cast<uint64_t>(sqlite3_column_int64(s.s, 1));
+      o.stored_at = sqlite3_column_int64(s.s, 2);
+      o.last_access = sqlite3_column_int64(s.s, 3);
+      objects->push_back(o);
+    }
+    if (rc != SQLITE_DONE) return SqliteError("load objects", db_, rc);
+  }
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(db_,
+                             "SELECT path, sha256, size, content_type, etag, last_modified, "
+                             "fetched_at, fresh_until, source, pinned, forwarded FROM entries",
+                             &s));
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    Entry e;
+    e.path = ColumnText(s.s, 0);
+    if (!ColumnDigest(s.s, 1, &e.sha256)) return Status::Corruption("entries row with bad sha256");
+    e.size = static_cast<uint64_t>(sqlite3_column_int64(s.s, 2));
+    e.content_type = ColumnText(s.s, 3);
+    e.etag = ColumnText(s.s, 4);
+    e.last_modified = ColumnText(s.s, 5);
+    e.fetched_at = sqlite3_column_int64(s.s, 6);
+    e.fresh_until = sqlite3_column_int64(s.s, 7);
+    int source = sqlite3_column_int(s.s, 8);
+    if (source < 0 || source > static_cast<int>(Source::kUpload)) {
+      return Status::Corruption("entries row for " + e.path + " with unknown source");
+    }
+    e.source = static_cast<Source>(source);
+    e.pinned = sqlite3_column_int(s.s, 9) != 0;
+    e.forwarded = sqlite3_column_int(s.s, 10) != 0;
+    entries->push_back(std::move(e));
+  }
+  if (rc != SQLITE_DONE) return SqliteError("load entries", db_, rc);
+  return Status::Ok();
+}
+
+Status Catalog::Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries) {
+  return Transaction([&]() -> Status {
+    Stmt obj;
+    SR_RETURN_IF_ERROR(Prepare(db_,
+                               "INSERT INTO objects(sha256, size, stored_at, last_access) "
+                               "VALUES(?1, ?2, ?3, ?4) ON CONFLICT(sha256) DO UPDATE SET "
+                               "last_access = max(last_access, excluded.last_access)",
+                               &obj));
+    for (const ObjectInfo& o : objects) {
+      BindDigest(obj.s, 1, o.sha256);
+      sqlite3_bind_int64(obj.s, 2, static_cast<sqlite3_int64>(o.size));
+      sqlite3_bind_int64(obj.s, 3, o.stored_at);
+      sqlite3_bind_int64(obj.s, 4, o.last_access);
+      SR_RETURN_IF_ERROR(StepDone(db_, obj.s, "insert object"));
+    }
+    Stmt ent;
+    SR_RETURN_IF_ERROR(Prepare(
+        db_,
+        "INSERT OR REPLACE INTO entries(path, sha256, size, content_type, etag, last_modified, "
+        "fetched_at, fresh_until, source, pinned, forwarded) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        &ent));
+    for (const Entry& e : entries) {
+      BindText(ent.s, 1, e.path);
+      BindDigest(ent.s, 2, e.sha256);
+      sqlite3_bind_int64(ent.s, 3, static_cast<sqlite3_int64>(e.size));
+      BindText(ent.s, 4, e.content_type);
+      BindText(ent.s, 5, e.etag);
+      BindText(ent.s, 6, e.last_modified);
+      sqlite3_bind_int64(ent.s, 7, e.fetched_at);
+      sqlite3_bind_int64(ent.s, 8, e.fresh_until);
+      sqlite3_bind_int(ent.s, 9, static_cast<int>(e.source));
+      sqlite3_bind_int(ent.s, 10, e.pinned ? 1 : 0);
+      sqlite3_bind_int(ent.s, 11, e.forwarded ? 1 : 0);
+      SR_RETURN_IF_ERROR(StepDone(db_, ent.s, "insert entry").Annotate(e.path));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::RemoveEntries(std::span<const std::string> paths) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM entries WHERE path = ?1", &s));
+    for (const std::string& p : paths) {
+      BindText(s.s, 1, p);
+      SR_RETURN_IF_ERROR(StepDone(db_, s.s, "delete entry"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::RemoveObjects(std::span<const Digest> digests) {
+  return Transaction([&]() -> Status {
+    Stmt ent, obj;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM entries WHERE sha256 = ?1", &ent));
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM objects WHERE sha256 = ?1", &obj));
+    for (const Digest& d : digests) {
+      BindDigest(ent.s, 1, d);
+      SR_RETURN_IF_ERROR(StepDone(db_, ent.s, "delete entries of object"));
+      BindDigest(obj.s, 1, d);
+      SR_RETURN_IF_ERROR(StepDone(db_, obj.s, "delete object"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::SetLastAccess(std::span<const std::pair<Digest, int64_t>> accesses) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(
+        Prepare(db_, "UPDATE objects SET last_access = max(last_access, ?2) WHERE sha256 = ?1", &s));
+    for (const auto& [d, t] : accesses) {
+      BindDigest(s.s, 1, d);
+      sqlite3_bind_int64(s.s, 2, t);
+      SR_RETURN_IF_ERROR(StepDone(db_, s.s, "update last_access"));
+    }
+    return Status::Ok();
+  });
+}
+
+}  // namespace siterelay::cache

@@ -1,0 +1,63 @@
+// Catalog: catalog.db, the SQLite record of which path names which object.
+//
+// Tables (schema version 1): objects(sha256, size, stored_at, last_access) and
+// entries(path -> sha256 with the origin's validators, freshness, source, pin and forward state).
+// entries.sha256 references objects with a foreign key, so the database itself refuses an entry
+// without an object. The schema is versioned through PRAGMA user_version; Open() applies the
+// migrations in kMigrations in order, each in its own transaction, so a newer relay upgrades an
+// older data_dir on start and an older relay refuses a newer one.
+//
+// WAL journal, synchronous=FULL: a committed transaction survives power loss, which is what an
+// acknowledged upload needs. Every write method is one transaction: all of it or none of it.
+// Thread safety: one Catalog per thread; SQLite serialises writers between processes.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "cache/entry.h"
+#include "relay/base/status.h"
+
+namespace siterelay::cache {
+
+// Translates an SQLite result code (the one place that does).
+Status SqliteError(std::string_view context, sqlite3* db, int rc);
+
+class Catalog {
+ public:
+  static constexpr int kSchemaVersion = 1;
+
+  // Creates the file when missing. With `read_only`, a missing file is NotFound.
+  static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);
+  ~Catalog();
+  Catalog(const Catalog&) = delete;
+  Catalog& operator=(const Catalog&) = delete;
+
+  int schema_version() const { return schema_version_; }
+
+  Status LoadAll(std::vector<ObjectInfo>* objects, std::vector<Entry>* entries);
+
+  // Upserts `objects`, then `entries`, in one transaction.
+  Status Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries);
+  Status RemoveEntries(std::span<const std::string> paths);
+  // Removes the objects and every entry that points at them, in one transaction.
+  Status RemoveObjects(std::span<const Digest> digests);
+  Status SetLastAccess(std::span<const std::pair<Digest, int64_t>> accesses);
+
+ private:
+  explicit Catalog(sqlite3* db) : db_(db) {}
+  Status Exec(const char* sql);
+  Status Migrate();
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT, rolling back on error.
+  template <typename F>
+  Status Transaction(F&& body);
+
+  sqlite3* db_;
+  int schema_version_ = 0;
+};
+
+}  // namespace siterelay::cache

@@ -1,0 +1,159 @@
+#include "relay/base/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
+namespace siterelay {
+namespace {
+
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::mutex g_sink_mu;
+std::function<void(std::string_view)>& Sink() {
+  static std::function<void(std::string_view)> sink;
+  return sink;
+}
+
+std::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug: return "debug";
+    case LogLevel::kInfo: return "info";
+    case LogLevel::kWarning: return "warn";
+    case LogLevel::kError: return "error";
+  }
+  return "?";
+}
+
+bool IsSchemeChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '+' ||
+         c == '-' || c == '.';
+}
+
+// Ends the userinfo-or-host part of a URL authority.
+bool EndsAuthority(char c) {
+  return c == '/' || c == '?' || c == '#' || c == ' ' || c == '\'' || c == '"' || c == '\t' ||
+         c == '\n' || c == '<' || c == '>';
+}
+
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
+LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
+
+bool ParseLogLevel(std::string_view text, LogLevel* out) {
+  if (text == "debug") *out = LogLevel::kDebug;
+  else if (text == "info") *out = LogLevel::kInfo;
+  else if (text == "warning" || text == "warn") *out = LogLevel::kWarning;
+  else if (text == "error") *out = LogLevel::kError;
+  else return false;
+  return true;
+}
+
+void SetLogSink(std::function<void(std::string_view)> sink) {
+  std::lock_guard<std::mutex> lock(g_sink_mu);
+  Sink() = std::move(sink);
+}
+
+std::string MaskSecrets(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    // URL credentials: "://" then an authority; the password runs from the first ':' to the
+    // last '@' of the authority (an unencoded '@' in a password is common, PHONES.md).
+    if (text.compare(i, 3, "://") == 0 && i > 0 && IsSchemeChar(text[i - 1])) {
+      out.append("://");
+      size_t start = i + 3;
+      size_t end = start;
+      while (end < text.size() && !EndsAuthority(text[end])) ++end;
+      std::string_view authority = text.substr(start, end - start);
+      size_t at = authority.rfind('@');
+      size_t colon = authority.find(':');
+      if (at != std::string_view::npos && colon != std::string_view::npos && colon < at) {
+        out.append(authority.substr(0, colon + 1));
+        out.append("****");
+        out.append(authority.substr(at));
+      } else {
+        out.append(authority);
+      }
+      i = end;
+      continue;
+    }
+    // "Authorization: Basic <b64>" and "Basic <b64>" in header dumps.
+    static constexpr std::string_view kBasic = "Basic ";
+    if (text.compare(i, kBasic.size(), kBasic) == 0) {
+      out.append(kBasic);
+      size_t end = i + kBasic.size();
+      while (end < text.size() && text[end] != ' ' && text[end] != '\r' && text[end] != '\n' &&
+             text[end] != '"') {
+        ++end;
+      }
+      if (end > i + kBasic.size()) out.append("****");
+      i = end;
+      continue;
+    }
+    out.push_back(text[i]);
+    ++i;
+  }
+  return out;
+}
+
+LogMessage::LogMessage(LogLevel level, const char* file, int line)
+    : level_(level), file_(file), line_(line) {}
+
+LogMessage::~LogMessage() {
+  using std::chrono::system_clock;
+  auto now = system_clock::now();
+  std::time_t secs = system_clock::to_time_t(now);
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()) % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char stamp[64];
+  std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis.count()));
+
+  std::string body = MaskSecrets(stream_.str());
+  std::string line;
+  line.reserve(body.size() + 64);
+  line.append(stamp);
+  line.push_back(' ');
+  line.append(LevelName(level_));
+  line.push_back(' ');
+  for (char c : body) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      char esc[8];
+      std::snprintf(esc, sizeof esc, "\\x%02x", u);
+      line.append(esc);
+    } else {
+      line.push_back(c);
+    }
+  }
+  if (level_ == LogLevel::kDebug) {
+    line.append(" (");
+    line.append(file_);
+    line.push_back(':');
+    line.append(std::to_string(line_));
+    line.push_back(')');
+  }
+  line.push_back('\n');
+
+  std::lock_guard<std::mutex> lock(g_sink_mu);
+  if (Sink()) {
+    Sink()(std::string_view(line).substr(0, line.size() - 1));
+    return;
+  }
+  size_t off = 0;
+  while (off < line.size()) {
+    ssize_t n = ::write(STDERR_FILENO, line.data() + off, line.size() - off);
+    if (n <= 0) break;  // Nowhere else to report a failing stderr.
+    off += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace siterelay

@@ -1,0 +1,59 @@
+// Logging: one line per event on stderr, with a level, a UTC timestamp and secrets masked.
+//
+//   SR_LOG(kInfo) << "imported " << n << " files";
+//
+// Every line passes through MaskSecrets() before it is written, so a URL with credentials or an
+// Authorization header never reaches the log whole, whatever the caller forgot. Control
+// characters (from peer input) are escaped so that one event is always one line.
+// Thread safety: SR_LOG may be used from any thread; each line is written with one write(2).
+#pragma once
+
+#include <functional>
+#include <sstream>
+#include <string>
+#include <string_view>
+
+namespace siterelay {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+void SetLogLevel(LogLevel level);
+LogLevel GetLogLevel();
+// Parses "debug", "info", "warning", "error".
+bool ParseLogLevel(std::string_view text, LogLevel* out);
+
+// Replaces where lines go (tests capture them). nullptr restores stderr.
+void SetLogSink(std::function<void(std::string_view line)> sink);
+
+// Masks the password of `scheme://user:password@host` as `****` (phones log them the same way,
+// PHONES.md) and the credentials of `Authorization: Basic ...`. Leaves everything else as is.
+std::string MaskSecrets(std::string_view text);
+
+class LogMessage {
+ public:
+  LogMessage(LogLevel level, const char* file, int line);
+  ~LogMessage();
+  LogMessage(const LogMessage&) = delete;
+  LogMessage& operator=(const LogMessage&) = delete;
+  std::ostream& stream() { return stream_; }
+
+ private:
+  LogLevel level_;
+  const char* file_;
+  int line_;
+  std::ostringstream stream_;
+};
+
+// Turns the streamed expression into void so SR_LOG can sit in a ?: (glog's idiom), which keeps
+// `if (x) SR_LOG(kInfo) << y; else ...` unambiguous.
+struct LogVoidify {
+  void operator&(std::ostream&) {}
+};
+
+}  // namespace siterelay
+
+#define SR_LOG(level)                                                    \
+  (::siterelay::LogLevel::level < ::siterelay::GetLogLevel())            \
+      ? (void)0                                                          \
+      : ::siterelay::LogVoidify() &                                      \
+            ::siterelay::LogMessage(::siterelay::LogLevel::level, __FILE__, __LINE__).stream()

@@ -1,0 +1,98 @@
+#include "relay/base/url.h"
+
+#include <array>
+
+#include "relay/base/strings.h"
+
+namespace siterelay {
+namespace {
+
+bool IsHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+bool KeepInUserinfo(char c) {
+  if (IsAlpha(c) || IsDigit(c)) return true;
+  switch (c) {
+    case '-': case '.': case '_': case '~':                       // unreserved
+    case '!': case '$': case '&': case '\'': case '(': case ')':  // sub-delims
+    case '*': case '+': case ',': case ';': case '=':
+      return true;
+    default:
+      return false;
+  }
+}
+
+constexpr std::array<std::string_view, 5> kSchemes = {"ftp", "ftps", "tftp", "http", "https"};
+
+}  // namespace
+
+std::string PercentEncodeUserinfo(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size() * 3);
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%' && i + 2 < text.size() && IsHex(text[i + 1]) && IsHex(text[i + 2])) {
+      out.push_back('%');  // Already an escape: keep it, so encoding is idempotent.
+      continue;
+    }
+    if (KeepInUserinfo(c)) {
+      out.push_back(c);
+      continue;
+    }
+    auto u = static_cast<unsigned char>(c);
+    out.push_back('%');
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 0xf]);
+  }
+  return out;
+}
+
+Result<std::string> DhcpOptionValue(std::string_view url) {
+  size_t sep = url.find("://");
+  if (sep == std::string_view::npos || sep == 0) {
+    return Status::InvalidArgument("URL needs a scheme, e.g. ftp://user:password@host");
+  }
+  std::string_view scheme = url.substr(0, sep);
+  bool known = false;
+  for (std::string_view s : kSchemes) known = known || EqualsIgnoreCase(scheme, s);
+  if (!known) {
+    return Status::InvalidArgument("unsupported scheme '" + std::string(scheme) +
+                                   "' (phones use ftp, ftps, tftp, http or https)");
+  }
+  std::string_view rest = url.substr(sep + 3);
+  for (char c : url) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == ' ') {
+      return Status::InvalidArgument("URL contains a space or control character");
+    }
+  }
+
+  std::string out(url.substr(0, sep + 3));
+  size_t at = rest.rfind('@');
+  std::string_view host_and_path = rest;
+  if (at != std::string_view::npos) {
+    std::string_view creds = rest.substr(0, at);
+    host_and_path = rest.substr(at + 1);
+    size_t colon = creds.find(':');
+    std::string_view user = creds.substr(0, colon);
+    if (user.empty()) return Status::InvalidArgument("URL has credentials but no user name");
+    out += PercentEncodeUserinfo(user);
+    if (colon != std::string_view::npos) {
+      out.push_back(':');
+      out += PercentEncodeUserinfo(creds.substr(colon + 1));
+    }
+    out.push_back('@');
+  }
+  size_t host_end = host_and_path.find_first_of("/?#");
+  std::string_view host = host_and_path.substr(0, host_end);
+  if (host.empty() || host.front() == ':') return Status::InvalidArgument("URL has no host");
+  out += host_and_path;
+  return out;
+}
+
+}  // namespace siterelay

@@ -1,0 +1,22 @@
+// URL helpers that need no network: the DHCP option value of `siterelay dhcp-option`.
+// Pure functions; safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "relay/base/status.h"
+
+namespace siterelay {
+
+// Returns `url` with the user and password percent-encoded for DHCP option 160/66 (PHONES.md):
+// the last '@' separates the credentials from the host, so `ftp://u:p@ss@10.0.0.5` becomes
+// `ftp://u:p%40ss@10.0.0.5` and `DOMAIN\user` becomes `DOMAIN%5Cuser`. RFC 3986 sub-delimiters
+// (`!$&'()*+,;=`) stay as they are; a '%' that already starts an escape (`%40`) is kept, so
+// running the output through again changes nothing. Errors name what is wrong with the URL.
+Result<std::string> DhcpOptionValue(std::string_view url);
+
+// Percent-encodes every byte outside RFC 3986 unreserved and sub-delims, keeping valid escapes.
+std::string PercentEncodeUserinfo(std::string_view text);
+
+}  // namespace siterelay

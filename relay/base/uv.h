@@ -1,0 +1,40 @@
+// RAII over libuv: a loop that is closed properly, and work sent to the libuv thread pool.
+//
+// libuv rule kept here (docs/src/design.rst): a handle's or request's memory is freed only in
+// its close or completion callback. If a call returns an error its callback never runs;
+// otherwise it runs exactly once, on the loop thread.
+// Thread safety: a Loop and everything on it belong to the thread that runs it.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+
+#include "relay/base/status.h"
+
+namespace siterelay {
+
+class Loop {
+ public:
+  Loop();
+  ~Loop();  // Closes every handle still open and runs the loop until they are freed.
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  uv_loop_t* get() { return &loop_; }
+  // Runs until no active handles or requests remain.
+  Status Run();
+
+ private:
+  uv_loop_t loop_{};
+  bool initialised_ = false;
+};
+
+// Runs `work` on the libuv thread pool, then `after` on the loop thread. Neither may throw
+// (a throw would cross libuv's C frames): they are wrapped, and an escaping exception is fatal.
+Status QueueWork(uv_loop_t* loop, std::function<void()> work, std::function<void()> after);
+
+// The number of threads in libuv's pool (UV_THREADPOOL_SIZE, default 4).
+unsigned ThreadPoolSize();
+
+}  // namespace siterelay
