@@ -1,0 +1,82 @@
+#include "relay/base/log.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+namespace siterelay {
+namespace {
+
+class CapturedLog {
+ public:
+  CapturedLog() {
+    SetLogSink([this](std::string_view line) { lines.emplace_back(line); });
+  }
+  ~CapturedLog() {
+    SetLogSink(nullptr);
+    SetLogLevel(LogLevel::kInfo);
+  }
+  std::vector<std::string> lines;
+};
+
+TEST(MaskSecretsTest, MasksUrlPasswordsAsPhonesDo) {
+  EXPECT_EQ(MaskSecrets("GET 'https://sbaierhome%5Cftpuser:secret@host/000000000000.cfg'"),
+            "GET 'https://sbaierhome%5Cftpuser:****@host/000000000000.cfg'");
+  EXPECT_EQ(MaskSecrets("ftp://PlcmSpIp:PlcmSpIp@10.1.2.3"), "ftp://PlcmSpIp:****@10.1.2.3");
+}
+
+TEST(MaskSecretsTest, PasswordWithAtSignIsMaskedWhole) {
+  EXPECT_EQ(MaskSecrets("ftp://u:p@ss@10.0.0.5/x"), "ftp://u:****@10.0.0.5/x");
+}
+
+TEST(MaskSecretsTest, LeavesUrlsWithoutPasswordsAlone) {
+  EXPECT_EQ(MaskSecrets("http://relay:8080/sip.ld and user@host"),
+            "http://relay:8080/sip.ld and user@host");
+  EXPECT_EQ(MaskSecrets("ftp://anonymous@host/"), "ftp://anonymous@host/");
+}
+
+TEST(MaskSecretsTest, MasksBasicCredentials) {
+  EXPECT_EQ(MaskSecrets("Authorization: Basic UGxjbVNwSXA6UGxjbVNwSXA="),
+            "Authorization: Basic ****");
+}
+
+TEST(LogTest, OneLinePerEventWithControlCharactersEscaped) {
+  CapturedLog log;
+  SR_LOG(kWarning) << "peer sent \"a\nb\r\"";
+  ASSERT_EQ(log.lines.size(), 1u);
+  EXPECT_NE(log.lines[0].find(" warn peer sent \"a\\x0ab\\x0d\""), std::string::npos)
+      << log.lines[0];
+}
+
+TEST(LogTest, MasksSecretsInEveryLine) {
+  CapturedLog log;
+  SR_LOG(kError) << "origin https://tenant:hunter2@prov.example.com/ unreachable";
+  ASSERT_EQ(log.lines.size(), 1u);
+  EXPECT_EQ(log.lines[0].find("hunter2"), std::string::npos);
+  EXPECT_NE(log.lines[0].find("tenant:****@prov.example.com"), std::string::npos);
+}
+
+TEST(LogTest, LevelFiltersAndDoesNotEvaluateTheMessage) {
+  CapturedLog log;
+  SetLogLevel(LogLevel::kWarning);
+  int evaluated = 0;
+  auto count = [&] { return ++evaluated; };
+  SR_LOG(kInfo) << "hidden " << count();
+  SR_LOG(kWarning) << "shown " << count();
+  ASSERT_EQ(log.lines.size(), 1u);
+  EXPECT_EQ(evaluated, 1);
+  EXPECT_NE(log.lines[0].find("shown 1"), std::string::npos);
+}
+
+TEST(LogTest, ParsesLevels) {
+  LogLevel l;
+  EXPECT_TRUE(ParseLogLevel("debug", &l));
+  EXPECT_EQ(l, LogLevel::kDebug);
+  EXPECT_TRUE(ParseLogLevel("error", &l));
+  EXPECT_EQ(l, LogLevel::kError);
+  EXPECT_FALSE(ParseLogLevel("loud", &l));
+}
+
+}  // namespace
+}  // namespace siterelay
