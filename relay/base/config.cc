@@ -11,6 +11,8 @@
 #include <sstream>
 #include <toml++/toml.h>
 
+#include "relay/base/strings.h"
+
 namespace siterelay {
 
 // ---- addresses, ranges, windows -------------------------------------------------------------
@@ -36,6 +38,8 @@ Result<uint16_t> ParsePort(std::string_view text) {
 }  // namespace
 
 Result<ListenAddress> ListenAddress::Parse(std::string_view text) {
+  // inet_pton reads a C string: a NUL would hide whatever follows it.
+  if (text.find('\0') != std::string_view::npos) return Status::InvalidArgument("contains NUL");
   ListenAddress a;
   std::string_view port;
   if (!text.empty() && text.front() == '[') {
@@ -57,7 +61,7 @@ Result<ListenAddress> ListenAddress::Parse(std::string_view text) {
   }
   uint8_t buf[16];
   if (inet_pton(a.ipv6 ? AF_INET6 : AF_INET, a.host.c_str(), buf) != 1) {
-    return Status::InvalidArgument("'" + a.host + "' is not a numeric IP" +
+    return Status::InvalidArgument(Quote(a.host) + " is not a numeric IP" +
                                    (a.ipv6 ? "v6" : "v4") + " address");
   }
   SR_ASSIGN_OR_RETURN(a.port, ParsePort(port));
@@ -65,12 +69,13 @@ Result<ListenAddress> ListenAddress::Parse(std::string_view text) {
 }
 
 Result<Cidr> Cidr::Parse(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) return Status::InvalidArgument("contains NUL");
   Cidr c;
   size_t slash = text.find('/');
   std::string addr(text.substr(0, slash));
   c.ipv6 = addr.find(':') != std::string::npos;
   if (inet_pton(c.ipv6 ? AF_INET6 : AF_INET, addr.c_str(), c.bytes) != 1) {
-    return Status::InvalidArgument("'" + addr + "' is not a numeric IP address");
+    return Status::InvalidArgument(Quote(addr) + " is not a numeric IP address");
   }
   int max = c.ipv6 ? 128 : 32;
   c.prefix = max;
@@ -138,14 +143,27 @@ bool TimeWindow::Contains(int minute_of_day) const {
   return minute_of_day >= start_minute || minute_of_day < end_minute;  // wraps midnight
 }
 
+namespace {
+
+bool RelayIdChar(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         ch == '-' || ch == '_' || ch == '.';
+}
+
+// A host name made fit for relay_id's rule: other bytes become '-', at most 64 of them.
+std::string SanitizeRelayId(std::string_view host) {
+  std::string id;
+  for (char ch : host.substr(0, 64)) id.push_back(RelayIdChar(ch) ? ch : '-');
+  return id;
+}
+
+}  // namespace
+
 Config Config::Defaults() {
   Config c;
   char host[256] = {};
-  if (gethostname(host, sizeof host - 1) == 0 && host[0] != '\0') {
-    c.relay_id = host;
-  } else {
-    c.relay_id = "siterelay";
-  }
+  if (gethostname(host, sizeof host - 1) == 0) c.relay_id = SanitizeRelayId(host);
+  if (c.relay_id.empty()) c.relay_id = "siterelay";
   auto addr = [](const char* s) { return ListenAddress::Parse(s).value(); };
   c.http.listen = {addr("0.0.0.0:8080")};
   c.https.listen = {addr("0.0.0.0:8443")};
@@ -239,7 +257,7 @@ class Reader {
       auto a = ListenAddress::Parse(raw[i]);
       if (!a.ok()) {
         return Fail(&(*n->as_array())[i], std::string(key) + "[" + std::to_string(i) + "]",
-                    "bad address \"" + raw[i] + "\": " + a.status().message());
+                    "bad address " + Quote(raw[i]) + ": " + a.status().message());
       }
       out->push_back(*a);
     }
@@ -255,7 +273,7 @@ class Reader {
       auto c = Cidr::Parse(raw[i]);
       if (!c.ok()) {
         return Fail(&(*n->as_array())[i], std::string(key) + "[" + std::to_string(i) + "]",
-                    "bad address range \"" + raw[i] + "\": " + c.status().message());
+                    "bad address range " + Quote(raw[i]) + ": " + c.status().message());
       }
       out->push_back(*c);
     }
@@ -277,7 +295,7 @@ class Reader {
     if (!ok) {
       std::string list;
       for (std::string_view s : schemes) list += (list.empty() ? "" : ", ") + std::string(s);
-      return Fail(n, key, "\"" + *out + "\" is not a URL with scheme " + list);
+      return Fail(n, key, Quote(*out) + " is not a URL with scheme " + list);
     }
   }
 
@@ -325,7 +343,7 @@ class Reader {
     if (node != nullptr && node->source().begin.line > 0) {
       m += ":" + std::to_string(node->source().begin.line);
     }
-    m += ": " + KeyName(key) + ": " + message;
+    m += ": " + EscapeControl(KeyName(key)) + ": " + message;  // keys come from the file too
     *error_ = Status::InvalidArgument(std::move(m));
   }
 
@@ -381,15 +399,100 @@ bool ValidRoot(const std::string& root) {
   return true;
 }
 
+// toml++ 3.3 (Debian 12's) reaches __builtin_unreachable() when it tests some non-ASCII code
+// points for whitespace (upstream issues #190 and #295, fixed after 3.3): undefined behaviour on a
+// config file with, say, an "é" where a key or value should start. TOML allows non-ASCII only in
+// strings and comments, so this scan refuses it everywhere else before toml++ sees the text, and
+// also refuses it right after a line-ending backslash in a multi-line basic string (#190), the one
+// place inside a string where toml++ skips whitespace. Returns the 1-based line of the problem, or
+// 0 when the text is safe to hand to toml++.
+size_t UnsafeForToml(std::string_view text) {
+  enum class State { kCode, kComment, kBasic, kMultiBasic, kLiteral, kMultiLiteral };
+  State state = State::kCode;
+  size_t line = 1;
+  auto starts = [&](size_t i, std::string_view token) { return text.substr(i, token.size()) == token; };
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool non_ascii = static_cast<unsigned char>(c) >= 0x80;
+    if (c == '\n') ++line;
+    switch (state) {
+      case State::kCode:
+        if (non_ascii) return line;
+        if (c == '#') {
+          state = State::kComment;
+        } else if (starts(i, "\"\"\"")) {
+          state = State::kMultiBasic;
+          i += 2;
+        } else if (c == '"') {
+          state = State::kBasic;
+        } else if (starts(i, "'''")) {
+          state = State::kMultiLiteral;
+          i += 2;
+        } else if (c == '\'') {
+          state = State::kLiteral;
+        }
+        break;
+      case State::kComment:
+        if (c == '\n') state = State::kCode;
+        break;
+      case State::kBasic:
+        if (c == '\\') {
+          ++i;  // the escaped byte, whatever it is
+        } else if (c == '"' || c == '\n') {
+          state = State::kCode;  // an unterminated string is toml++'s error to report
+        }
+        break;
+      case State::kLiteral:
+        if (c == '\'' || c == '\n') state = State::kCode;
+        break;
+      case State::kMultiBasic:
+        if (c == '\\') {
+          size_t j = i + 1;
+          while (j < text.size() && (text[j] == ' ' || text[j] == '\t')) ++j;
+          if (j < text.size() && (text[j] == '\n' || text[j] == '\r')) {
+            // A line-ending backslash: toml++ skips whitespace up to the next text.
+            while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' ||
+                                       text[j] == '\r')) {
+              if (text[j] == '\n') ++line;
+              ++j;
+            }
+            if (j < text.size() && static_cast<unsigned char>(text[j]) >= 0x80) return line;
+            i = j - 1;
+          } else {
+            ++i;
+          }
+        } else if (starts(i, "\"\"\"")) {
+          // Up to two more quotes belong to the content ("""a""""" is valid TOML).
+          i += 2;
+          while (i + 1 < text.size() && text[i + 1] == '"') ++i;
+          state = State::kCode;
+        }
+        break;
+      case State::kMultiLiteral:
+        if (starts(i, "'''")) {
+          i += 2;
+          while (i + 1 < text.size() && text[i + 1] == '\'') ++i;
+          state = State::kCode;
+        }
+        break;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 Result<Config> ParseConfig(std::string_view text, std::string_view source) {
+  if (size_t line = UnsafeForToml(text); line != 0) {
+    return Status::InvalidArgument(std::string(source) + ":" + std::to_string(line) +
+                                   ": non-ASCII text outside a quoted string or comment");
+  }
   toml::table root;
   try {
     root = toml::parse(text, source);
   } catch (const toml::parse_error& e) {
     std::ostringstream m;
-    m << source << ":" << e.source().begin.line << ": " << e.description();
+    m << source << ":" << e.source().begin.line << ": " << EscapeControl(e.description());
     return Status::InvalidArgument(m.str());
   }
 
@@ -404,10 +507,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
   top.String("relay_id", &c.relay_id);
   if (error.ok()) {
     bool ok = !c.relay_id.empty() && c.relay_id.size() <= 64;
-    for (char ch : c.relay_id) {
-      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.');
-    }
+    for (char ch : c.relay_id) ok = ok && RelayIdChar(ch);
     if (!ok) {
       top.Fail(root.get("relay_id"), "relay_id",
                "must be 1-64 letters, digits, '-', '_' or '.' (it names batches upstream)");
@@ -435,7 +535,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
       if (w.ok()) {
         o.window = *w;
       } else {
-        r.Fail(t->get("window"), "window", "\"" + window + "\": " + w.status().message());
+        r.Fail(t->get("window"), "window", Quote(window) + ": " + w.status().message());
       }
     }
     if (error.ok() && o.url.empty() && (!o.manifest.empty() || !o.prefetch.empty())) {
@@ -472,11 +572,11 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
       r.String("root", &a.root);
       if (error.ok() && a.user.empty()) r.Fail(&at, "user", "is required");
       if (error.ok() && !users.insert(a.user).second) {
-        r.Fail(at.get("user"), "user", "\"" + a.user + "\" is defined twice");
+        r.Fail(at.get("user"), "user", Quote(a.user) + " is defined twice");
       }
       if (error.ok() && !ValidRoot(a.root)) {
         r.Fail(at.get("root"), "root",
-               "\"" + a.root + "\" must start with '/' and contain no '.', '..' or '\\'");
+               Quote(a.root) + " must start with '/' and contain no '.', '..' or '\\'");
       }
       r.Finish();
       c.accounts.push_back(std::move(a));
@@ -529,7 +629,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
     const std::string& v = c.tls.min_version;
     if (error.ok() && v != "1.0" && v != "1.1" && v != "1.2" && v != "1.3") {
       r.Fail(t->get("min_version"), "min_version",
-             "\"" + v + "\" is not one of \"1.0\", \"1.1\", \"1.2\", \"1.3\"");
+             Quote(v) + " is not one of \"1.0\", \"1.1\", \"1.2\", \"1.3\"");
     }
     if (error.ok() && c.tls.cert.empty() != c.tls.key.empty()) {
       r.Fail(t->get(c.tls.cert.empty() ? "key" : "cert"), c.tls.cert.empty() ? "cert" : "key",
@@ -579,8 +679,8 @@ Status CheckReadable(const Config& c, std::string_view key, const std::string& p
   if (path.empty()) return Status::Ok();
   std::ifstream f(path);
   if (!f) {
-    return Status::InvalidArgument(c.source + ": " + std::string(key) + ": cannot read \"" + path +
-                                   "\": " + std::strerror(errno));
+    return Status::InvalidArgument(c.source + ": " + std::string(key) + ": cannot read " +
+                                   Quote(path) + ": " + std::strerror(errno));
   }
   return Status::Ok();
 }

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "relay/base/strings.h"
+
 namespace siterelay {
 namespace {
 
@@ -33,10 +35,11 @@ bool IsSchemeChar(char c) {
          c == '-' || c == '.';
 }
 
-// Ends the userinfo-or-host part of a URL authority.
-bool EndsAuthority(char c) {
-  return c == '/' || c == '?' || c == '#' || c == ' ' || c == '\'' || c == '"' || c == '\t' ||
-         c == '\n' || c == '<' || c == '>';
+// Ends the stretch of a log line that may hold a URL's userinfo. Not '/', '?' or '#': a password
+// may contain them unencoded, and masking too much of a line beats printing a password.
+bool EndsUrl(char c) {
+  return c == ' ' || c == '\'' || c == '"' || c == '\t' || c == '\n' || c == '\r' || c == '<' ||
+         c == '>';
 }
 
 }  // namespace
@@ -69,24 +72,24 @@ std::string MaskSecrets(std::string_view text) {
       out.append("://");
       size_t start = i + 3;
       size_t end = start;
-      while (end < text.size() && !EndsAuthority(text[end])) ++end;
-      std::string_view authority = text.substr(start, end - start);
-      size_t at = authority.rfind('@');
-      size_t colon = authority.find(':');
+      while (end < text.size() && !EndsUrl(text[end])) ++end;
+      std::string_view url = text.substr(start, end - start);
+      size_t at = url.rfind('@');
+      size_t colon = url.find(':');
       if (at != std::string_view::npos && colon != std::string_view::npos && colon < at) {
-        out.append(authority.substr(0, colon + 1));
+        out.append(url.substr(0, colon + 1));
         out.append("****");
-        out.append(authority.substr(at));
+        out.append(url.substr(at));
       } else {
-        out.append(authority);
+        out.append(url);
       }
       i = end;
       continue;
     }
-    // "Authorization: Basic <b64>" and "Basic <b64>" in header dumps.
+    // "Authorization: Basic <b64>" in header dumps; auth schemes are case-insensitive (RFC 7235).
     static constexpr std::string_view kBasic = "Basic ";
-    if (text.compare(i, kBasic.size(), kBasic) == 0) {
-      out.append(kBasic);
+    if (i + kBasic.size() <= text.size() && EqualsIgnoreCase(text.substr(i, kBasic.size()), kBasic)) {
+      out.append(text.substr(i, kBasic.size()));
       size_t end = i + kBasic.size();
       while (end < text.size() && text[end] != ' ' && text[end] != '\r' && text[end] != '\n' &&
              text[end] != '"') {
@@ -124,16 +127,7 @@ LogMessage::~LogMessage() {
   line.push_back(' ');
   line.append(LevelName(level_));
   line.push_back(' ');
-  for (char c : body) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\x%02x", u);
-      line.append(esc);
-    } else {
-      line.push_back(c);
-    }
-  }
+  line.append(EscapeControl(body));
   if (level_ == LogLevel::kDebug) {
     line.append(" (");
     line.append(file_);

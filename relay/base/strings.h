@@ -18,6 +18,12 @@ constexpr bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+// `s` in double quotes with '"', '\\' and every byte outside printable ASCII escaped (\n, \xNN), so
+// text from a config file or a peer can go into a one-line message or a log line safely.
+std::string Quote(std::string_view s);
+// `s` with only the control characters escaped (\n, \xNN): for messages from libraries.
+std::string EscapeControl(std::string_view s);
+
 inline std::string AsciiToLower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = AsciiLower(c);

@@ -1,5 +1,6 @@
 #include "relay/base/url.h"
 
+#include <algorithm>
 #include <array>
 
 #include "relay/base/strings.h"
@@ -24,6 +25,62 @@ bool KeepInUserinfo(char c) {
     default:
       return false;
   }
+}
+
+// RFC 3986 reg-name (letters, digits, '-', '.', '_', '~'), an IPv4 address, or "[IPv6]", then an
+// optional ":port".
+bool ValidHostPort(std::string_view host) {
+  std::string_view port;
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close == std::string_view::npos || close < 3) return false;
+    for (char c : host.substr(1, close - 1)) {
+      if (!IsHex(c) && c != ':' && c != '.') return false;
+    }
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest.front() != ':') return false;
+      port = rest.substr(1);
+      if (port.empty()) return false;
+    }
+  } else {
+    size_t colon = host.find(':');
+    std::string_view name = host.substr(0, colon);
+    if (name.empty()) return false;
+    for (char c : name) {
+      if (!IsAlpha(c) && !IsDigit(c) && c != '-' && c != '.' && c != '_' && c != '~') return false;
+    }
+    if (colon != std::string_view::npos) {
+      port = host.substr(colon + 1);
+      if (port.empty()) return false;
+    }
+  }
+  if (port.size() > 5) return false;
+  for (char c : port) {
+    if (!IsDigit(c)) return false;
+  }
+  return true;
+}
+
+// Path, query and fragment may keep RFC 3986 pchar, '/', '?' and '#'; anything else (a
+// backslash, a quote, non-ASCII) is escaped, and valid escapes are kept.
+std::string EncodePath(std::string_view path) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (size_t i = 0; i < path.size(); ++i) {
+    char c = path[i];
+    bool escape_start = c == '%' && i + 2 < path.size() && IsHex(path[i + 1]) && IsHex(path[i + 2]);
+    if (escape_start || KeepInUserinfo(c) || c == ':' || c == '@' || c == '/' || c == '?' ||
+        c == '#') {
+      out.push_back(c);
+      continue;
+    }
+    auto u = static_cast<unsigned char>(c);
+    out.push_back('%');
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 0xf]);
+  }
+  return out;
 }
 
 constexpr std::array<std::string_view, 5> kSchemes = {"ftp", "ftps", "tftp", "http", "https"};
@@ -89,9 +146,13 @@ Result<std::string> DhcpOptionValue(std::string_view url) {
     out.push_back('@');
   }
   size_t host_end = host_and_path.find_first_of("/?#");
-  std::string_view host = host_and_path.substr(0, host_end);
+  std::string_view host = host_and_path.substr(0, std::min(host_end, host_and_path.size()));
   if (host.empty() || host.front() == ':') return Status::InvalidArgument("URL has no host");
-  out += host_and_path;
+  if (!ValidHostPort(host)) {
+    return Status::InvalidArgument("URL host " + Quote(host) + " is not a host name or address");
+  }
+  out += host;
+  if (host_end != std::string_view::npos) out += EncodePath(host_and_path.substr(host_end));
   return out;
 }
 

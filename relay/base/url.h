@@ -13,7 +13,9 @@ namespace siterelay {
 // the last '@' separates the credentials from the host, so `ftp://u:p@ss@10.0.0.5` becomes
 // `ftp://u:p%40ss@10.0.0.5` and `DOMAIN\user` becomes `DOMAIN%5Cuser`. RFC 3986 sub-delimiters
 // (`!$&'()*+,;=`) stay as they are; a '%' that already starts an escape (`%40`) is kept, so
-// running the output through again changes nothing. Errors name what is wrong with the URL.
+// running the output through again changes nothing. The host must be a host name, an IPv4
+// address or a bracketed IPv6 address with an optional port; other bytes that a URL cannot carry
+// as they are (a backslash, non-ASCII) are escaped in the path too. Errors name what is wrong.
 Result<std::string> DhcpOptionValue(std::string_view url);
 
 // Percent-encodes every byte outside RFC 3986 unreserved and sub-delims, keeping valid escapes.

@@ -170,7 +170,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "relay.toml:2: http.listen[0]: bad address \"0.0.0.0:99999\": port must be "
                 "0-65535"},
         BadCase{"[https]\nlisten = [\"example.com:8443\"]\n",
-                "relay.toml:2: https.listen[0]: bad address \"example.com:8443\": 'example.com' "
+                "relay.toml:2: https.listen[0]: bad address \"example.com:8443\": \"example.com\" "
                 "is not a numeric IPv4 address"},
         BadCase{"[admin]\nlisten = [\"127.0.0.1\"]\n",
                 "relay.toml:2: admin.listen[0]: bad address \"127.0.0.1\": expected "
@@ -229,6 +229,41 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"http = 5\n", "relay.toml:1: http: expected a table [http], got an integer"},
         BadCase{"[http\n", "relay.toml:1: Error while parsing table header: expected ']', saw '\\n'"}),
     [](const ::testing::TestParamInfo<BadCase>& p) { return "Case" + std::to_string(p.index); });
+
+TEST(ConfigTest, ErrorsQuoteUserTextOnOneLine) {
+  // A TOML escape puts a newline (or a terminal escape) in a value; the message stays one line.
+  EXPECT_EQ(ErrorOf("[origin]\nurl = \"x\\n\\u001b[31m\"\n"),
+            "relay.toml:2: origin.url: \"x\\n\\x1b[31m\" is not a URL with scheme http, https, file");
+}
+
+TEST(ConfigTest, RefusesNulInsideAddresses) {
+  EXPECT_EQ(ErrorOf("[http]\nlisten = [\"127.0.0.1\\u0000junk:80\"]\n"),
+            "relay.toml:2: http.listen[0]: bad address \"127.0.0.1\\x00junk:80\": contains NUL");
+  EXPECT_EQ(ErrorOf("[http]\nallow_from = [\"10.0.0.1\\u0000junk\"]\n"),
+            "relay.toml:2: http.allow_from[0]: bad address range \"10.0.0.1\\x00junk\": contains "
+            "NUL");
+}
+
+TEST(ConfigTest, NonAsciiIsFineInStringsAndComments) {
+  auto c = ParseConfig(
+      "# Zweigstelle Zürich\nrelay_id = \"zh\" # Zürich\n[[account]]\n"
+      "user = \"bürö\"\npassword = '''pässwörd'''\nroot = '/é'\n",
+      "relay.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->accounts[0].user, "bürö");
+  EXPECT_EQ(c->accounts[0].password, "pässwörd");
+  EXPECT_EQ(c->accounts[0].root, "/é");
+}
+
+TEST(ConfigTest, RefusesNonAsciiWhereTomlxxWouldMisbehave) {
+  // Outside strings: toml++ 3.3 reaches __builtin_unreachable on some code points.
+  EXPECT_EQ(ErrorOf("data_dir = \"/x\"\n\xc2\xa7 = 1\n"),
+            "relay.toml:2: non-ASCII text outside a quoted string or comment");
+  EXPECT_EQ(ErrorOf("\xcc\xaa"), "relay.toml:1: non-ASCII text outside a quoted string or comment");
+  // After a line-ending backslash in a multi-line basic string (toml++ issue 190).
+  EXPECT_EQ(ErrorOf("data_dir = \"\"\"\\\n  \xc2\xa7\"\"\"\n"),
+            "relay.toml:2: non-ASCII text outside a quoted string or comment");
+}
 
 TEST(ConfigTest, SyntaxErrorNamesFileAndLine) {
   std::string err = ErrorOf("data_dir = \"x\"\n\nrelay_id = \n");

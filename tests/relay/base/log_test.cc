@@ -30,6 +30,11 @@ TEST(MaskSecretsTest, PasswordWithAtSignIsMaskedWhole) {
   EXPECT_EQ(MaskSecrets("ftp://u:p@ss@10.0.0.5/x"), "ftp://u:****@10.0.0.5/x");
 }
 
+TEST(MaskSecretsTest, PasswordWithSlashOrHashIsMasked) {
+  EXPECT_EQ(MaskSecrets("GET https://u:pa/ss@h/x done"), "GET https://u:****@h/x done");
+  EXPECT_EQ(MaskSecrets("ftp://u:a#b?c@h"), "ftp://u:****@h");
+}
+
 TEST(MaskSecretsTest, LeavesUrlsWithoutPasswordsAlone) {
   EXPECT_EQ(MaskSecrets("http://relay:8080/sip.ld and user@host"),
             "http://relay:8080/sip.ld and user@host");
@@ -39,13 +44,14 @@ TEST(MaskSecretsTest, LeavesUrlsWithoutPasswordsAlone) {
 TEST(MaskSecretsTest, MasksBasicCredentials) {
   EXPECT_EQ(MaskSecrets("Authorization: Basic UGxjbVNwSXA6UGxjbVNwSXA="),
             "Authorization: Basic ****");
+  EXPECT_EQ(MaskSecrets("authorization: basic UGxjbVNwSXA6"), "authorization: basic ****");
 }
 
 TEST(LogTest, OneLinePerEventWithControlCharactersEscaped) {
   CapturedLog log;
   SR_LOG(kWarning) << "peer sent \"a\nb\r\"";
   ASSERT_EQ(log.lines.size(), 1u);
-  EXPECT_NE(log.lines[0].find(" warn peer sent \"a\\x0ab\\x0d\""), std::string::npos)
+  EXPECT_NE(log.lines[0].find(" warn peer sent \"a\\nb\\r\""), std::string::npos)
       << log.lines[0];
 }
 

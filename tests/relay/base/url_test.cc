@@ -32,6 +32,18 @@ TEST(DhcpOptionTest, EncodesReservedCharactersInPassword) {
   EXPECT_EQ(Dhcp("ftp://u:50%@h"), "ftp://u:50%25@h");
 }
 
+TEST(DhcpOptionTest, EscapesWhatAPathCannotCarry) {
+  EXPECT_EQ(Dhcp("ftp://h/a\\b"), "ftp://h/a%5Cb");
+  EXPECT_EQ(Dhcp("http://relay:8080/prov/%41x"), "http://relay:8080/prov/%41x");
+}
+
+TEST(DhcpOptionTest, RefusesAHostThatIsNotOne) {
+  EXPECT_EQ(Dhcp("https://[fd00::1\\:8443/"),
+            "error: URL host \"[fd00::1\\\\:8443\" is not a host name or address");
+  EXPECT_EQ(Dhcp("http://relay:80x/"), "error: URL host \"relay:80x\" is not a host name or address");
+  EXPECT_EQ(Dhcp("http://[fd00::1]:8443/p"), "http://[fd00::1]:8443/p");
+}
+
 TEST(DhcpOptionTest, IsIdempotent) {
   std::string once = Dhcp("ftp://PlcmSpIp:@123$@10.0.0.5");
   EXPECT_EQ(Dhcp(once), once);
