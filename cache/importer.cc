@@ -19,9 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Read size per call: large enough that syscalls do not dominate, small enough that the pool's
-// threads together stay far below the 64 MiB resident target.
-constexpr size_t kCopyBufferBytes = 1 << 20;
 // A batch is published once it holds this many files or bytes, so a huge import shows its
 // entries progressively and a crash loses at most one batch of work (never consistency).
 constexpr size_t kBatchFiles = 256;
@@ -49,6 +46,7 @@ Status ListFiles(const std::string& dir, std::vector<SourceFile>* out,
   if (!fs::is_directory(root, ec)) {
     return Status::InvalidArgument(dir + " is not a directory");
   }
+  const size_t root_prefix = root.generic_string().size();
   fs::recursive_directory_iterator it(root, fs::directory_options::none, ec);
   if (ec) return PosixError("read " + dir, ec.value());
   for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
@@ -65,8 +63,11 @@ Status ListFiles(const std::string& dir, std::vector<SourceFile>* out,
       continue;
     }
     if (e.is_directory(ec)) continue;
-    std::string rel = fs::relative(e.path(), root, ec).generic_string();
-    if (ec || !e.is_regular_file(ec)) {
+    // The iterator builds each path by appending to `dir`, so stripping that prefix is the
+    // relative path (fs::relative would resolve every component with readlink and getcwd).
+    std::string rel = e.path().generic_string().substr(root_prefix);
+    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+    if (!e.is_regular_file(ec)) {
       skipped->push_back(e.path().string() + ": not a regular file");
       continue;
     }
@@ -86,42 +87,38 @@ Status ListFiles(const std::string& dir, std::vector<SourceFile>* out,
   return Status::Ok();
 }
 
-// Copies one file into the store, hashing as it goes. Runs on the thread pool. A failure to read
-// the source lands in `source_error` (that file is skipped); a failure of the store itself (disk
-// full, I/O error) in the returned status (the import stops).
-Result<Digest> CopyIntoStore(ObjectStore& store, const SourceFile& src, std::vector<uint8_t>& buf,
-                             uint64_t* copied, Status* source_error) {
-  int fd = ::open(src.file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+// Copies one file into a sealed blob, hashing as it goes. Runs on the thread pool. A failure to
+// read the source lands in `source_error` (that file is skipped); a failure of the store itself
+// (disk full, I/O error) in the returned status (the import stops).
+Result<SealedBlob> CopyIntoStore(ObjectStore& store, const SourceFile& src, Status* source_error) {
+  int raw = ::open(src.file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) {
     *source_error = PosixError("open", errno);
     return *source_error;
   }
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  auto writer = store.Create();
-  if (!writer.ok()) {
-    ::close(fd);
-    return writer.status();
-  }
+  ScopedFd fd(FileSystem::Default(), raw);
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+  SR_ASSIGN_OR_RETURN(auto writer, store.Create());
   for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    // Read straight into the writer's aligned buffer: no copy in between.
+    std::span<uint8_t> room = writer->Space();
+    ssize_t n = ::read(fd.get(), room.data(), room.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       *source_error = PosixError("read", errno);
-      ::close(fd);
       return *source_error;
     }
     if (n == 0) break;
-    Status s = (*writer)->Append(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
-    if (!s.ok()) {
-      ::close(fd);
-      return s;
-    }
+    SR_RETURN_IF_ERROR(writer->Advance(static_cast<size_t>(n)));
   }
-  ::close(fd);
-  *copied = (*writer)->size();
-  return (*writer)->Commit();
+  // Not synced here: the batch's Install() syncs all of its files at once.
+  return writer->Seal(nullptr, /*sync=*/false);
 }
 
+// Runs the import as a pipeline on one loop: up to ThreadPoolSize() files are copied at a time;
+// finished files gather into a batch; each full batch is installed (one syncfs, renames) on the
+// pool while copying goes on, then published from the loop thread. One install at a time keeps
+// batches in order.
 class Importer {
  public:
   Importer(Cache& cache, uv_loop_t* loop, std::vector<SourceFile> files,
@@ -135,11 +132,10 @@ class Importer {
 
   Status Run(ImportReport* report) {
     unsigned workers = std::max(1u, ThreadPoolSize());
-    for (unsigned i = 0; i < workers; ++i) buffers_.emplace_back(kCopyBufferBytes);
     for (unsigned i = 0; i < workers && error_.ok(); ++i) StartNext();
+    if (in_flight_ == 0) CloseBatch();  // nothing to copy at all
     int rc = uv_run(loop_, UV_RUN_DEFAULT);
     if (error_.ok() && rc < 0) error_ = UvError("uv_run", rc);
-    Flush();
     *report = std::move(report_);
     return error_;
   }
@@ -147,92 +143,127 @@ class Importer {
  private:
   struct Job {
     SourceFile src;
-    std::vector<uint8_t> buf;
-    Result<Digest> digest = Status::Internal("not run");
+    Result<SealedBlob> blob = Status::Internal("not run");
     Status source_error;
-    uint64_t copied = 0;
+  };
+
+  struct Batch {
+    std::vector<SealedBlob> blobs;
+    std::vector<Entry> entries;
+    uint64_t bytes = 0;
   };
 
   void StartNext() {
-    if (next_ >= files_.size() || buffers_.empty()) return;
+    if (next_ >= files_.size() || !error_.ok()) return;
     auto job = std::make_shared<Job>();  // shared by the work and after closures only
     job->src = files_[next_++];
-    job->buf = std::move(buffers_.back());
-    buffers_.pop_back();
     ObjectStore* store = &cache_.store();
     Status s = QueueWork(
-        loop_, [job, store] {
-          job->digest =
-              CopyIntoStore(*store, job->src, job->buf, &job->copied, &job->source_error);
-        },
+        loop_, [job, store] { job->blob = CopyIntoStore(*store, job->src, &job->source_error); },
         [this, job] { Done(*job); });
-    if (!s.ok()) {
+    if (s.ok()) {
+      ++in_flight_;
+    } else {
       error_ = s;
-      buffers_.push_back(std::move(job->buf));
     }
   }
 
   void Done(Job& job) {
-    buffers_.push_back(std::move(job.buf));
+    --in_flight_;
     ++progress_.files_done;
     progress_.bytes_done += job.src.size;
     progress_.current = job.src.path;
     if (!job.source_error.ok()) {
       // One unreadable source file is skipped and reported; the rest goes on.
       report_.skipped.push_back(job.src.file + ": " + job.source_error.message());
-    } else if (!job.digest.ok()) {
+    } else if (!job.blob.ok()) {
       // The store failed (disk full, I/O error): stop, keeping what was published.
-      if (error_.ok()) error_ = job.digest.status().Annotate("import " + job.src.file);
+      if (error_.ok()) error_ = job.blob.status().Annotate("import " + job.src.file);
     } else {
-      const Digest& d = *job.digest;
+      const SealedBlob& blob = *job.blob;
       const Entry* old = cache_.Lookup(job.src.path);
-      if (old != nullptr && old->sha256 == d && old->source == Source::kImport) {
+      if (old != nullptr && old->sha256 == blob.digest && old->source == Source::kImport) {
         ++report_.unchanged;
       }
-      if (!cache_.HasObject(d) && known_.insert(d).second) ++report_.new_objects;
+      if (!cache_.HasObject(blob.digest) && known_.insert(blob.digest).second) {
+        ++report_.new_objects;
+      }
       Entry e;
       e.path = job.src.path;
-      e.sha256 = d;
-      e.size = job.copied;
+      e.sha256 = blob.digest;
+      e.size = blob.size;
       e.content_type = std::string(ContentTypeForPath(e.path));
       e.source = Source::kImport;
       e.pinned = true;
       e.forwarded = true;
-      batch_bytes_ += e.size;
-      batch_.push_back(std::move(e));
-      if (batch_.size() >= kBatchFiles || batch_bytes_ >= kBatchBytes) Flush();
+      batch_.bytes += e.size;
+      batch_.entries.push_back(std::move(e));
+      batch_.blobs.push_back(blob);
+      if (batch_.entries.size() >= kBatchFiles || batch_.bytes >= kBatchBytes) CloseBatch();
     }
     if (progress_cb_) progress_cb_(progress_);
-    if (error_.ok()) StartNext();
+    StartNext();
+    if (in_flight_ == 0) CloseBatch();  // the last file, or an error stopped new ones
   }
 
-  void Flush() {
-    // Published even after an error: those objects are committed and their entries are good.
-  if (batch_.empty()) return;
-    size_t n = batch_.size();
-    uint64_t bytes = batch_bytes_;
-    Status s = cache_.Publish(std::move(batch_));
-    batch_.clear();
-    batch_bytes_ = 0;
-    if (!s.ok()) {
-      if (error_.ok()) error_ = s;
+  void CloseBatch() {
+    if (batch_.entries.empty()) return;
+    pending_.push_back(std::move(batch_));
+    batch_ = Batch();
+    MaybeInstall();
+  }
+
+  void MaybeInstall() {
+    if (installing_ || pending_.empty()) return;
+    installing_ = true;
+    auto batch = std::make_shared<Batch>(std::move(pending_.front()));
+    pending_.pop_front();
+    auto status = std::make_shared<Status>();
+    if (!install_error_.ok()) {
+      // An earlier install failed: nothing more is installed; the temp files go.
+      for (const SealedBlob& b : batch->blobs) (void)cache_.store().fs()->Unlink(b.tmp_path);
+      installing_ = false;
+      MaybeInstall();
       return;
     }
-    report_.files += n;
-    report_.bytes += bytes;
+    ObjectStore* store = &cache_.store();
+    Status s = QueueWork(
+        loop_, [batch, store, status] { *status = store->Install(batch->blobs, false); },
+        [this, batch, status] { Installed(*batch, *status); });
+    if (!s.ok()) {
+      installing_ = false;
+      install_error_ = s;
+      if (error_.ok()) error_ = s;
+    }
+  }
+
+  void Installed(Batch& batch, const Status& status) {
+    installing_ = false;
+    Status s = status;
+    if (s.ok()) s = cache_.Publish(std::move(batch.entries));
+    if (s.ok()) {
+      report_.files += batch.blobs.size();
+      report_.bytes += batch.bytes;
+    } else {
+      install_error_ = s;
+      if (error_.ok()) error_ = s;
+    }
+    MaybeInstall();
   }
 
   Cache& cache_;
   uv_loop_t* loop_;
   std::vector<SourceFile> files_;
   const std::function<void(const ImportProgress&)>& progress_cb_;
-  std::vector<std::vector<uint8_t>> buffers_;
   std::unordered_set<Digest, DigestHash> known_;
   size_t next_ = 0;
+  size_t in_flight_ = 0;
   ImportProgress progress_;
   ImportReport report_;
-  std::vector<Entry> batch_;
-  uint64_t batch_bytes_ = 0;
+  Batch batch_;
+  std::deque<Batch> pending_;
+  bool installing_ = false;
+  Status install_error_;
   Status error_;
 };
 

@@ -2,8 +2,9 @@
 // its files came from the origin. `siterelay import DIR` is a thin wrapper around ImportTree.
 //
 // Files are copied into the object store on the libuv thread pool, hashed while they are copied
-// (one read of each byte), several at a time; entries are published from the loop thread in
-// batches, each batch one catalog transaction. Identical files share one object. Hidden files
+// (one read of each byte), several at a time. They are installed in batches (one syncfs for the
+// batch instead of an fsync per file) and published from the loop thread, each batch one catalog
+// transaction. Identical files share one object. Hidden files
 // and folders (names starting with '.', e.g. a USB stick's .Trashes) are skipped, and so are
 // symlinked folders, so a link loop cannot make an import run forever.
 //

@@ -5,9 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "relay/base/log.h"
 
@@ -24,11 +26,20 @@ std::string FanoutDir(const std::string& objects_dir, const std::string& hex) {
 
 // ---- BlobWriter ------------------------------------------------------------------------------
 
-BlobWriter::BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path)
-    : store_(store), fd_(std::move(fd)), tmp_path_(std::move(tmp_path)) {}
+// O_DIRECT wants buffer address, file offset and length aligned to the logical block size;
+// 4096 covers every disk in use.
+constexpr size_t kDirectAlign = 4096;
+
+BlobWriter::BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bool direct)
+    : store_(store),
+      fd_(std::move(fd)),
+      tmp_path_(std::move(tmp_path)),
+      direct_(direct),
+      buf_(store->TakeBuffer()) {}
 
 BlobWriter::~BlobWriter() {
   if (!done_) Discard();
+  if (buf_ != nullptr) store_->GiveBack(buf_);
 }
 
 void BlobWriter::Discard() {
@@ -41,50 +52,72 @@ void BlobWriter::Discard() {
   }
 }
 
-Status BlobWriter::Append(std::span<const uint8_t> data) {
-  if (done_) return Status::Internal("append to a finished blob");
-  Status s = store_->fs_->WriteAll(fd_.get(), data);
-  if (!s.ok()) return s.Annotate(tmp_path_);
-  hash_.Update(data);
-  size_ += data.size();
+std::span<uint8_t> BlobWriter::Space() {
+  if (buf_ == nullptr) return {};  // sealed
+  return {buf_ + used_, kBufferBytes - used_};
+}
+
+Status BlobWriter::Advance(size_t n) {
+  if (done_) return Status::Internal("write to a finished blob");
+  if (n > kBufferBytes - used_) return Status::Internal("blob buffer overrun");
+  hash_.Update(std::span<const uint8_t>(buf_ + used_, n));
+  used_ += n;
+  size_ += n;
+  if (used_ == kBufferBytes) return Flush(/*final=*/false);
   return Status::Ok();
 }
 
-Result<Digest> BlobWriter::Commit(const Digest* expected) {
-  if (done_) return Status::Internal("commit of a finished blob");
-  Digest digest = hash_.Finish();
-  if (expected != nullptr && *expected != digest) {
-    Discard();
-    return Status::Corruption("content hashes to " + digest.Hex() + ", expected " +
-                              expected->Hex());
+Status BlobWriter::Append(std::span<const uint8_t> data) {
+  while (!data.empty()) {
+    std::span<uint8_t> room = Space();
+    size_t n = std::min(room.size(), data.size());
+    std::memcpy(room.data(), data.data(), n);
+    SR_RETURN_IF_ERROR(Advance(n));
+    data = data.subspan(n);
   }
-  // Data first, then the name: a rename that reaches the disk before the data would leave an
-  // object that does not hash to its name after a power cut.
-  Status s = store_->fs_->Fsync(fd_.get());
+  return Status::Ok();
+}
+
+Status BlobWriter::Flush(bool final) {
+  if (used_ == 0) return Status::Ok();
+  size_t len = used_;
+  if (direct_ && final && len % kDirectAlign != 0) {
+    // Pad the last block; Seal() truncates the file back to the real size.
+    size_t padded = (len + kDirectAlign - 1) / kDirectAlign * kDirectAlign;
+    std::memset(buf_ + len, 0, padded - len);
+    len = padded;
+  }
+  Status s = store_->fs_->WriteAll(fd_.get(), std::span<const uint8_t>(buf_, len));
+  if (!s.ok()) return s.Annotate(tmp_path_);
+  used_ = 0;
+  return Status::Ok();
+}
+
+Result<SealedBlob> BlobWriter::Seal(const Digest* expected, bool sync) {
+  if (done_) return Status::Internal("seal of a finished blob");
+  Status s = Flush(/*final=*/true);
+  if (s.ok() && direct_ && size_ % kDirectAlign != 0) s = store_->fs_->Truncate(fd_.get(), size_);
+  Digest digest = hash_.Finish();
+  if (s.ok() && expected != nullptr && *expected != digest) {
+    s = Status::Corruption("content hashes to " + digest.Hex() + ", expected " + expected->Hex());
+  }
+  if (s.ok() && sync) s = store_->fs_->Fsync(fd_.get());
   if (s.ok()) s = fd_.Close();
   if (!s.ok()) {
     Discard();
-    return s.Annotate(tmp_path_);
+    return s.Is(StatusCode::kCorruption) ? s : s.Annotate(tmp_path_);
   }
-  std::string hex = digest.Hex();
-  std::string dir = FanoutDir(store_->objects_dir_, hex);
-  std::string final_path = dir + "/" + hex;
-  struct stat st;
-  if (::stat(final_path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == size_) {
-    // Same content already stored: keep the existing file, which is already durable.
-    Discard();
-    return digest;
-  }
-  s = store_->fs_->Rename(tmp_path_, final_path);
-  if (!s.ok()) {
-    // As after a crash: the temp file stays in tmp/ until start-up or Discard removes it.
-    Discard();
-    return s;
-  }
-  done_ = true;
-  s = store_->fs_->FsyncDir(dir);
-  if (!s.ok()) return s;
-  return digest;
+  done_ = true;  // The temp file now belongs to the SealedBlob.
+  store_->GiveBack(buf_);
+  buf_ = nullptr;
+  return SealedBlob{tmp_path_, digest, size_};
+}
+
+Result<Digest> BlobWriter::Commit(const Digest* expected) {
+  SR_ASSIGN_OR_RETURN(SealedBlob sealed, Seal(expected, /*sync=*/true));
+  std::vector<SealedBlob> one{sealed};
+  SR_RETURN_IF_ERROR(store_->Install(one, /*already_synced=*/true));
+  return sealed.digest;
 }
 
 // ---- ObjectStore -----------------------------------------------------------------------------
@@ -95,6 +128,38 @@ ObjectStore::ObjectStore(std::string data_dir, FileSystem* fs)
       tmp_dir_(data_dir_ + "/tmp"),
       quarantine_dir_(data_dir_ + "/quarantine"),
       fs_(fs) {}
+
+ObjectStore::~ObjectStore() {
+  for (uint8_t* b : free_buffers_) std::free(b);
+}
+
+uint8_t* ObjectStore::TakeBuffer() {
+  {
+    std::lock_guard<std::mutex> lock(buffers_mu_);
+    if (!free_buffers_.empty()) {
+      uint8_t* b = free_buffers_.back();
+      free_buffers_.pop_back();
+      return b;
+    }
+  }
+  void* p = nullptr;
+  if (::posix_memalign(&p, kDirectAlign, BlobWriter::kBufferBytes) != 0) {
+    std::fprintf(stderr, "fatal: out of memory for a blob buffer\n");
+    std::abort();
+  }
+  return static_cast<uint8_t*>(p);
+}
+
+void ObjectStore::GiveBack(uint8_t* buffer) {
+  // Keep as many as the thread pool can use at once; more would only hold memory.
+  static constexpr size_t kMaxFree = 16;
+  std::lock_guard<std::mutex> lock(buffers_mu_);
+  if (free_buffers_.size() < kMaxFree) {
+    free_buffers_.push_back(buffer);
+  } else {
+    std::free(buffer);
+  }
+}
 
 Status ObjectStore::Init() {
   SR_RETURN_IF_ERROR(fs_->MakeDirs(tmp_dir_));
@@ -109,10 +174,53 @@ Status ObjectStore::Init() {
 
 Result<std::unique_ptr<BlobWriter>> ObjectStore::Create() {
   static std::atomic<uint64_t> counter{0};
-  std::string path = tmp_dir_ + "/blob-" + std::to_string(::getpid()) + "-" +
+  static const std::string pid = std::to_string(::getpid());
+  std::string path = tmp_dir_ + "/blob-" + pid + "-" +
                      std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
-  SR_ASSIGN_OR_RETURN(int fd, fs_->Open(path, O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0644));
-  return std::unique_ptr<BlobWriter>(new BlobWriter(this, ScopedFd(fs_, fd), std::move(path)));
+  constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_TRUNC;
+  bool direct = true;
+  auto fd = fs_->Open(path, kFlags | O_DIRECT, 0644);
+  if (!fd.ok() && fd.status().Is(StatusCode::kInvalidArgument)) {
+    direct = false;  // tmpfs and some network filesystems have no O_DIRECT
+    fd = fs_->Open(path, kFlags, 0644);
+  }
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<BlobWriter>(
+      new BlobWriter(this, ScopedFd(fs_, *fd), std::move(path), direct));
+}
+
+Status ObjectStore::Install(std::vector<SealedBlob>& blobs, bool already_synced) {
+  auto drop_from = [&](size_t first) {
+    for (size_t j = first; j < blobs.size(); ++j) (void)fs_->Unlink(blobs[j].tmp_path);
+  };
+  if (!already_synced && !blobs.empty()) {
+    // One syncfs makes every sealed file's data durable: data before names, as Commit does.
+    Status s = fs_->SyncFilesystem(tmp_dir_);
+    if (!s.ok()) {
+      drop_from(0);
+      return s;
+    }
+  }
+  std::vector<std::string> dirs;
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    const SealedBlob& b = blobs[i];
+    std::string hex = b.digest.Hex();
+    std::string dir = FanoutDir(objects_dir_, hex);
+    std::string final_path = dir + "/" + hex;
+    struct stat st;
+    if (::stat(final_path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == b.size) {
+      (void)fs_->Unlink(b.tmp_path);  // Same content already stored, and already durable.
+      continue;
+    }
+    Status s = fs_->Rename(b.tmp_path, final_path);
+    if (!s.ok()) {
+      drop_from(i);
+      return s;
+    }
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
+  }
+  for (const std::string& dir : dirs) SR_RETURN_IF_ERROR(fs_->FsyncDir(dir));
+  return Status::Ok();
 }
 
 std::string ObjectStore::PathOf(const Digest& d) const {
@@ -186,23 +294,21 @@ Result<std::vector<std::pair<Digest, uint64_t>>> ObjectStore::Scan() const {
 }
 
 Result<Digest> HashFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open " + path, errno);
-  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) return PosixError("open " + path, errno);
+  ScopedFd fd(FileSystem::Default(), raw);
+  (void)::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   std::vector<uint8_t> buf(kHashBufferBytes);
   Sha256 hash;
   for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
+    ssize_t n = ::read(fd.get(), buf.data(), buf.size());
     if (n < 0) {
       if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return PosixError("read " + path, e);
+      return PosixError("read " + path, errno);
     }
     if (n == 0) break;
     hash.Update(std::span<const uint8_t>(buf.data(), static_cast<size_t>(n)));
   }
-  ::close(fd);
   return hash.Finish();
 }
 

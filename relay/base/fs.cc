@@ -46,6 +46,20 @@ class PosixFileSystem final : public FileSystem {
     return Status::Ok();
   }
 
+  Status Truncate(int fd, uint64_t size) override {
+    if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return PosixError("ftruncate", errno);
+    return Status::Ok();
+  }
+
+  Status SyncFilesystem(const std::string& dir) override {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PosixError("open directory " + dir, errno);
+    Status s;
+    if (::syncfs(fd) != 0) s = PosixError("syncfs " + dir, errno);
+    ::close(fd);
+    return s;
+  }
+
   Status Close(int fd) override {
     // POSIX leaves the fd state unspecified after EINTR; Linux has closed it, so never retry.
     if (::close(fd) != 0 && errno != EINTR) return PosixError("close", errno);

@@ -30,6 +30,10 @@ class FileSystem {
   // Reads up to data.size() bytes at the current offset; 0 means end of file.
   virtual Result<size_t> Read(int fd, std::span<uint8_t> data) = 0;
   virtual Status Fsync(int fd) = 0;
+  // ftruncate(2).
+  virtual Status Truncate(int fd, uint64_t size) = 0;
+  // syncfs(2) on the filesystem holding `dir`: one journal commit for many files' data.
+  virtual Status SyncFilesystem(const std::string& dir) = 0;
   virtual Status Close(int fd) = 0;
   // rename(2): atomic replace within one filesystem.
   virtual Status Rename(const std::string& from, const std::string& to) = 0;

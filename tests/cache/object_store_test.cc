@@ -103,6 +103,60 @@ TEST_F(ObjectStoreTest, CrashBeforeRenameLeavesOnlyATempFile) {
   EXPECT_EQ(CountFiles(dir_ / "tmp"), 0u);
 }
 
+TEST_F(ObjectStoreTest, OddSizesSurviveTheAlignedWritePath) {
+  // Sizes around the buffer and block boundaries, written in uneven pieces: the padded last
+  // block must be truncated away and every byte kept.
+  for (size_t size : {size_t{0}, size_t{1}, size_t{4095}, size_t{4096}, size_t{4097},
+                      BlobWriter::kBufferBytes - 1, BlobWriter::kBufferBytes,
+                      BlobWriter::kBufferBytes + 123, 3 * BlobWriter::kBufferBytes + 7}) {
+    std::string content(size, '\0');
+    for (size_t i = 0; i < size; ++i) content[i] = static_cast<char>((i * 131 + size) & 0xff);
+    auto w = store_.Create();
+    ASSERT_TRUE(w.ok());
+    for (size_t off = 0; off < size;) {
+      size_t n = std::min<size_t>(size - off, 1000 + off % 7777);
+      ASSERT_TRUE((*w)->Append(Bytes(std::string_view(content).substr(off, n))).ok());
+      off += n;
+    }
+    auto d = (*w)->Commit();
+    ASSERT_TRUE(d.ok()) << size << ": " << d.status().ToString();
+    EXPECT_EQ(*d, Sha256::Of(content)) << size;
+    EXPECT_EQ(ReadFile(store_.PathOf(*d)), content) << size;
+  }
+}
+
+TEST_F(ObjectStoreTest, GroupInstallSyncsOnceForManyBlobs) {
+  std::vector<SealedBlob> sealed;
+  for (int i = 0; i < 20; ++i) {
+    auto w = store_.Create();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(Bytes("blob " + std::to_string(i))).ok());
+    auto s = (*w)->Seal(nullptr, /*sync=*/false);
+    ASSERT_TRUE(s.ok());
+    sealed.push_back(*s);
+  }
+  EXPECT_EQ(CountFiles(dir_ / "objects"), 0u) << "sealed is not yet installed";
+  ASSERT_TRUE(store_.Install(sealed, /*already_synced=*/false).ok());
+  EXPECT_EQ(fs_.calls(FaultInjectingFileSystem::Op::kSyncFs), 1);
+  EXPECT_EQ(fs_.calls(FaultInjectingFileSystem::Op::kFsync), 0);
+  EXPECT_EQ(CountFiles(dir_ / "objects"), 20u);
+  EXPECT_EQ(CountFiles(dir_ / "tmp"), 0u);
+}
+
+TEST_F(ObjectStoreTest, FailedGroupSyncInstallsNothing) {
+  std::vector<SealedBlob> sealed;
+  for (int i = 0; i < 3; ++i) {
+    auto w = store_.Create();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append(Bytes("b" + std::to_string(i))).ok());
+    sealed.push_back(*(*w)->Seal());
+  }
+  fs_.FailNth(FaultInjectingFileSystem::Op::kSyncFs, 1);
+  EXPECT_FALSE(store_.Install(sealed, false).ok());
+  EXPECT_EQ(CountFiles(dir_ / "objects"), 0u) << "no name before its data is durable";
+  EXPECT_EQ(CountFiles(dir_ / "tmp"), 0u);
+}
+
 TEST_F(ObjectStoreTest, AbandonedWriterRemovesItsTempFile) {
   {
     auto w = store_.Create();

@@ -16,7 +16,7 @@ namespace siterelay::testing {
 
 class FaultInjectingFileSystem final : public FileSystem {
  public:
-  enum class Op { kNone, kOpen, kWrite, kFsync, kRename, kFsyncDir };
+  enum class Op { kNone, kOpen, kWrite, kFsync, kRename, kFsyncDir, kSyncFs };
 
   void FailNth(Op op, int nth, int error = EIO, bool crash = false) {
     op_ = op;
@@ -43,6 +43,14 @@ class FaultInjectingFileSystem final : public FileSystem {
   Status Fsync(int fd) override {
     SR_RETURN_IF_ERROR(Check(Op::kFsync, "fsync"));
     return real_->Fsync(fd);
+  }
+  Status Truncate(int fd, uint64_t size) override {
+    SR_RETURN_IF_ERROR(Check(Op::kNone, "ftruncate"));
+    return real_->Truncate(fd, size);
+  }
+  Status SyncFilesystem(const std::string& dir) override {
+    SR_RETURN_IF_ERROR(Check(Op::kSyncFs, "syncfs " + dir));
+    return real_->SyncFilesystem(dir);
   }
   Status Close(int fd) override {
     // The kernel closes a dead process's fds too, so a "crash" still closes.
@@ -82,7 +90,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   int error_ = EIO;
   bool crash_ = false;
   std::atomic<bool> crashed_{false};
-  std::atomic<int> counts_[6] = {};  // the importer calls from several pool threads
+  std::atomic<int> counts_[7] = {};  // the importer calls from several pool threads
 };
 
 }  // namespace siterelay::testing
