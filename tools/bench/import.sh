@@ -1,0 +1,371 @@
+#!/usr/bin/env bash
+# Benchmarks `siterelay import` against single-threaded SHA-256 references.
+#
+# The import hashes every byte it copies, so the fastest it could be on one core is the speed of
+# hashing alone. This script times, over the same warm tree and in the same run:
+#   1. openssl dgst -sha256 over all files (one single-threaded process),
+#   2. sha256sum over all files (coreutils, for reference),
+#   3. siterelay import of the tree into a fresh, empty data_dir,
+# and reports median wall times, throughput, the import/hash speed ratios and the relay's peak
+# RSS, checked against the targets: import >= 0.6x openssl dgst speed, peak RSS < 64 MiB.
+#
+# The tree (1,000 files, 1 GiB; --quick: 100 files, 64 MiB) is generated once and cached under
+# $BENCH_DIR (default /tmp/siterelay-bench-import). File sizes and contents are deterministic:
+# sizes come from a fixed-seed LCG, contents are AES-128-CTR keystream under a fixed key with a
+# per-file IV, so no two files are identical and the content-addressed store cannot deduplicate.
+#
+# The import's time includes making the objects durable (a syncfs per batch of files), so put
+# $BENCH_DIR on the kind of disk the relay will use; a tmpfs flatters it.
+#
+# usage: tools/bench/import.sh [--quick] [--runs N] [--binary PATH] [--check]
+# Exit: 0 done (targets are reported, not enforced); 1 a target failed under --check;
+#       2 usage error, missing tool or a failed command.
+set -euo pipefail
+export LC_ALL=C  # '.' as the decimal separator in $EPOCHREALTIME, awk and printf.
+
+readonly kTargetRatio=0.6  # import speed / openssl dgst speed, at least
+readonly kTargetRssMiB=64  # peak resident set of the relay during import, below
+readonly kSeed=20240601    # sizes and contents of the generated tree
+readonly kMiB=$((1 << 20))
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$script_dir/../.." && pwd)
+command_line=$(printf '%q ' "$0" "$@")
+command_line=${command_line% }
+
+usage() {
+  cat <<EOF
+usage: $0 [--quick] [--runs N] [--binary PATH] [--check]
+
+  --quick        CI mode: 100 files, 64 MiB, 1 run (unless --runs is given)
+  --runs N       repetitions of each measurement; the median is reported (default 3)
+  --binary PATH  siterelay binary (default: $repo_root/build/siterelay)
+  --check        exit 1 when a target fails (default: report only)
+
+Work directory: \$BENCH_DIR (default /tmp/siterelay-bench-import); the generated tree is kept
+there between runs.
+EOF
+}
+
+die() {
+  echo "import.sh: $*" >&2
+  exit 2
+}
+
+quick=0
+runs=
+check=0
+binary="$repo_root/build/siterelay"
+while (($#)); do
+  case $1 in
+    --quick) quick=1 ;;
+    --check) check=1 ;;
+    --runs)
+      (($# >= 2)) || die "--runs needs a number"
+      runs=$2
+      shift
+      ;;
+    --runs=*) runs=${1#--runs=} ;;
+    --binary)
+      (($# >= 2)) || die "--binary needs a path"
+      binary=$2
+      shift
+      ;;
+    --binary=*) binary=${1#--binary=} ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+
+if ((quick)); then
+  n_files=100
+  total_bytes=$((64 * kMiB))
+  # "Firmware" images: a few large files. Scaled down so the quick tree still has the same mix.
+  n_large=2
+  large_min=$((8 * kMiB))
+  large_max=$((16 * kMiB))
+  : "${runs:=1}"
+else
+  n_files=1000
+  total_bytes=$((1024 * kMiB))
+  n_large=8
+  large_min=$((50 * kMiB))
+  large_max=$((100 * kMiB))
+  : "${runs:=3}"
+fi
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive integer, not '$runs'"
+
+# ---- prerequisites ----------------------------------------------------------------------------
+
+[[ -x /usr/bin/time ]] || die "/usr/bin/time (GNU time) is missing; it measures the relay's" \
+  "peak RSS. tools/install-deps installs it (Debian/Ubuntu package 'time')."
+command -v openssl >/dev/null || die "openssl is missing"
+command -v sha256sum >/dev/null || die "sha256sum (coreutils) is missing"
+[[ -x $binary ]] || die "no siterelay binary at $binary; build it with:" \
+  "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build"
+binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+
+bench_dir=${BENCH_DIR:-/tmp/siterelay-bench-import}
+mkdir -p "$bench_dir"
+bench_dir=$(cd "$bench_dir" && pwd)
+# data_dir goes into a TOML literal string, which cannot hold a quote or a newline.
+[[ $bench_dir != *[\'$'\n']* ]] || die "BENCH_DIR must not contain a quote or newline"
+
+# Every run times a private copy, so a rebuild of build/ during the benchmark can neither swap
+# the binary between runs nor fail a run with "text file busy".
+relay="$bench_dir/siterelay"
+cp "$binary" "$relay.tmp"
+mv "$relay.tmp" "$relay"
+
+now() {
+  if [[ -n ${EPOCHREALTIME:-} ]]; then
+    echo "$EPOCHREALTIME"
+  else
+    date +%s.%N
+  fi
+}
+
+# ---- the tree ---------------------------------------------------------------------------------
+
+# A 31-bit LCG (glibc's constants) in shell arithmetic: the same sizes on every machine, unlike
+# awk's rand(), which differs between mawk and gawk.
+lcg_state=$kSeed
+lcg_next() { lcg_state=$(((lcg_state * 1103515245 + 12345) % 2147483648)); }
+
+# Writes "size<TAB>relative path" lines, n_files of them, summing exactly to total_bytes.
+plan_tree() {
+  local i size remaining=$total_bytes span
+  local -a weights=()
+  local weight_sum=0
+  span=$((large_max - large_min + 1))
+  for ((i = 0; i < n_large; i++)); do
+    lcg_next
+    size=$((large_min + lcg_state % span))
+    remaining=$((remaining - size))
+    printf '%d\tfirmware/image-%03d.ld\n' "$size" "$i"
+  done
+  # Small files: log-uniform weights from 1 KiB to 8 MiB (configs, directories, ringtones,
+  # wallpapers), scaled so the tree adds up to the total; the last file takes the rounding.
+  local n_small=$((n_files - n_large)) e base
+  for ((i = 0; i < n_small; i++)); do
+    lcg_next
+    e=$((lcg_state % 13))
+    base=$((1024 << e))
+    lcg_next
+    weights[i]=$((base + lcg_state % base))
+    weight_sum=$((weight_sum + weights[i]))
+  done
+  ((remaining >= n_small)) || die "internal: no room left for the small files"
+  local left=$remaining dir ext
+  local -a exts=(cfg xml txt wav bmp)
+  for ((i = 0; i < n_small; i++)); do
+    if ((i == n_small - 1)); then
+      size=$left
+    else
+      size=$((remaining * weights[i] / weight_sum))
+      ((size > 0)) || size=1
+    fi
+    left=$((left - size))
+    printf -v dir "site/%02d" $((i % 20))
+    ext=${exts[i % ${#exts[@]}]}
+    printf '%d\t%s/file-%04d.%s\n' "$size" "$dir" "$i" "$ext"
+  done
+}
+
+tree_name="tree-${n_files}f-${total_bytes}b-seed${kSeed}"
+tree="$bench_dir/$tree_name"
+plan="$bench_dir/$tree_name.plan"
+key=$(printf '%032x' "$kSeed")
+
+tree_is_complete() {
+  [[ -d $tree && -f $plan ]] || return 1
+  local count bytes
+  read -r count bytes < <(find "$tree" -type f -printf '%s\n' |
+    awk '{n++; s+=$1} END {printf "%d %d\n", n, s}')
+  ((count == n_files && bytes == total_bytes))
+}
+
+generate_tree() {
+  local tmp="$tree.tmp" i=0 size rel t0
+  echo "generating $n_files files, $total_bytes bytes in $tree (once) ..." >&2
+  t0=$(now)
+  rm -rf "$tmp" "$tree" "$plan"
+  mkdir -p "$tmp"
+  plan_tree >"$plan.tmp"
+  while IFS=$'\t' read -r size rel; do
+    mkdir -p "$tmp/$(dirname "$rel")"
+    # CTR mode: output length equals input length. The file index sits in the IV's high half so
+    # keystreams never overlap, even for 100 MB files.
+    head -c "$size" /dev/zero |
+      openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' "$i" 0)" \
+        >"$tmp/$rel"
+    i=$((i + 1))
+  done <"$plan.tmp"
+  mv "$plan.tmp" "$plan"
+  mv "$tmp" "$tree"
+  awk -v t0="$t0" -v t1="$(now)" 'BEGIN {printf "generated in %.1f s\n", t1 - t0}' >&2
+}
+
+tree_is_complete || generate_tree
+tree_is_complete || die "generated tree at $tree does not match the plan"
+
+# One NUL-separated list, sorted, so every tool reads the files in the same order.
+file_list="$bench_dir/$tree_name.files"
+find "$tree" -type f -print0 | sort -z >"$file_list"
+
+# ---- header: what ran where -------------------------------------------------------------------
+
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null ||
+  true)
+fs_type=$(findmnt -no FSTYPE -T "$bench_dir" 2>/dev/null ||
+  stat -f -c %T "$bench_dir" 2>/dev/null || echo unknown)
+relay_version=$("$relay" --version 2>&1 || true)
+relay_sha=$(sha256sum "$relay" | cut -c1-12)
+source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
+
+echo "# siterelay import benchmark"
+echo "command:    $command_line"
+echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine:    nproc=$(nproc), cpu=${cpu_model:-unknown}, mem=${mem_total:-unknown}," \
+  "kernel $(uname -r)"
+echo "openssl:    $(openssl version)"
+echo "sha256sum:  $(sha256sum --version | head -n 1)"
+echo "siterelay:  $relay_version ($binary, sha256 $relay_sha; source $source_rev)"
+echo "threads:    UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-unset (relay default 4)}"
+small_range=$(awk -F'\t' -v skip="$n_large" 'NR > skip {
+  if (min == "" || $1 < min) min = $1; if ($1 > max) max = $1 }
+  END {printf "%.1f KiB-%.1f MiB", min / 1024, max / 1048576}' "$plan")
+echo "tree:       $n_files files, $total_bytes bytes ($((total_bytes / kMiB)) MiB):" \
+  "$n_large firmware images of $((large_min / kMiB))-$((large_max / kMiB)) MiB," \
+  "$((n_files - n_large)) others of $small_range; seed $kSeed"
+echo "bench dir:  $bench_dir ($fs_type)"
+echo "runs:       $runs per tool, median reported, page cache warm"
+if ((quick)); then
+  echo "note:       --quick checks that the benchmark runs; its tree is too small for the" \
+    "targets to mean much (start-up and fsyncs dominate)"
+fi
+echo
+
+# ---- measurements -----------------------------------------------------------------------------
+
+echo "warming the page cache ..." >&2
+xargs -0 -a "$file_list" cat >/dev/null
+
+data_dir="$bench_dir/data"
+config="$bench_dir/bench.toml"
+printf "# Written by tools/bench/import.sh.\ndata_dir = '%s'\n" "$data_dir" >"$config"
+import_log="$bench_dir/import.log"
+rss_file="$bench_dir/import.rss"
+
+declare -a t_openssl=() t_sha256sum=() t_import=() rss_kib=() cpu_import=()
+
+# Times "$@" with its output discarded; appends seconds to the array named by $1.
+time_into() {
+  local -n out=$1
+  shift
+  local t0 t1
+  t0=$(now)
+  "$@" >/dev/null
+  t1=$(now)
+  out+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+}
+
+run_import() {
+  rm -rf "$data_dir"
+  sync  # earlier runs' writeback must not land inside this run's timing
+  local t0 t1 rc=0
+  t0=$(now)
+  /usr/bin/time -f '%M %U %S' -o "$rss_file" \
+    "$relay" --config "$config" import "$tree" >"$import_log" 2>&1 || rc=$?
+  t1=$(now)
+  if ((rc != 0)) || ! grep -q "^imported $n_files file(s)" "$import_log"; then
+    cat "$import_log" >&2
+    die "siterelay import failed (exit $rc); output above"
+  fi
+  t_import+=("$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')")
+  local rss user sys
+  read -r rss user sys < <(tail -n 1 "$rss_file")
+  rss_kib+=("$rss")
+  cpu_import+=("$user $sys")
+}
+
+# Interleaved rounds, so a drift in machine load touches every tool alike.
+for ((r = 1; r <= runs; r++)); do
+  echo "round $r/$runs ..." >&2
+  time_into t_openssl xargs -0 -a "$file_list" openssl dgst -sha256
+  time_into t_sha256sum xargs -0 -a "$file_list" sha256sum
+  run_import
+done
+
+# The import must have stored what sha256sum computes, or its speed means nothing.
+xargs -0 -a "$file_list" sha256sum | sed "s|  $tree/|  |" | sort >"$bench_dir/expected.sums"
+"$relay" --config "$config" cache ls |
+  awk -F'\t' '{p = $1; sub(/^\//, "", p); print $3 "  " p}' | sort >"$bench_dir/imported.sums"
+cmp -s "$bench_dir/expected.sums" "$bench_dir/imported.sums" ||
+  die "the cache's digests differ from sha256sum's: diff $bench_dir/expected.sums" \
+    "$bench_dir/imported.sums"
+rm -rf "$data_dir"
+
+# ---- report -----------------------------------------------------------------------------------
+
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2
+  }'
+}
+
+m_openssl=$(median "${t_openssl[@]}")
+m_sha256sum=$(median "${t_sha256sum[@]}")
+m_import=$(median "${t_import[@]}")
+peak_rss_kib=$(printf '%s\n' "${rss_kib[@]}" | sort -n | tail -n 1)
+# CPU seconds of the import run whose wall time is the median (the first such run).
+for ((r = 0; r < runs; r++)); do
+  [[ ${t_import[r]} == "$m_import" ]] && break
+done
+((r < runs)) || r=0  # even run count: the median is an average of two runs; show the first
+read -r median_user median_sys <<<"${cpu_import[r]}"
+
+awk -v bytes="$total_bytes" \
+  -v o="$m_openssl" -v s="$m_sha256sum" -v i="$m_import" \
+  -v ro="${t_openssl[*]}" -v rs="${t_sha256sum[*]}" -v ri="${t_import[*]}" \
+  -v rss="$peak_rss_kib" -v user="$median_user" -v sys="$median_sys" \
+  -v target_ratio="$kTargetRatio" -v target_rss="$kTargetRssMiB" '
+function row(name, t, all) {
+  printf "%-24s %10.3f %10.1f   %s\n", name, t, bytes / t / 1e6, all
+}
+BEGIN {
+  printf "%-24s %10s %10s   %s\n", "tool", "median s", "MB/s", "runs (s)"
+  row("openssl dgst -sha256", o, ro)
+  row("sha256sum", s, rs)
+  row("siterelay import", i, ri)
+  printf "\n"
+  ratio_o = o / i
+  ratio_s = s / i
+  rss_mib = rss / 1024
+  printf "import speed / openssl dgst speed: %.2f\n", ratio_o
+  printf "import speed / sha256sum speed:    %.2f\n", ratio_s
+  printf "relay peak RSS (max of runs):      %.1f MiB\n", rss_mib
+  printf "relay CPU (median run):            user %.2f s, sys %.2f s\n", user, sys
+  printf "\n"
+  fail = 0
+  ok = ratio_o >= target_ratio
+  fail += !ok
+  printf "target import/openssl >= %.1f: %s (%.2f)\n", target_ratio, ok ? "PASS" : "FAIL", ratio_o
+  ok = rss_mib < target_rss
+  fail += !ok
+  printf "target peak RSS < %d MiB:     %s (%.1f MiB)\n", target_rss, ok ? "PASS" : "FAIL", rss_mib
+  exit (fail > 0)
+}' && all_pass=1 || all_pass=0
+
+if ((check && !all_pass)); then
+  exit 1
+fi
+exit 0
