@@ -337,7 +337,7 @@ awk -v bytes="$total_bytes" \
   -v o="$m_openssl" -v s="$m_sha256sum" -v i="$m_import" \
   -v ro="${t_openssl[*]}" -v rs="${t_sha256sum[*]}" -v ri="${t_import[*]}" \
   -v rss="$peak_rss_kib" -v user="$median_user" -v sys="$median_sys" \
-  -v target_ratio="$kTargetRatio" -v target_rss="$kTargetRssMiB" '
+  -v target_ratio="$kTargetRatio" -v target_rss="$kTargetRssMiB" -v quick="$quick" '
 function row(name, t, all) {
   printf "%-24s %10.3f %10.1f   %s\n", name, t, bytes / t / 1e6, all
 }
@@ -356,9 +356,14 @@ BEGIN {
   printf "relay CPU (median run):            user %.2f s, sys %.2f s\n", user, sys
   printf "\n"
   fail = 0
-  ok = ratio_o >= target_ratio
-  fail += !ok
-  printf "target import/openssl >= %.1f: %s (%.2f)\n", target_ratio, ok ? "PASS" : "FAIL", ratio_o
+  if (quick) {
+    # Start-up and syncs dominate a 64 MiB tree: the speed target is judged on the full tree only.
+    printf "target import/openssl >= %.1f: not judged in --quick (%.2f)\n", target_ratio, ratio_o
+  } else {
+    ok = ratio_o >= target_ratio
+    fail += !ok
+    printf "target import/openssl >= %.1f: %s (%.2f)\n", target_ratio, ok ? "PASS" : "FAIL", ratio_o
+  }
   ok = rss_mib < target_rss
   fail += !ok
   printf "target peak RSS < %d MiB:     %s (%.1f MiB)\n", target_rss, ok ? "PASS" : "FAIL", rss_mib
