@@ -1,0 +1,219 @@
+#include "relay/http/fields.h"
+
+#include <array>
+#include <cstdio>
+#include <ctime>
+
+#include "relay/base/strings.h"
+
+namespace siterelay::http {
+namespace {
+
+bool ParseU64(std::string_view s, uint64_t* out) {
+  if (s.empty() || s.size() > 19) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+constexpr std::array<std::string_view, 7> kDays = {"Sun", "Mon", "Tue", "Wed",
+                                                    "Thu", "Fri", "Sat"};
+constexpr std::array<std::string_view, 12> kMonths = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+int MonthIndex(std::string_view m) {
+  for (size_t i = 0; i < kMonths.size(); ++i) {
+    if (m == kMonths[i]) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+bool Digits(std::string_view s, size_t n, int* out) {
+  if (s.size() != n) return false;
+  int v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + (c - '0');
+  }
+  *out = v;
+  return true;
+}
+
+bool ParseClock(std::string_view s, std::tm* tm) {
+  return s.size() == 8 && s[2] == ':' && s[5] == ':' && Digits(s.substr(0, 2), 2, &tm->tm_hour) &&
+         Digits(s.substr(3, 2), 2, &tm->tm_min) && Digits(s.substr(6, 2), 2, &tm->tm_sec) &&
+         tm->tm_hour < 24 && tm->tm_min < 60 && tm->tm_sec < 61;
+}
+
+std::optional<int64_t> ToUnix(std::tm* tm) {
+  if (tm->tm_mday < 1 || tm->tm_mday > 31 || tm->tm_year < 70) return std::nullopt;
+  time_t t = timegm(tm);
+  if (t < 0) return std::nullopt;
+  return static_cast<int64_t>(t);
+}
+
+}  // namespace
+
+ByteRange ParseRange(std::string_view value, uint64_t size) {
+  ByteRange r;
+  value = Trim(value);
+  if (value.size() < 6 || !EqualsIgnoreCase(value.substr(0, 6), "bytes=")) return r;
+  std::string_view spec = Trim(value.substr(6));
+  if (spec.find(',') != std::string_view::npos) return r;  // several ranges: send it all
+  size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return r;
+  std::string_view a = Trim(spec.substr(0, dash));
+  std::string_view b = Trim(spec.substr(dash + 1));
+  uint64_t first = 0, last = 0;
+  if (a.empty()) {  // suffix: the last N bytes
+    uint64_t n = 0;
+    if (!ParseU64(b, &n)) return r;
+    if (n == 0 || size == 0) {
+      r.kind = ByteRange::kUnsatisfiable;
+      return r;
+    }
+    r.kind = ByteRange::kSatisfiable;
+    r.first = n >= size ? 0 : size - n;
+    r.last = size - 1;
+    return r;
+  }
+  if (!ParseU64(a, &first)) return r;
+  if (b.empty()) {
+    last = size == 0 ? 0 : size - 1;
+  } else {
+    if (!ParseU64(b, &last) || last < first) return r;  // invalid: ignore (RFC 9110 14.2)
+    if (size > 0 && last >= size) last = size - 1;
+  }
+  if (first >= size) {
+    r.kind = ByteRange::kUnsatisfiable;
+    return r;
+  }
+  r.kind = ByteRange::kSatisfiable;
+  r.first = first;
+  r.last = last;
+  return r;
+}
+
+std::string FormatHttpDate(int64_t unix_seconds) {
+  time_t t = static_cast<time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+                kDays[static_cast<size_t>(tm.tm_wday)].data(), tm.tm_mday,
+                kMonths[static_cast<size_t>(tm.tm_mon)].data(), tm.tm_year + 1900, tm.tm_hour,
+                tm.tm_min, tm.tm_sec);
+  return buf;
+}
+
+std::optional<int64_t> ParseHttpDate(std::string_view s) {
+  std::tm tm{};
+  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+  if (s.size() == 29 && s[3] == ',' && s[4] == ' ' && s[7] == ' ' && s[11] == ' ' &&
+      s[16] == ' ' && s[25] == ' ' && s.substr(26) == "GMT") {
+    int year = 0;
+    tm.tm_mon = MonthIndex(s.substr(8, 3));
+    if (tm.tm_mon < 0 || !Digits(s.substr(5, 2), 2, &tm.tm_mday) ||
+        !Digits(s.substr(12, 4), 4, &year) || !ParseClock(s.substr(17, 8), &tm)) {
+      return std::nullopt;
+    }
+    tm.tm_year = year - 1900;
+    return ToUnix(&tm);
+  }
+  // asctime: "Sun Nov  6 08:49:37 1994"
+  if (s.size() == 24 && s[3] == ' ' && s[7] == ' ' && s[10] == ' ' && s[19] == ' ') {
+    int year = 0;
+    tm.tm_mon = MonthIndex(s.substr(4, 3));
+    std::string_view day = s.substr(8, 2);
+    if (day[0] == ' ') day.remove_prefix(1);
+    if (tm.tm_mon < 0 || !Digits(day, day.size(), &tm.tm_mday) ||
+        !ParseClock(s.substr(11, 8), &tm) || !Digits(s.substr(20, 4), 4, &year)) {
+      return std::nullopt;
+    }
+    tm.tm_year = year - 1900;
+    return ToUnix(&tm);
+  }
+  // RFC 850: "Sunday, 06-Nov-94 08:49:37 GMT"
+  size_t comma = s.find(", ");
+  if (comma != std::string_view::npos && s.size() == comma + 24 && s.substr(s.size() - 3) == "GMT") {
+    std::string_view d = s.substr(comma + 2);  // "06-Nov-94 08:49:37 GMT"
+    int yy = 0;
+    if (d[2] != '-' || d[6] != '-' || d[9] != ' ' || d[18] != ' ') return std::nullopt;
+    tm.tm_mon = MonthIndex(d.substr(3, 3));
+    if (tm.tm_mon < 0 || !Digits(d.substr(0, 2), 2, &tm.tm_mday) ||
+        !Digits(d.substr(7, 2), 2, &yy) || !ParseClock(d.substr(10, 8), &tm)) {
+      return std::nullopt;
+    }
+    tm.tm_year = yy < 70 ? yy + 100 : yy;  // two-digit years: RFC 9110 section 5.6.7
+    return ToUnix(&tm);
+  }
+  return std::nullopt;
+}
+
+bool EtagListMatches(std::string_view field, std::string_view etag) {
+  field = Trim(field);
+  if (field == "*") return true;
+  auto opaque = [](std::string_view t) {
+    t = Trim(t);
+    if (t.substr(0, 2) == "W/") t.remove_prefix(2);  // weak comparison
+    return t;
+  };
+  std::string_view ours = opaque(etag);
+  while (!field.empty()) {
+    size_t comma = field.find(',');
+    if (opaque(field.substr(0, comma)) == ours) return true;
+    if (comma == std::string_view::npos) break;
+    field.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::optional<BasicCredentials> ParseBasicAuth(std::string_view value) {
+  value = Trim(value);
+  if (value.size() < 6 || !EqualsIgnoreCase(value.substr(0, 6), "Basic ")) return std::nullopt;
+  std::string_view b64 = Trim(value.substr(6));
+  if (b64.empty() || b64.size() % 4 != 0 || b64.size() > 4096) return std::nullopt;
+  auto sextet = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string decoded;
+  for (size_t i = 0; i < b64.size(); i += 4) {
+    int v[4];
+    int pad = 0;
+    for (size_t j = 0; j < 4; ++j) {
+      char c = b64[i + j];
+      if (c == '=' && i + 4 == b64.size() && j >= 2) {
+        v[j] = 0;
+        ++pad;
+      } else {
+        if (pad > 0) return std::nullopt;  // data after padding
+        v[j] = sextet(c);
+        if (v[j] < 0) return std::nullopt;
+      }
+    }
+    uint32_t n = static_cast<uint32_t>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
+    decoded.push_back(static_cast<char>(n >> 16));
+    if (pad < 2) decoded.push_back(static_cast<char>(n >> 8 & 0xff));
+    if (pad < 1) decoded.push_back(static_cast<char>(n & 0xff));
+  }
+  size_t colon = decoded.find(':');
+  if (colon == std::string::npos) return std::nullopt;
+  return BasicCredentials{decoded.substr(0, colon), decoded.substr(colon + 1)};
+}
+
+}  // namespace siterelay::http

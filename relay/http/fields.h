@@ -1,0 +1,42 @@
+// Parsers and formatters for the header fields the server acts on: Range, HTTP dates,
+// If-None-Match, Basic credentials. Pure functions; fuzzed with the request parser.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace siterelay::http {
+
+// RFC 9110 section 14.2, one range only: "bytes=0-499", "bytes=500-", "bytes=-500".
+struct ByteRange {
+  enum Kind {
+    kIgnore,         // no usable Range (absent, another unit, several ranges): send it all, 200
+    kSatisfiable,    // 206 with [first, last]
+    kUnsatisfiable,  // 416
+  };
+  Kind kind = kIgnore;
+  uint64_t first = 0;
+  uint64_t last = 0;  // inclusive
+};
+ByteRange ParseRange(std::string_view value, uint64_t size);
+
+// IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT".
+std::string FormatHttpDate(int64_t unix_seconds);
+// Accepts the three formats RFC 9110 section 5.6.7 obliges a recipient to read: IMF-fixdate,
+// RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994").
+std::optional<int64_t> ParseHttpDate(std::string_view text);
+
+// If-None-Match (RFC 9110 section 13.1.2): true when `etag` (with its quotes) is listed, by weak
+// comparison, or the field is "*".
+bool EtagListMatches(std::string_view field, std::string_view etag);
+
+struct BasicCredentials {
+  std::string user;  // may be "DOMAIN\user" (PHONES.md)
+  std::string password;
+};
+// "Basic <base64(user:password)>"; nullopt for any other scheme or malformed base64.
+std::optional<BasicCredentials> ParseBasicAuth(std::string_view value);
+
+}  // namespace siterelay::http
