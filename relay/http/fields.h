@@ -1,5 +1,5 @@
-// Parsers and formatters for the header fields the server acts on: Range, HTTP dates,
-// If-None-Match, Basic credentials. Pure functions; fuzzed with the request parser.
+// Parsers for the header fields the server acts on: Range, If-None-Match, Basic credentials
+// (HTTP dates are in relay/base/http_date.h). Pure functions; fuzzed with the request parser.
 #pragma once
 
 #include <cstdint>
@@ -21,12 +21,6 @@ struct ByteRange {
   uint64_t last = 0;  // inclusive
 };
 ByteRange ParseRange(std::string_view value, uint64_t size);
-
-// IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT".
-std::string FormatHttpDate(int64_t unix_seconds);
-// Accepts the three formats RFC 9110 section 5.6.7 obliges a recipient to read: IMF-fixdate,
-// RFC 850 ("Sunday, 06-Nov-94 08:49:37 GMT") and asctime ("Sun Nov  6 08:49:37 1994").
-std::optional<int64_t> ParseHttpDate(std::string_view text);
 
 // If-None-Match (RFC 9110 section 13.1.2): true when `etag` (with its quotes) is listed, by weak
 // comparison, or the field is "*".

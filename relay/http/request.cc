@@ -97,8 +97,7 @@ ParseResult ParseRequestLine(std::string_view line, Request* out) {
     size_t scheme_end = target.find("://");
     if (scheme_end == std::string_view::npos) {
       if (out->method == Method::kOther) {
-        out->target.assign(1, '/');  // the method decides the answer (405/501)
-        // (assign, not = "/": GCC 12 -O3 warns wrongly about the literal, bug 105329)
+        out->target = "/";  // the method decides the answer (405/501)
         return ParseResult{};
       }
       return Invalid(400, "request target is not a path");

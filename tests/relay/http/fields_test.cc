@@ -32,16 +32,6 @@ TEST(RangeTest, UnsatisfiableAndIgnored) {
   EXPECT_EQ(ParseRange("bytes=x-1", 1000).kind, ByteRange::kIgnore);
 }
 
-TEST(HttpDateTest, FormatsAndParsesAllThreeForms) {
-  EXPECT_EQ(FormatHttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
-  EXPECT_EQ(ParseHttpDate("Sun, 06 Nov 1994 08:49:37 GMT"), 784111777);
-  EXPECT_EQ(ParseHttpDate("Sunday, 06-Nov-94 08:49:37 GMT"), 784111777);
-  EXPECT_EQ(ParseHttpDate("Sun Nov  6 08:49:37 1994"), 784111777);
-  EXPECT_EQ(ParseHttpDate("Sun, 06 Nov 1994 08:49:37 UTC"), std::nullopt);
-  EXPECT_EQ(ParseHttpDate("Sun, 06 Foo 1994 08:49:37 GMT"), std::nullopt);
-  EXPECT_EQ(ParseHttpDate("yesterday"), std::nullopt);
-}
-
 TEST(EtagTest, WeakComparisonAndStar) {
   EXPECT_TRUE(EtagListMatches("\"abc\"", "\"abc\""));
   EXPECT_TRUE(EtagListMatches("W/\"abc\"", "\"abc\""));

@@ -1,0 +1,166 @@
+#include "relay/files/file_service.h"
+
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "relay/base/http_date.h"
+#include "relay/base/log.h"
+#include "relay/files/path.h"
+#include "relay/files/phone.h"
+
+namespace siterelay::files {
+
+std::string_view ProtocolName(Protocol p) {
+  switch (p) {
+    case Protocol::kHttp: return "http";
+    case Protocol::kHttps: return "https";
+    case Protocol::kTftp: return "tftp";
+    case Protocol::kFtp: return "ftp";
+    case Protocol::kFtps: return "ftps";
+  }
+  return "?";
+}
+
+Peer Peer::FromSockaddr(Protocol protocol, const sockaddr* sa) {
+  Peer p;
+  p.protocol = protocol;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(sa);
+    std::memcpy(p.addr, &in6->sin6_addr, 16);
+    p.ipv6 = true;
+    inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET) {
+    const auto* in4 = reinterpret_cast<const sockaddr_in*>(sa);
+    std::memcpy(p.addr, &in4->sin_addr, 4);
+    inet_ntop(AF_INET, &in4->sin_addr, buf, sizeof buf);
+  }
+  p.ip = buf;
+  return p;
+}
+
+FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock)
+    : cache_(cache), clock_(clock) {
+  anonymous_.user = "anonymous";
+  anonymous_.root = "/";
+  Reload(config);
+}
+
+void FileService::Reload(const Config& config) {
+  accounts_ = config.accounts;
+  allow_http_ = config.http.allow_from;
+  allow_https_ = config.https.allow_from;
+  allow_tftp_ = config.tftp.allow_from;
+  allow_ftp_ = config.ftp.allow_from;
+}
+
+const std::vector<Cidr>& FileService::AllowListFor(Protocol p) const {
+  switch (p) {
+    case Protocol::kHttp: return allow_http_;
+    case Protocol::kHttps: return allow_https_;
+    case Protocol::kTftp: return allow_tftp_;
+    case Protocol::kFtp:
+    case Protocol::kFtps: return allow_ftp_;
+  }
+  return allow_http_;
+}
+
+bool FileService::Allowed(const Peer& peer) const {
+  const std::vector<Cidr>& list = AllowListFor(peer.protocol);
+  if (list.empty()) return true;
+  for (const Cidr& c : list) {
+    if (c.Contains(peer.addr, peer.ipv6)) return true;
+  }
+  return false;
+}
+
+const Account* FileService::Anonymous() const {
+  return accounts_.empty() ? &anonymous_ : nullptr;
+}
+
+const Account* FileService::Authenticate(std::string_view user, std::string_view password) const {
+  if (accounts_.empty()) return &anonymous_;
+  auto check = [&](std::string_view name) -> const Account* {
+    for (const Account& a : accounts_) {
+      // Compare in constant time: a timing difference must not reveal password prefixes.
+      if (a.user == name && a.password.size() == password.size() &&
+          CRYPTO_memcmp(a.password.data(), password.data(), password.size()) == 0) {
+        return &a;
+      }
+    }
+    return nullptr;
+  };
+  if (const Account* a = check(user)) return a;
+  size_t backslash = user.find('\\');
+  if (backslash != std::string_view::npos) return check(user.substr(backslash + 1));
+  return nullptr;
+}
+
+Result<std::string> FileService::Resolve(const Account& account, std::string_view raw,
+                                         bool encoded) const {
+  std::string decoded;
+  if (encoded) {
+    SR_ASSIGN_OR_RETURN(decoded, PercentDecode(raw));
+  } else {
+    decoded = std::string(raw);
+  }
+  SR_ASSIGN_OR_RETURN(std::string normal, NormalizePath(decoded));
+  return JoinRoot(account.root, normal);
+}
+
+Result<OpenFile> FileService::Open(std::string_view path) {
+  const cache::Entry* e = cache_->Lookup(path);
+  if (e == nullptr) return Status::NotFound(std::string(path));
+  std::string file = cache_->store().PathOf(e->sha256);
+  int raw = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) return PosixError("open " + file, errno);
+  OpenFile f;
+  f.fd = ScopedFd(FileSystem::Default(), raw);
+  struct stat st;
+  if (::fstat(raw, &st) != 0) return PosixError("fstat " + file, errno);
+  if (static_cast<uint64_t>(st.st_size) != e->size) {
+    // Damaged on disk: never serve bytes that do not match the catalog (cache verify repairs).
+    SR_LOG(kError) << "cache: object " << e->sha256.Hex() << " for " << path << " has "
+                   << st.st_size << " bytes, catalog says " << e->size << "; not serving it";
+    return Status::Corruption("object size mismatch for " + std::string(path));
+  }
+  f.size = e->size;
+  f.sha256 = e->sha256;
+  f.content_type = e->content_type;
+  f.path = e->path;
+  auto lm = ParseHttpDate(e->last_modified);
+  f.modified = lm ? *lm : e->fetched_at;
+  if (f.modified == 0) f.modified = static_cast<int64_t>(st.st_mtime);
+  cache_->Touch(e->sha256);
+  return f;
+}
+
+void FileService::RecordSighting(const Peer& peer, std::string_view path,
+                                 std::string_view user_agent) {
+  auto agent = ParseUserAgent(user_agent);
+  std::optional<std::string> mac = MacFromFileName(BaseName(path));
+  if (!mac && agent && !agent->mac.empty()) mac = agent->mac;
+  if (!mac) return;
+  int64_t now = clock_->NowSeconds();
+  auto [it, inserted] = devices_.try_emplace(*mac);
+  Device& d = it->second;
+  if (inserted) {
+    d.mac = *mac;
+    d.first_seen = now;
+  }
+  d.last_seen = now;
+  d.ip = peer.ip;
+  d.protocol = peer.protocol;
+  if (agent) {
+    d.model = agent->model;
+    d.firmware = agent->firmware;
+  }
+}
+
+}  // namespace siterelay::files

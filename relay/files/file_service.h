@@ -1,0 +1,104 @@
+// FileService: the one namespace every protocol front-end goes through (DESIGN.md). It turns a
+// peer, credentials and a raw request path into a catalog path, decides who may see what, and
+// hands out the object behind a path. Front-ends parse bytes and call it; they never touch the
+// cache or sync directly, which keeps HTTP, TFTP and FTP consistent: one path normaliser, one
+// account check, one list of upload names, one place that records which device asked for what.
+//
+// Thread safety: a FileService lives on the loop thread with the Cache it reads; every method is
+// for that thread. Open() hands out an fd that the caller owns and may read from any thread.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/cache.h"
+#include "relay/base/clock.h"
+#include "relay/base/config.h"
+#include "relay/base/fs.h"
+#include "relay/base/status.h"
+
+namespace siterelay::files {
+
+enum class Protocol { kHttp, kHttps, kTftp, kFtp, kFtps };
+std::string_view ProtocolName(Protocol p);
+
+// Who is asking: filled in by the front-end once per connection or transfer.
+struct Peer {
+  Protocol protocol = Protocol::kHttp;
+  uint8_t addr[16] = {};  // network order; IPv4 in the first 4 bytes
+  bool ipv6 = false;
+  std::string ip;  // printable, for logs and the device list
+
+  static Peer FromSockaddr(Protocol protocol, const sockaddr* sa);
+};
+
+// An open cached file. The fd is the caller's to close; size and digest are the catalog's, and the
+// fd's own size has been checked against them.
+struct OpenFile {
+  ScopedFd fd;
+  uint64_t size = 0;
+  Digest sha256;
+  int64_t modified = 0;  // Unix seconds: the origin's Last-Modified, or when it was stored
+  std::string content_type;
+  std::string path;  // catalog path
+};
+
+// A device seen asking for or sending a file (CONTRACT.md /api/v1/devices).
+struct Device {
+  std::string mac;
+  std::string model;
+  std::string firmware;
+  std::string ip;
+  Protocol protocol = Protocol::kHttp;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+};
+
+class FileService {
+ public:
+  FileService(const Config& config, cache::Cache* cache, Clock* clock);
+
+  // SIGHUP: new accounts and allow_from lists; transfers in flight keep what they resolved.
+  void Reload(const Config& config);
+
+  // allow_from of the peer's protocol ([http], [https], [tftp], [ftp]); empty list: everyone.
+  bool Allowed(const Peer& peer) const;
+
+  // True when accounts are configured, so a request without credentials is refused (401).
+  bool RequiresCredentials() const { return !accounts_.empty(); }
+
+  // The account for these credentials, nullptr when they are wrong. Without configured accounts
+  // everyone is the anonymous account with root "/". "DOMAIN\user" matches an account named
+  // exactly that, or else one named "user" (PHONES.md: phones send Windows domain users).
+  const Account* Authenticate(std::string_view user, std::string_view password) const;
+  const Account* Anonymous() const;
+
+  // Raw request path -> catalog path inside the account's root. `encoded`: percent-decode first
+  // (HTTP, not TFTP/FTP). PermissionDenied for escapes, InvalidArgument for garbage.
+  Result<std::string> Resolve(const Account& account, std::string_view raw, bool encoded) const;
+
+  // Opens the cached file at a catalog path: NotFound when it is not cached.
+  Result<OpenFile> Open(std::string_view path);
+
+  // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty).
+  void RecordSighting(const Peer& peer, std::string_view path, std::string_view user_agent);
+  const std::map<std::string, Device>& devices() const { return devices_; }
+
+ private:
+  const std::vector<Cidr>& AllowListFor(Protocol p) const;
+
+  cache::Cache* cache_;
+  Clock* clock_;
+  std::vector<Account> accounts_;
+  Account anonymous_;
+  std::vector<Cidr> allow_http_, allow_https_, allow_tftp_, allow_ftp_;
+  std::map<std::string, Device> devices_;  // by MAC
+};
+
+}  // namespace siterelay::files

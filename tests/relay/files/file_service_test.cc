@@ -1,0 +1,127 @@
+#include "relay/files/file_service.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include "tests/testing/temp_dir.h"
+
+namespace siterelay::files {
+namespace {
+
+Peer V4(const char* ip, Protocol p = Protocol::kHttp) {
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &sa.sin_addr);
+  return Peer::FromSockaddr(p, reinterpret_cast<sockaddr*>(&sa));
+}
+
+class FileServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache::CacheOptions o;
+    o.data_dir = dir_.path();
+    o.max_bytes = 1 << 30;
+    o.clock = &clock_;
+    cache_ = std::move(cache::Cache::Open(o)).value();
+  }
+
+  void Put(const std::string& path, std::string_view content) {
+    auto w = cache_->store().Create();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE(
+        (*w)->Append({reinterpret_cast<const uint8_t*>(content.data()), content.size()}).ok());
+    auto d = (*w)->Commit();
+    ASSERT_TRUE(d.ok());
+    cache::Entry e;
+    e.path = path;
+    e.sha256 = *d;
+    e.size = content.size();
+    e.content_type = "application/xml";
+    e.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+    ASSERT_TRUE(cache_->Publish({e}).ok());
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_;
+  std::unique_ptr<cache::Cache> cache_;
+};
+
+TEST_F(FileServiceTest, AnonymousWhenNoAccountsAreConfigured) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  EXPECT_FALSE(fs.RequiresCredentials());
+  ASSERT_NE(fs.Anonymous(), nullptr);
+  EXPECT_EQ(fs.Authenticate("anyone", "anything"), fs.Anonymous());
+}
+
+TEST_F(FileServiceTest, AuthenticatesAccountsAndDomainUsers) {
+  Config c = Config::Defaults();
+  c.accounts = {{"PlcmSpIp", "PlcmSpIp", "/"}, {"ftpuser", "s3cret", "/tenant"}};
+  FileService fs(c, cache_.get(), &clock_);
+  EXPECT_TRUE(fs.RequiresCredentials());
+  EXPECT_EQ(fs.Anonymous(), nullptr);
+  ASSERT_NE(fs.Authenticate("PlcmSpIp", "PlcmSpIp"), nullptr);
+  EXPECT_EQ(fs.Authenticate("PlcmSpIp", "plcmspip"), nullptr);
+  EXPECT_EQ(fs.Authenticate("PlcmSpIp", "PlcmSpIpX"), nullptr);
+  const Account* domain = fs.Authenticate("sbaierhome\\ftpuser", "s3cret");
+  ASSERT_NE(domain, nullptr);
+  EXPECT_EQ(domain->root, "/tenant");
+  EXPECT_EQ(fs.Authenticate("sbaierhome\\ftpuser", "wrong"), nullptr);
+  EXPECT_EQ(fs.Authenticate("nobody", ""), nullptr);
+}
+
+TEST_F(FileServiceTest, ResolvesInsideTheAccountRoot) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  Account tenant{"u", "p", "/tenant"};
+  EXPECT_EQ(*fs.Resolve(tenant, "/a%20b/sip.ld", true), "tenant/a b/sip.ld");
+  EXPECT_EQ(*fs.Resolve(tenant, "/a%20b", false), "tenant/a%20b") << "TFTP/FTP do not decode";
+  EXPECT_TRUE(fs.Resolve(tenant, "/../other/sip.ld", true).status().Is(
+      StatusCode::kPermissionDenied));
+}
+
+TEST_F(FileServiceTest, AllowFromPerProtocol) {
+  Config c = Config::Defaults();
+  c.http.allow_from = {*Cidr::Parse("10.1.0.0/16")};
+  FileService fs(c, cache_.get(), &clock_);
+  EXPECT_TRUE(fs.Allowed(V4("10.1.2.3")));
+  EXPECT_FALSE(fs.Allowed(V4("10.2.0.1")));
+  EXPECT_TRUE(fs.Allowed(V4("10.2.0.1", Protocol::kTftp))) << "tftp has no list: everyone";
+}
+
+TEST_F(FileServiceTest, OpensCachedFilesAndRefusesDamagedOnes) {
+  Put("000000000000.cfg", "<APPLICATION/>");
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  auto f = fs.Open("000000000000.cfg");
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(f->size, 14u);
+  EXPECT_EQ(f->sha256, Sha256::Of("<APPLICATION/>"));
+  EXPECT_EQ(f->modified, 784111777);
+  char buf[32] = {};
+  EXPECT_EQ(::pread(f->fd.get(), buf, sizeof buf, 0), 14);
+  EXPECT_EQ(std::string(buf), "<APPLICATION/>");
+  EXPECT_TRUE(fs.Open("missing.cfg").status().Is(StatusCode::kNotFound));
+
+  testing::WriteFile(cache_->store().PathOf(Sha256::Of("<APPLICATION/>")), "<APP/>");
+  EXPECT_TRUE(fs.Open("000000000000.cfg").status().Is(StatusCode::kCorruption));
+}
+
+TEST_F(FileServiceTest, RecordsDeviceSightings) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  fs.RecordSighting(V4("10.1.2.3"), "000000000000.cfg", "curl/8");  // names no phone
+  EXPECT_TRUE(fs.devices().empty());
+  fs.RecordSighting(V4("10.1.2.3"), "0004F282E824.cfg",
+                    "FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application");
+  clock_.Advance(60);
+  fs.RecordSighting(V4("10.1.2.4", Protocol::kTftp), "0004f282e824-phone.cfg", "");
+  ASSERT_EQ(fs.devices().size(), 1u);
+  const Device& d = fs.devices().at("0004f282e824");
+  EXPECT_EQ(d.model, "VVX_500");
+  EXPECT_EQ(d.firmware, "5.9.7.47435");
+  EXPECT_EQ(d.ip, "10.1.2.4");
+  EXPECT_EQ(d.protocol, Protocol::kTftp);
+  EXPECT_EQ(d.last_seen - d.first_seen, 60);
+}
+
+}  // namespace
+}  // namespace siterelay::files
