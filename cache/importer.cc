@@ -1,15 +1,18 @@
 #include "cache/importer.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <deque>
 #include <filesystem>
 #include <memory>
 #include <unordered_set>
 
+#include "relay/base/http_date.h"
 #include "relay/base/log.h"
 #include "relay/base/mime.h"
 #include "relay/base/uv.h"
@@ -28,6 +31,7 @@ struct SourceFile {
   std::string path;  // catalog path, '/'-separated, relative to the import root
   std::string file;  // where it is on disk
   uint64_t size = 0;
+  int64_t mtime = 0;  // served as Last-Modified, as an origin web server would
 };
 
 // A path a phone could ask for: printable, no backslash (a traversal vector on some servers).
@@ -80,7 +84,9 @@ Status ListFiles(const std::string& dir, std::vector<SourceFile>* out,
       skipped->push_back(e.path().string() + ": " + ec.message());
       continue;
     }
-    out->push_back({std::move(rel), e.path().string(), size});
+    struct stat st;
+    int64_t mtime = ::stat(e.path().c_str(), &st) == 0 ? static_cast<int64_t>(st.st_mtime) : 0;
+    out->push_back({std::move(rel), e.path().string(), size, mtime});
   }
   std::sort(out->begin(), out->end(),
             [](const SourceFile& a, const SourceFile& b) { return a.path < b.path; });
@@ -124,7 +130,11 @@ class Importer {
   Importer(Cache& cache, uv_loop_t* loop, std::vector<SourceFile> files,
            std::vector<std::string> skipped,
            const std::function<void(const ImportProgress&)>& progress)
-      : cache_(cache), loop_(loop), files_(std::move(files)), progress_cb_(progress) {
+      : cache_(cache),
+        loop_(loop),
+        files_(std::move(files)),
+        progress_cb_(progress),
+        now_(static_cast<int64_t>(std::time(nullptr))) {
     progress_.files_total = files_.size();
     for (const SourceFile& f : files_) progress_.bytes_total += f.size;
     report_.skipped = std::move(skipped);
@@ -195,6 +205,8 @@ class Importer {
       e.content_type = std::string(ContentTypeForPath(e.path));
       e.source = Source::kImport;
       e.pinned = true;
+      e.fetched_at = now_;
+      if (job.src.mtime > 0) e.last_modified = FormatHttpDate(job.src.mtime);
       e.forwarded = true;
       batch_.bytes += e.size;
       batch_.entries.push_back(std::move(e));
@@ -255,6 +267,7 @@ class Importer {
   uv_loop_t* loop_;
   std::vector<SourceFile> files_;
   const std::function<void(const ImportProgress&)>& progress_cb_;
+  int64_t now_;
   std::unordered_set<Digest, DigestHash> known_;
   size_t next_ = 0;
   size_t in_flight_ = 0;

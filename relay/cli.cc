@@ -16,6 +16,7 @@
 #include "relay/base/log.h"
 #include "relay/base/url.h"
 #include "relay/base/uv.h"
+#include "relay/serve.h"
 #include "siterelay_version.h"
 
 namespace siterelay {
@@ -30,7 +31,7 @@ constexpr std::string_view kUsage = R"(usage: siterelay [--log-level LEVEL] <com
 A site-local caching relay and provisioning server for desk phones.
 
 commands:
-  serve [--config FILE]          run the relay in the foreground (not in this version yet)
+  serve [--config FILE]          run the relay in the foreground (HTTP and the admin /healthz)
   sync [--config FILE]           one prefetch pass from the origin (not in this version yet)
   import DIR [--config FILE]     seed the cache from a local folder, as if from the origin
   cache ls [--config FILE]       list cached entries: path, size, sha256, state
@@ -76,7 +77,13 @@ The last '@' before the host separates the credentials, so
   siterelay dhcp-option 'ftp://PlcmSpIp:@123$@10.0.0.5'  prints  ftp://PlcmSpIp:%40123$@10.0.0.5
 A backslash (DOMAIN\user) becomes %5C.
 )"},
-    {"serve", "usage: siterelay serve [--config FILE]\n\nNot in this version yet.\n"},
+    {"serve", R"(usage: siterelay serve [--config FILE]
+
+Runs the relay in the foreground, logging to stderr: phones over HTTP ([http] listen), the
+operator's /healthz ([admin] listen). SIGTERM or SIGINT stops accepting, lets transfers finish
+for up to 10 s and exits 0; SIGHUP re-reads the config file (accounts, allow_from).
+HTTPS, TFTP and FTP, uploads and the origin come with the next versions.
+)"},
     {"sync", "usage: siterelay sync [--config FILE]\n\nNot in this version yet.\n"},
     {"status", "usage: siterelay status [--config FILE]\n\nNot in this version yet.\n"},
 };
@@ -326,7 +333,11 @@ int RunCli(int argc, char** argv) {
   if (args.command == "import") return CmdImport(args);
   if (args.command == "cache") return CmdCache(args);
   if (args.command == "dhcp-option") return CmdDhcpOption(args);
-  if (args.command == "serve" || args.command == "sync" || args.command == "status") {
+  if (args.command == "serve") {
+    if (!args.positional.empty()) return UsageError("serve takes no arguments");
+    return Serve(args.config_path);
+  }
+  if (args.command == "sync" || args.command == "status") {
     return CmdNotYet(args);
   }
   return UsageError("unknown command '" + args.command + "'");

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "relay/base/http_date.h"
 #include "relay/base/uv.h"
 #include "tests/testing/fault_fs.h"
 #include "tests/testing/temp_dir.h"
@@ -57,6 +58,10 @@ TEST_F(ImporterTest, ImportsEveryFileUnderItsRelativePath) {
   EXPECT_EQ(cfg->content_type, "application/xml");
   EXPECT_EQ(cfg->source, Source::kImport);
   EXPECT_TRUE(cfg->pinned);
+  struct stat st;
+  ASSERT_EQ(::stat((src_ / "000000000000.cfg").c_str(), &st), 0);
+  EXPECT_EQ(cfg->last_modified, FormatHttpDate(st.st_mtime)) << "the file's own time";
+  EXPECT_GT(cfg->fetched_at, 0);
   const Entry* img = cache->Lookup("models/vvx500/sip.ld");
   ASSERT_NE(img, nullptr);
   EXPECT_EQ(img->size, 3u << 20);

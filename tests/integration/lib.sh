@@ -24,3 +24,31 @@ finish() {
   echo "$CHECKS checks passed, $FAILURES failed"
   [[ $FAILURES -eq 0 ]]
 }
+
+# start_relay CONFIG: runs `siterelay serve` in the background, logging to $WORK/serve.log, and
+# waits (bounded) until it has announced its listeners. Sets RELAY_PID, HTTP_PORT, ADMIN_PORT.
+start_relay() {
+  : > "$WORK/serve.log"
+  "$SITERELAY" serve --config "$1" 2>> "$WORK/serve.log" &
+  RELAY_PID=$!
+  for _ in $(seq 1 100); do
+    if grep -q 'admin: http://' "$WORK/serve.log"; then break; fi
+    if ! kill -0 "$RELAY_PID" 2>/dev/null; then break; fi
+    sleep 0.05
+  done
+  HTTP_PORT=$(sed -n 's|.*phones: http://[^ ]*:\([0-9]*\)/ .*|\1|p' "$WORK/serve.log" | head -n 1)
+  ADMIN_PORT=$(sed -n 's|.*admin: http://[^ ]*:\([0-9]*\)/healthz.*|\1|p' "$WORK/serve.log" | head -n 1)
+  if [[ -z "$HTTP_PORT" || -z "$ADMIN_PORT" ]]; then
+    echo "relay did not start:" >&2
+    cat "$WORK/serve.log" >&2
+    exit 1
+  fi
+}
+
+# stop_relay: SIGTERM and wait; sets STOP_RC to the relay's exit code. (Not in $(...): a
+# subshell cannot wait for the relay.)
+stop_relay() {
+  kill -TERM "$RELAY_PID" 2>/dev/null
+  STOP_RC=0
+  wait "$RELAY_PID" || STOP_RC=$?
+}

@@ -1,0 +1,478 @@
+#include "relay/http/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "relay/base/http_date.h"
+#include "relay/base/log.h"
+#include "relay/http/limits.h"
+#include "siterelay_version.h"
+
+namespace siterelay::http {
+namespace {
+
+// One read(2) per readable event at most this much: a request head fits, and a connection can
+// never hold more than kMaxHeadBytes + kReadChunk of unparsed input.
+constexpr size_t kReadChunk = 16 * 1024;
+// Bytes per sendfile(2) call: large enough to fill a socket buffer, small enough to take turns
+// fairly between connections on the one loop thread.
+constexpr size_t kSendfileChunk = 1 << 20;
+
+std::string_view Reason(int status) {
+  switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Status";
+  }
+}
+
+int64_t NowMs(uv_loop_t* loop) { return static_cast<int64_t>(uv_now(loop)); }
+
+}  // namespace
+
+// ---- Connection ------------------------------------------------------------------------------
+
+class Connection {
+ public:
+  Connection(HttpServer* server, int fd, files::Peer peer)
+      : server_(server), fd_(fd), peer_(std::move(peer)) {
+    poll_.data = this;
+    timer_.data = this;
+  }
+  ~Connection() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  Status Start() {
+    int rc = uv_poll_init(server_->loop_, &poll_, fd_);
+    if (rc != 0) return UvError("uv_poll_init", rc);
+    ++open_handles_;
+    rc = uv_timer_init(server_->loop_, &timer_);
+    if (rc != 0) return UvError("uv_timer_init", rc);
+    ++open_handles_;
+    ArmTimer(server_->limits_.idle_timeout_ms);
+    UpdatePoll();
+    return Status::Ok();
+  }
+
+  // Begins closing; the server frees the connection once both handles are closed.
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
+    if (open_handles_ == 0) {
+      server_->Closed(this);
+      return;
+    }
+    auto on_close = [](uv_handle_t* h) noexcept {
+      auto* c = static_cast<Connection*>(h->data);
+      if (--c->open_handles_ == 0) c->server_->Closed(c);
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+  }
+
+  // Nothing in flight: safe to close when stopping.
+  bool idle() const { return !sending_ && in_.empty(); }
+  const files::Peer& peer() const { return peer_; }
+
+ private:
+  void UpdatePoll() {
+    if (closing_) return;
+    int events = 0;
+    if (!sending_ && !peer_closed_) events |= UV_READABLE;
+    if (sending_) events |= UV_WRITABLE;
+    if (events == 0) {
+      uv_poll_stop(&poll_);
+      return;
+    }
+    int rc = uv_poll_start(&poll_, events, [](uv_poll_t* p, int status, int ev) noexcept {
+      auto* c = static_cast<Connection*>(p->data);
+      if (status < 0) {
+        c->Close();
+        return;
+      }
+      if ((ev & UV_WRITABLE) != 0) c->OnWritable();
+      if ((ev & UV_READABLE) != 0 && !c->closing_) c->OnReadable();
+    });
+    if (rc != 0) Close();
+  }
+
+  void ArmTimer(int64_t ms) {
+    if (closing_) return;
+    uv_timer_start(
+        &timer_,
+        [](uv_timer_t* t) noexcept {
+          auto* c = static_cast<Connection*>(t->data);
+          // A slow or silent client is cut off (STYLE.md): a half-sent head gets 408, the rest
+          // just a close.
+          if (!c->sending_ && !c->in_.empty()) {
+            SR_LOG(kInfo) << "http: " << c->peer_.ip << " sent no complete request in time";
+            c->Respond(ErrorResponse(408), "-", "-", "", /*close=*/true);
+          } else {
+            c->Close();
+          }
+        },
+        static_cast<uint64_t>(ms), 0);
+  }
+
+  void OnReadable() {
+    char buf[kReadChunk];
+    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+      Close();
+      return;
+    }
+    if (n == 0) {
+      peer_closed_ = true;
+      Close();  // nothing is being sent (we only read when idle)
+      return;
+    }
+    if (in_.empty()) ArmTimer(server_->limits_.header_timeout_ms);  // slowloris: no reset per byte
+    in_.append(buf, static_cast<size_t>(n));
+    ProcessRequests();
+  }
+
+  void ProcessRequests() {
+    while (!sending_ && !closing_ && !in_.empty()) {
+      Request req;
+      ParseResult p = ParseRequestHead(in_, &req);
+      if (p.status == ParseStatus::kNeedMore) return;
+      if (p.status == ParseStatus::kInvalid) {
+        SR_LOG(kInfo) << "http: " << peer_.ip << ": " << p.reason;
+        Respond(ErrorResponse(p.http_status), "-", "-", "", /*close=*/true);
+        return;
+      }
+      in_.erase(0, p.consumed);
+      request_start_ms_ = NowMs(server_->loop_);
+      bool has_body = req.chunked || (req.content_length && *req.content_length > 0);
+      Response r = server_->handler_->Handle(req, peer_);
+      const std::string* ua = req.Header("user-agent");
+      // A body this server did not read cannot be skipped safely: close after answering.
+      bool close = r.close || !req.keep_alive || has_body || peer_closed_;
+      Respond(std::move(r), req.method_text, req.target, ua != nullptr ? *ua : "", close,
+              req.minor_version);
+    }
+    if (!sending_ && !closing_ && in_.empty()) ArmTimer(server_->limits_.idle_timeout_ms);
+  }
+
+  void Respond(Response r, std::string_view method, std::string_view target, std::string_view ua,
+               bool close, int minor_version = 1) {
+    resp_ = std::move(r);
+    close_after_ = close || resp_.close || !server_->accepting_;
+    bool bodyless = resp_.status == 304 || resp_.status == 204 || resp_.status < 200;
+    uint64_t length = resp_.file.get() >= 0 ? resp_.file_length : resp_.body.size();
+
+    out_.clear();
+    out_off_ = 0;
+    out_ += "HTTP/1.1 ";
+    out_ += std::to_string(resp_.status);
+    out_ += ' ';
+    out_ += Reason(resp_.status);
+    out_ += "\r\nServer: siterelay/" SITERELAY_VERSION "\r\nDate: ";
+    out_ += FormatHttpDate(static_cast<int64_t>(std::time(nullptr)));
+    out_ += "\r\n";
+    for (const auto& [name, value] : resp_.headers) {
+      out_ += name;
+      out_ += ": ";
+      out_ += value;
+      out_ += "\r\n";
+    }
+    if (!bodyless) {
+      out_ += "Content-Length: ";
+      out_ += std::to_string(length);
+      out_ += "\r\n";
+    }
+    if (close_after_) {
+      out_ += "Connection: close\r\n";
+    } else if (minor_version == 0) {
+      out_ += "Connection: keep-alive\r\n";
+    }
+    out_ += "\r\n";
+    bool send_body = !bodyless && !resp_.head_only;
+    if (send_body && resp_.file.get() < 0) out_ += resp_.body;
+    if (!send_body) resp_.file.Reset();
+    file_sent_ = 0;
+    body_bytes_ = send_body ? length : 0;
+
+    log_method_ = std::string(method);
+    log_target_ = std::string(target);
+    log_ua_ = std::string(ua);
+    sending_ = true;
+    ArmTimer(server_->limits_.send_timeout_ms);
+    OnWritable();  // try at once: most responses fit the socket buffer
+    if (!closing_) UpdatePoll();
+  }
+
+  void OnWritable() {
+    if (!sending_ || closing_) return;
+    bool progress = false;
+    while (out_off_ < out_.size()) {
+      ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR) continue;
+        Close();
+        return;
+      }
+      out_off_ += static_cast<size_t>(n);
+      progress = true;
+    }
+    if (out_off_ == out_.size() && resp_.file.get() >= 0) {
+      while (file_sent_ < resp_.file_length) {
+        off_t off = static_cast<off_t>(resp_.file_offset + file_sent_);
+        size_t want = static_cast<size_t>(
+            std::min<uint64_t>(resp_.file_length - file_sent_, kSendfileChunk));
+        ssize_t n = ::sendfile(fd_, resp_.file.get(), &off, want);
+        if (n < 0) {
+          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+          if (errno == EINTR) continue;
+          Close();
+          return;
+        }
+        if (n == 0) {  // the file shrank under us: it cannot, objects are immutable
+          SR_LOG(kError) << "http: " << log_target_ << " ended early; closing";
+          Close();
+          return;
+        }
+        file_sent_ += static_cast<uint64_t>(n);
+        progress = true;
+        if (want == kSendfileChunk) break;  // let other connections have a turn
+      }
+    }
+    if (progress) ArmTimer(server_->limits_.send_timeout_ms);
+    bool done = out_off_ == out_.size() &&
+                (resp_.file.get() < 0 || file_sent_ == resp_.file_length);
+    if (done) Finish();
+  }
+
+  void Finish() {
+    int64_t ms = NowMs(server_->loop_) - request_start_ms_;
+    SR_LOG(kInfo) << ProtocolName(peer_.protocol) << " " << log_method_ << " " << log_target_
+                  << " " << resp_.status << " " << body_bytes_ << " " << ms << "ms " << peer_.ip
+                  << (resp_.mac.empty() ? "" : " mac=" + resp_.mac) << " ua=\"" << log_ua_
+                  << "\"";
+    sending_ = false;
+    resp_ = Response();
+    out_.clear();
+    out_off_ = 0;
+    if (close_after_) {
+      ::shutdown(fd_, SHUT_WR);
+      Close();
+      return;
+    }
+    ProcessRequests();  // pipelined requests already received
+    UpdatePoll();
+  }
+
+  HttpServer* server_;
+  int fd_;
+  files::Peer peer_;
+  uv_poll_t poll_{};
+  uv_timer_t timer_{};
+  int open_handles_ = 0;
+  bool closing_ = false;
+  bool peer_closed_ = false;
+  std::string in_;
+  std::string out_;
+  size_t out_off_ = 0;
+  Response resp_;
+  bool sending_ = false;
+  bool close_after_ = false;
+  uint64_t file_sent_ = 0;
+  uint64_t body_bytes_ = 0;
+  int64_t request_start_ms_ = 0;
+  std::string log_method_, log_target_, log_ua_;
+};
+
+Response ErrorResponse(int status) {
+  Response r;
+  r.status = status;
+  r.body = std::to_string(status) + " " + std::string(Reason(status)) + "\n";
+  r.headers.emplace_back("Content-Type", "text/plain");
+  return r;
+}
+
+// ---- Listener and server ---------------------------------------------------------------------
+
+struct HttpServer::Listener {
+  HttpServer* server;
+  int fd = -1;
+  uv_poll_t poll{};
+  bool started = false;
+};
+
+HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handler,
+                       ServerLimits limits, const files::FileService* access)
+    : loop_(loop), protocol_(protocol), handler_(handler), limits_(limits), access_(access) {}
+
+HttpServer::~HttpServer() {
+  // The owner runs the loop until connections are closed before destroying the server; what
+  // is left here is listeners.
+  for (auto& l : listeners_) {
+    if (l->fd >= 0) ::close(l->fd);
+  }
+}
+
+Status HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
+  for (const ListenAddress& a : addresses) {
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (a.ipv6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(a.port);
+      inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
+      len = sizeof *in6;
+    } else {
+      auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+      in4->sin_family = AF_INET;
+      in4->sin_port = htons(a.port);
+      inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
+      len = sizeof *in4;
+    }
+    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return PosixError("socket for " + a.ToString(), errno);
+    int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (a.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+      Status s = PosixError("listen on " + a.ToString(), errno);
+      ::close(fd);
+      return s;
+    }
+    ListenAddress actual = a;
+    sockaddr_storage got{};
+    socklen_t got_len = sizeof got;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len) == 0) {
+      actual.port = ntohs(a.ipv6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                 : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+    }
+    auto l = std::make_unique<Listener>();
+    l->server = this;
+    l->fd = fd;
+    l->poll.data = l.get();
+    int rc = uv_poll_init(loop_, &l->poll, fd);
+    if (rc == 0) {
+      rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
+        auto* li = static_cast<Listener*>(p->data);
+        if (status == 0) li->server->Accept(li);
+      });
+    }
+    if (rc != 0) {
+      ::close(fd);
+      return UvError("poll " + a.ToString(), rc);
+    }
+    l->started = true;
+    listeners_.push_back(std::move(l));
+    bound_.push_back(actual);
+  }
+  return Status::Ok();
+}
+
+void HttpServer::Accept(Listener* l) {
+  for (int i = 0; i < 64 && accepting_; ++i) {  // a batch per event; the rest on the next one
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      SR_LOG(kWarning) << "http: accept: " << std::strerror(errno);  // EMFILE and friends
+      return;
+    }
+    files::Peer peer = files::Peer::FromSockaddr(protocol_, reinterpret_cast<sockaddr*>(&ss));
+    if (access_ != nullptr && !access_->Allowed(peer)) {
+      SR_LOG(kInfo) << "http: " << peer.ip << " refused by allow_from";
+      ::close(fd);
+      continue;
+    }
+    if (connections_.size() >= limits_.max_connections ||
+        per_peer_[peer.ip] >= limits_.max_connections_per_peer) {
+      SR_LOG(kWarning) << "http: " << peer.ip << " refused: connection limit reached";
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ++per_peer_[peer.ip];
+    auto c = std::make_unique<Connection>(this, fd, std::move(peer));
+    Connection* raw = c.get();
+    connections_.emplace(raw, std::move(c));
+    Status s = raw->Start();
+    if (!s.ok()) {
+      SR_LOG(kWarning) << "http: " << s.ToString();
+      raw->Close();
+    }
+  }
+}
+
+void HttpServer::Closed(Connection* c) {
+  auto it = per_peer_.find(c->peer().ip);
+  if (it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+  connections_.erase(c);
+  if (!accepting_ && connections_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+void HttpServer::StopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  for (auto& l : listeners_) {
+    if (l->started) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
+      l->started = false;
+    }
+  }
+  // Listener memory must outlive the close callbacks: keep it until the destructor, which the
+  // owner calls after the loop has run again. Idle keep-alive connections go now.
+  std::vector<Connection*> idle;
+  for (auto& [raw, c] : connections_) {
+    if (raw->idle()) idle.push_back(raw);
+  }
+  for (Connection* c : idle) c->Close();
+  if (connections_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+void HttpServer::CloseAll() {
+  std::vector<Connection*> all;
+  for (auto& [raw, c] : connections_) all.push_back(raw);
+  for (Connection* c : all) c->Close();
+}
+
+}  // namespace siterelay::http

@@ -1,0 +1,106 @@
+// An HTTP/1.1 server on one libuv loop: listeners, connections, keep-alive, pipelining,
+// timeouts and connection limits. What to answer is a Handler's business (FileHandler for phones,
+// the admin handler for operators); this file only moves bytes.
+//
+// Sockets are non-blocking fds of our own driven by uv_poll_t, rather than uv_tcp_t, so that a
+// response body can go out with sendfile(2) straight from the cached object to the socket (and,
+// later, through the TLS filter) without libuv's write queue in between.
+//
+// Memory per connection is bounded: the request head by limits.h, the response head by what the
+// handler builds, and file bodies never pass through user space. A connection reads the next
+// pipelined request only after its current response is sent, so a client that does not read
+// cannot make the server buffer.
+//
+// Thread safety: everything here runs on the loop thread.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/base/config.h"
+#include "relay/base/fs.h"
+#include "relay/base/status.h"
+#include "relay/files/file_service.h"
+#include "relay/http/request.h"
+
+namespace siterelay::http {
+
+struct Response {
+  int status = 200;
+  std::vector<std::pair<std::string, std::string>> headers;  // besides Date, Server, length
+  std::string body;       // a small body (errors, JSON); ignored when `file` is set
+  ScopedFd file;          // a body sent with sendfile from `file_offset`
+  uint64_t file_offset = 0;
+  uint64_t file_length = 0;
+  bool head_only = false;  // HEAD: headers as for GET, no body
+  bool close = false;      // close the connection after this response
+  // For the access log:
+  std::string mac;
+};
+
+// A small text/plain response for an error status ("404 Not Found\n").
+Response ErrorResponse(int status);
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual Response Handle(const Request& request, const files::Peer& peer) = 0;
+};
+
+struct ServerLimits {
+  int64_t header_timeout_ms = 15'000;  // first byte of a request to its complete head
+  int64_t body_timeout_ms = 60'000;    // no progress reading a request body
+  int64_t idle_timeout_ms = 60'000;    // keep-alive connection with nothing to do
+  int64_t send_timeout_ms = 60'000;    // no progress sending a response
+  size_t max_connections = 4096;
+  // CONTRACT.md: at least 256 concurrent connections from one address (phones behind NAT).
+  size_t max_connections_per_peer = 512;
+};
+
+class HttpServer {
+ public:
+  HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handler, ServerLimits limits,
+             const files::FileService* access);  // `access` may be null: no allow_from check
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds and listens on every address; on error nothing stays bound.
+  Status Listen(const std::vector<ListenAddress>& addresses);
+  // The bound addresses, with the kernel's port where 0 was asked for.
+  const std::vector<ListenAddress>& bound() const { return bound_; }
+
+  // Stops accepting; connections in flight carry on. Idle keep-alive connections are closed.
+  void StopAccepting();
+  // Closes every connection now.
+  void CloseAll();
+  size_t connections() const { return connections_.size(); }
+  // Called (once) when StopAccepting() was called and the last connection has closed.
+  void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
+
+ private:
+  friend class Connection;
+  struct Listener;
+  void Accept(Listener* l);
+  void Closed(class Connection* c);
+
+  uv_loop_t* loop_;
+  files::Protocol protocol_;
+  Handler* handler_;
+  ServerLimits limits_;
+  const files::FileService* access_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<ListenAddress> bound_;
+  std::map<Connection*, std::unique_ptr<Connection>> connections_;
+  std::map<std::string, size_t> per_peer_;
+  bool accepting_ = true;
+  std::function<void()> on_drained_;
+};
+
+}  // namespace siterelay::http

@@ -1,0 +1,243 @@
+// `siterelay serve`: one libuv loop owning every listener (DESIGN.md "Threads").
+//
+// SIGTERM/SIGINT: stop accepting, let transfers finish for up to 10 s, cut the rest, exit 0.
+// SIGHUP: re-read the config file and apply accounts and allow_from without dropping anything;
+// a changed listener list needs a restart and says so. With NOTIFY_SOCKET set (systemd
+// Type=notify), READY=1 is sent once every listener is up and STOPPING=1 when stopping.
+#include "relay/serve.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+
+#include "cache/cache.h"
+#include "relay/admin/admin_handler.h"
+#include "relay/base/config.h"
+#include "relay/base/log.h"
+#include "relay/base/uv.h"
+#include "relay/files/file_service.h"
+#include "relay/http/file_handler.h"
+#include "relay/http/server.h"
+#include "siterelay_version.h"
+
+namespace siterelay {
+namespace {
+
+constexpr uint64_t kStopGraceMs = 10'000;
+constexpr uint64_t kAccessFlushMs = 60'000;
+
+// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
+void Notify(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || path[0] == '\0') return;
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  size_t len = std::strlen(path);
+  if (len >= sizeof sa.sun_path) return;
+  std::memcpy(sa.sun_path, path, len);
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';  // abstract namespace
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  (void)::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
+                 static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  ::close(fd);
+}
+
+bool SameListeners(const Config& a, const Config& b) {
+  return a.http.listen == b.http.listen && a.admin.listen == b.admin.listen &&
+         a.https.listen == b.https.listen && a.tftp.listen == b.tftp.listen &&
+         a.ftp.listen == b.ftp.listen && a.ftp.implicit_tls_listen == b.ftp.implicit_tls_listen;
+}
+
+class Relay {
+ public:
+  Relay(std::string config_path, Config config)
+      : config_path_(std::move(config_path)), config_(std::move(config)) {}
+
+  int Run() {
+    std::signal(SIGPIPE, SIG_IGN);  // a peer that hangs up is an EPIPE, not a dead relay
+    cache::CacheOptions o;
+    o.data_dir = config_.data_dir;
+    o.max_bytes = config_.cache_max_bytes;
+    auto cache = cache::Cache::Open(o);
+    if (!cache.ok()) {
+      std::cerr << "siterelay: " << cache.status().message() << "\n";
+      return 1;
+    }
+    cache_ = std::move(cache).value();
+    files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System());
+    file_handler_ = std::make_unique<http::FileHandler>(files_.get());
+    phones_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttp,
+                                                 file_handler_.get(), http::ServerLimits{},
+                                                 files_.get());
+    admin_server_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttp,
+                                                       &admin_handler_, http::ServerLimits{},
+                                                       nullptr);
+    Status s = phones_->Listen(config_.http.listen);
+    if (s.ok()) s = admin_server_->Listen(config_.admin.listen);
+    if (!s.ok()) {
+      std::cerr << "siterelay: " << s.message() << "\n";
+      // Close what did bind, and let the loop run the close callbacks before the servers go.
+      phones_->StopAccepting();
+      admin_server_->StopAccepting();
+      uv_run(loop_.get(), UV_RUN_DEFAULT);
+      return 1;
+    }
+    for (const auto& [name, list] :
+         {std::pair{"https", &config_.https.listen}, std::pair{"tftp", &config_.tftp.listen},
+          std::pair{"ftp", &config_.ftp.listen},
+          std::pair{"ftp implicit TLS", &config_.ftp.implicit_tls_listen}}) {
+      if (!list->empty()) {
+        SR_LOG(kWarning) << name << " listeners are configured but not served by siterelay "
+                         << SITERELAY_VERSION << " yet";
+      }
+    }
+    StartSignals();
+    Announce();
+    Notify("READY=1");
+    int rc = uv_run(loop_.get(), UV_RUN_DEFAULT);
+    (void)rc;
+    Status f = cache_->FlushAccess();
+    if (!f.ok()) SR_LOG(kWarning) << "cache: " << f.ToString();
+    SR_LOG(kInfo) << "siterelay stopped";
+    return 0;
+  }
+
+ private:
+  void Announce() {
+    SR_LOG(kInfo) << "siterelay " << SITERELAY_VERSION << " serving " << cache_->List().size()
+                  << " cached file(s) from " << config_.data_dir << " (config: " << config_.source
+                  << ")";
+    for (const ListenAddress& a : phones_->bound()) {
+      std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
+      if (a.ipv6) host = "[" + host + "]";
+      SR_LOG(kInfo) << "phones: http://" << host << ":" << a.port << "/  (try: curl http://"
+                    << host << ":" << a.port << "/000000000000.cfg)";
+    }
+    for (const ListenAddress& a : admin_server_->bound()) {
+      SR_LOG(kInfo) << "admin: http://" << (a.ipv6 ? "[" + a.host + "]" : a.host) << ":"
+                    << a.port << "/healthz";
+    }
+  }
+
+  void StartSignals() {
+    for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
+      uv_signal_init(loop_.get(), sig);
+      sig->data = this;
+    }
+    auto stop = [](uv_signal_t* h, int signum) noexcept {
+      static_cast<Relay*>(h->data)->Stop(signum);
+    };
+    uv_signal_start(&sigterm_, stop, SIGTERM);
+    uv_signal_start(&sigint_, stop, SIGINT);
+    uv_signal_start(
+        &sighup_, [](uv_signal_t* h, int) noexcept { static_cast<Relay*>(h->data)->Reload(); },
+        SIGHUP);
+    uv_timer_init(loop_.get(), &flush_timer_);
+    flush_timer_.data = this;
+    uv_timer_start(
+        &flush_timer_,
+        [](uv_timer_t* t) noexcept {
+          Status s = static_cast<Relay*>(t->data)->cache_->FlushAccess();
+          if (!s.ok()) SR_LOG(kWarning) << "cache: " << s.ToString();
+        },
+        kAccessFlushMs, kAccessFlushMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&flush_timer_));
+  }
+
+  void Reload() {
+    auto fresh = LoadConfig(config_path_);
+    if (!fresh.ok()) {
+      SR_LOG(kError) << "reload refused, keeping the running config: " << fresh.status().message();
+      return;
+    }
+    if (!SameListeners(config_, *fresh)) {
+      SR_LOG(kWarning) << "reload: listener changes take effect at the next restart";
+    }
+    files_->Reload(*fresh);
+    SR_LOG(kInfo) << "reloaded " << fresh->source << ": " << fresh->accounts.size()
+                  << " account(s)";
+  }
+
+  void Stop(int signum) {
+    if (stopping_) {
+      SR_LOG(kWarning) << "second stop signal: closing every connection now";
+      Finish();
+      return;
+    }
+    stopping_ = true;
+    Notify("STOPPING=1");
+    SR_LOG(kInfo) << "signal " << signum << ": no new connections; " << phones_->connections()
+                  << " open, waiting up to " << kStopGraceMs / 1000 << " s";
+    pending_drains_ = 2;
+    auto drained = [this] {
+      if (--pending_drains_ == 0) Finish();
+    };
+    phones_->OnDrained(drained);
+    admin_server_->OnDrained(drained);
+    phones_->StopAccepting();
+    admin_server_->StopAccepting();
+    if (pending_drains_ == 0) return;  // Finish already ran
+    uv_timer_init(loop_.get(), &grace_timer_);
+    grace_timer_.data = this;
+    grace_started_ = true;
+    uv_timer_start(
+        &grace_timer_,
+        [](uv_timer_t* t) noexcept {
+          auto* r = static_cast<Relay*>(t->data);
+          SR_LOG(kWarning) << "stop: cutting " << r->phones_->connections()
+                           << " transfer(s) still running after the grace period";
+          r->Finish();
+        },
+        kStopGraceMs, 0);
+  }
+
+  // Closes what keeps the loop alive so that uv_run returns.
+  void Finish() {
+    if (finished_) return;
+    finished_ = true;
+    phones_->CloseAll();
+    admin_server_->CloseAll();
+    for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
+      uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), nullptr);
+    if (grace_started_) uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), nullptr);
+  }
+
+  std::string config_path_;
+  Config config_;
+  Loop loop_;
+  std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<http::FileHandler> file_handler_;
+  admin::AdminHandler admin_handler_;
+  std::unique_ptr<http::HttpServer> phones_;
+  std::unique_ptr<http::HttpServer> admin_server_;
+  uv_signal_t sigterm_{}, sigint_{}, sighup_{};
+  uv_timer_t flush_timer_{}, grace_timer_{};
+  bool grace_started_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+  int pending_drains_ = 0;
+};
+
+}  // namespace
+
+int Serve(const std::string& config_path) {
+  auto config = LoadConfig(config_path);
+  if (!config.ok()) {
+    std::cerr << "siterelay: " << config.status().message() << "\n";
+    return 2;
+  }
+  Relay relay(config_path, std::move(config).value());
+  return relay.Run();
+}
+
+}  // namespace siterelay

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# siterelay serve over HTTP, driven by curl as a phone would be (PHONES.md "One boot").
+source "$(dirname "$0")/lib.sh"
+cd "$WORK"
+
+mkdir tree
+printf '<APPLICATION APP_FILE_PATH="sip.ld"/>' > tree/000000000000.cfg
+head -c 3000000 /dev/urandom > tree/3111-44500-001.sip.ld
+printf 'site' > tree/site.cfg
+printf '5.9.7\n' > tree/sip.ver
+mkdir -p tree/tenant && printf 'tenant cfg' > tree/tenant/000000000000.cfg
+cat > relay.toml <<TOML
+data_dir = "$WORK/data"
+[http]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = ["127.0.0.1:0"]
+[https]
+listen = []
+[tftp]
+listen = []
+[ftp]
+listen = []
+implicit_tls_listen = []
+TOML
+"$SITERELAY" import tree --config relay.toml >/dev/null 2>&1 || fail "import"
+start_relay relay.toml
+base="http://127.0.0.1:$HTTP_PORT"
+UA='FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application'
+
+# The boot sequence: master config falls back from <mac>.cfg, then firmware, then settings.
+expect_eq "GET <mac>.cfg" 404 "$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" "$base/0004f282e824.cfg")"
+curl -s -A "$UA" -o got.cfg -w '%{http_code} %{content_type}' "$base/000000000000.cfg" > st
+expect_eq "GET 000000000000.cfg" "200 application/xml" "$(cat st)"
+cmp -s got.cfg tree/000000000000.cfg && pass || fail "master config bytes differ"
+curl -s -A "$UA" -o got.ld -w '%{http_code} %{content_type}' "$base/3111-44500-001.sip.ld" > st
+expect_eq "GET firmware" "200 application/octet-stream" "$(cat st)"
+cmp -s got.ld tree/3111-44500-001.sip.ld && pass || fail "firmware bytes differ"
+expect_eq "GET sip.ver type" "text/plain" \
+  "$(curl -s -o /dev/null -w '%{content_type}' "$base/sip.ver")"
+expect_eq "GET missing overrides" 404 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" "$base/0004f282e824-phone.cfg")"
+
+# HEAD, ETag = sha256, Last-Modified, conditional requests.
+sha=$(sha256sum tree/3111-44500-001.sip.ld | cut -d' ' -f1)
+head_out=$(curl -sI "$base/3111-44500-001.sip.ld" | tr -d '\r')
+expect_contains "HEAD status" "HTTP/1.1 200 OK" "$head_out"
+expect_contains "HEAD length" "Content-Length: 3000000" "$head_out"
+expect_contains "ETag is the sha256" "ETag: \"$sha\"" "$head_out"
+lm=$(printf '%s\n' "$head_out" | sed -n 's/^Last-Modified: //p')
+[[ -n "$lm" ]] && pass || fail "no Last-Modified"
+expect_eq "If-None-Match" 304 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: \"$sha\"" "$base/3111-44500-001.sip.ld")"
+expect_eq "If-None-Match other" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "nope"' "$base/3111-44500-001.sip.ld")"
+expect_eq "If-Modified-Since" 304 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $lm" "$base/3111-44500-001.sip.ld")"
+
+# Range.
+curl -s -r 1000-1999 -o part -w '%{http_code}' "$base/3111-44500-001.sip.ld" > st
+expect_eq "Range status" 206 "$(cat st)"
+cmp -s part <(dd if=tree/3111-44500-001.sip.ld bs=1 skip=1000 count=1000 status=none) && pass ||
+  fail "range bytes differ"
+expect_contains "Content-Range" "Content-Range: bytes 1000-1999/3000000" \
+  "$(curl -s -r 1000-1999 -D - -o /dev/null "$base/3111-44500-001.sip.ld" | tr -d '\r')"
+expect_eq "unsatisfiable range" 416 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -r 5000000- "$base/3111-44500-001.sip.ld")"
+
+# Traversal in every spelling is refused, never resolved.
+for p in '/../etc/passwd' '/%2e%2e/%2e%2e/etc/passwd' '/tenant/..%2f..%2fetc' '/a%5c..%5cb' \
+         '/%c0%ae%c0%ae/x' '/x%00.cfg'; do
+  expect_eq "traversal $p" 403 "$(curl -s --path-as-is -o /dev/null -w '%{http_code}' "$base$p")"
+done
+expect_eq "DELETE" 405 "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$base/site.cfg")"
+
+# Keep-alive: two requests, one connection.
+curl -sv -o /dev/null -o /dev/null "$base/site.cfg" "$base/sip.ver" 2> verbose
+expect_contains "keep-alive reuse" "Re-using existing connection" "$(cat verbose)"
+
+# Pipelining: two requests in one write get two answers, in order.
+exec 3<>"/dev/tcp/127.0.0.1/$HTTP_PORT"
+printf 'GET /site.cfg HTTP/1.1\r\nHost: r\r\n\r\nGET /sip.ver HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n' >&3
+pipelined=$(timeout 5 cat <&3 | tr -d '\r')
+exec 3<&-
+expect_eq "pipelined responses" 2 "$(printf '%s\n' "$pipelined" | grep -o 'HTTP/1.1 200 OK' | wc -l)"
+expect_contains "pipelined order" 'siteHTTP/1.1 200 OK' "$pipelined"
+
+# A malformed request gets 400 and the connection closes.
+expect_contains "garbage request" "HTTP/1.1 400 Bad Request" \
+  "$(printf 'BLAH\r\n\r\n' | timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HTTP_PORT; cat >&3; cat <&3")"
+
+expect_eq "healthz" "ok" "$(curl -s "http://127.0.0.1:$ADMIN_PORT/healthz")"
+expect_contains "access log names the phone" 'http GET /0004f282e824.cfg 404' "$(cat serve.log)"
+stop_relay
+expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+
+# Accounts: 401 without or with wrong credentials, DOMAIN\user accepted, roots applied.
+cat >> relay.toml <<TOML
+[[account]]
+user = "PlcmSpIp"
+password = "PlcmSpIp"
+[[account]]
+user = "ftpuser"
+password = "p@ss"
+root = "/tenant"
+TOML
+start_relay relay.toml
+base="http://127.0.0.1:$HTTP_PORT"
+out=$(curl -s -D - -o /dev/null "$base/000000000000.cfg" | tr -d '\r')
+expect_contains "401 without credentials" "HTTP/1.1 401" "$out"
+expect_contains "WWW-Authenticate" 'WWW-Authenticate: Basic realm="siterelay"' "$out"
+expect_eq "wrong password" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:nope "$base/000000000000.cfg")"
+expect_eq "right password" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:PlcmSpIp "$base/000000000000.cfg")"
+expect_eq "DOMAIN\\user sees its root" "tenant cfg" \
+  "$(curl -s -u 'sbaierhome\ftpuser:p@ss' "$base/000000000000.cfg")"
+expect_eq "password never logged" 0 "$(grep -c 'p@ss' serve.log)"
+
+# SIGHUP: a changed password applies without a restart.
+sed -i 's/password = "PlcmSpIp"/password = "changed"/' relay.toml
+kill -HUP "$RELAY_PID"
+for _ in $(seq 1 100); do grep -q 'reloaded' serve.log && break; sleep 0.05; done
+expect_eq "old password after reload" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:PlcmSpIp "$base/000000000000.cfg")"
+expect_eq "new password after reload" 200 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "$base/000000000000.cfg")"
+stop_relay
+expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+
+# allow_from: a peer outside the list is refused at connect.
+python3 - relay.toml <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read().replace('[http]\nlisten = ["127.0.0.1:0"]', '[http]\nlisten = ["127.0.0.1:0"]\nallow_from = ["10.0.0.0/8"]', 1)
+open(p, 'w').write(s)
+PY
+start_relay relay.toml
+expect_eq "allow_from refuses" 000 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "http://127.0.0.1:$HTTP_PORT/site.cfg")"
+stop_relay
+expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+finish
