@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "relay/base/log.h"
+#include "relay/base/uv.h"
 
 namespace siterelay::cache {
 namespace {
@@ -172,9 +173,8 @@ std::vector<Entry> Cache::List() const {
   return out;
 }
 
-Status Cache::Publish(std::vector<Entry> entries) {
-  if (options_.read_only) return Status::PermissionDenied("cache opened read-only");
-  int64_t now = options_.clock->NowSeconds();
+Result<std::vector<ObjectInfo>> Cache::PrepareObjects(const std::vector<Entry>& entries,
+                                                       int64_t now) {
   std::vector<ObjectInfo> objects;
   std::unordered_set<Digest, DigestHash> seen;
   for (const Entry& e : entries) {
@@ -194,11 +194,14 @@ Status Cache::Publish(std::vector<Entry> entries) {
     o.last_access = now;
     objects.push_back(o);
   }
-  SR_RETURN_IF_ERROR(catalog_->Publish(objects, entries));
+  return objects;
+}
+
+void Cache::ApplyPublished(const std::vector<ObjectInfo>& objects, std::vector<Entry> entries,
+                           int64_t now) {
   for (const ObjectInfo& o : objects) {
     auto [it, inserted] = objects_.try_emplace(o.sha256);
-    if (inserted || it->second.info.size == 0) {
-      if (!inserted) object_bytes_ -= it->second.info.size;
+    if (inserted) {
       it->second.info = o;
       object_bytes_ += o.size;
     } else {
@@ -206,7 +209,58 @@ Status Cache::Publish(std::vector<Entry> entries) {
     }
   }
   for (Entry& e : entries) IndexEntry(std::move(e));
+}
+
+Status Cache::Publish(std::vector<Entry> entries) {
+  if (options_.read_only) return Status::PermissionDenied("cache opened read-only");
+  int64_t now = options_.clock->NowSeconds();
+  SR_ASSIGN_OR_RETURN(std::vector<ObjectInfo> objects, PrepareObjects(entries, now));
+  SR_RETURN_IF_ERROR(catalog_->Publish(objects, entries));
+  ApplyPublished(objects, std::move(entries), now);
   return Status::Ok();
+}
+
+void Cache::PublishAsync(uv_loop_t* loop, std::vector<Entry> entries,
+                         std::function<void(Status)> done) {
+  if (options_.read_only) {
+    done(Status::PermissionDenied("cache opened read-only"));
+    return;
+  }
+  int64_t now = options_.clock->NowSeconds();
+  // Shared by the two closures of one write only.
+  auto batch = std::make_shared<std::pair<std::vector<Entry>, std::vector<ObjectInfo>>>();
+  batch->first = std::move(entries);
+  writes_.push_back(PendingWrite{
+      loop,
+      [this, batch, now]() -> Status {
+        SR_ASSIGN_OR_RETURN(batch->second, PrepareObjects(batch->first, now));
+        return catalog_->Publish(batch->second, batch->first);
+      },
+      [this, batch, now, done = std::move(done)](Status s) {
+        if (s.ok()) ApplyPublished(batch->second, std::move(batch->first), now);
+        done(s);
+      }});
+  StartNextWrite();
+}
+
+void Cache::StartNextWrite() {
+  if (write_in_flight_ || writes_.empty()) return;
+  write_in_flight_ = true;
+  auto w = std::make_shared<PendingWrite>(std::move(writes_.front()));
+  writes_.pop_front();
+  auto status = std::make_shared<Status>();
+  Status q = QueueWork(
+      w->loop, [w, status] { *status = w->work(); },
+      [this, w, status] {
+        write_in_flight_ = false;
+        w->after(*status);
+        StartNextWrite();
+      });
+  if (!q.ok()) {
+    write_in_flight_ = false;
+    w->after(q);
+    StartNextWrite();
+  }
 }
 
 Status Cache::Remove(std::string_view path) {

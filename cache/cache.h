@@ -15,6 +15,9 @@
 // their Publish(), or it would count them as unreferenced.
 #pragma once
 
+#include <uv.h>
+
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -78,6 +81,12 @@ class Cache {
   // Publishes entries whose objects were committed through store(), in one transaction: all of
   // them become visible, or none. An entry replacing another for the same path wins.
   Status Publish(std::vector<Entry> entries);
+  // The same with the catalog transaction (and its fsync) on the libuv thread pool, so a serving
+  // loop never waits for the disk (DESIGN.md "Threads"); the index changes and `done` runs on the
+  // loop thread after the commit. Asynchronous writes run one at a time, in order. While any is
+  // in flight, the synchronous write methods must not be called.
+  void PublishAsync(uv_loop_t* loop, std::vector<Entry> entries,
+                    std::function<void(Status)> done);
   Status Remove(std::string_view path);
 
   // Records a read of an object for LRU order; kept in memory until FlushAccess().
@@ -110,6 +119,17 @@ class Cache {
   void UnindexEntry(const std::string& path);
   // Drops objects (catalog first, then files) and their entries; appends dropped paths.
   Status DropObjects(const std::vector<Digest>& digests, std::vector<std::string>* dropped_paths);
+  // Checks entries against the store and builds their object rows (any thread).
+  Result<std::vector<ObjectInfo>> PrepareObjects(const std::vector<Entry>& entries, int64_t now);
+  void ApplyPublished(const std::vector<ObjectInfo>& objects, std::vector<Entry> entries,
+                      int64_t now);
+  void StartNextWrite();
+
+  struct PendingWrite {
+    uv_loop_t* loop;
+    std::function<Status()> work;         // on the pool: touches only catalog_ and store_
+    std::function<void(Status)> after;    // on the loop thread
+  };
 
   CacheOptions options_;
   std::unique_ptr<ObjectStore> store_;
@@ -121,6 +141,8 @@ class Cache {
   std::unordered_map<Digest, int64_t, DigestHash> pending_access_;
   uint64_t object_bytes_ = 0;
   uint64_t max_bytes_ = 0;
+  std::deque<PendingWrite> writes_;
+  bool write_in_flight_ = false;
 };
 
 }  // namespace siterelay::cache

@@ -22,6 +22,7 @@
 #include "relay/base/log.h"
 #include "relay/base/uv.h"
 #include "relay/files/file_service.h"
+#include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
 #include "siterelay_version.h"
@@ -72,7 +73,9 @@ class Relay {
     }
     cache_ = std::move(cache).value();
     files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System());
-    file_handler_ = std::make_unique<http::FileHandler>(files_.get());
+    uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), Clock::System());
+    file_handler_ = std::make_unique<http::FileHandler>(files_.get(), uploads_.get(),
+                                                        config_.upload_max_bytes);
     phones_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttp,
                                                  file_handler_.get(), http::ServerLimits{},
                                                  files_.get());
@@ -216,6 +219,7 @@ class Relay {
   Loop loop_;
   std::unique_ptr<cache::Cache> cache_;
   std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;
   std::unique_ptr<http::HttpServer> phones_;

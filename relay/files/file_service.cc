@@ -13,6 +13,7 @@
 #include "relay/base/log.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
+#include "relay/files/uploads.h"
 
 namespace siterelay::files {
 
@@ -115,6 +116,26 @@ Result<std::string> FileService::Resolve(const Account& account, std::string_vie
 }
 
 Result<OpenFile> FileService::Open(std::string_view path) {
+  UploadName log = ClassifyUpload(BaseName(path));
+  if (log.kind == UploadName::kLog) {
+    // CONTRACT.md: HEAD on a log answers its stored size; GET returns the stored log.
+    std::string file = SpoolPath(cache_->store().data_dir(), log);
+    int raw = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (raw < 0) {
+      if (errno == ENOENT) return Status::NotFound(std::string(path));
+      return PosixError("open " + file, errno);
+    }
+    OpenFile f;
+    f.fd = ScopedFd(FileSystem::Default(), raw);
+    struct stat st;
+    if (::fstat(raw, &st) != 0) return PosixError("fstat " + file, errno);
+    f.size = static_cast<uint64_t>(st.st_size);
+    f.has_digest = false;
+    f.modified = static_cast<int64_t>(st.st_mtime);
+    f.content_type = "text/plain";
+    f.path = std::string(path);
+    return f;
+  }
   const cache::Entry* e = cache_->Lookup(path);
   if (e == nullptr) return Status::NotFound(std::string(path));
   std::string file = cache_->store().PathOf(e->sha256);

@@ -43,6 +43,7 @@ struct Peer {
 struct OpenFile {
   ScopedFd fd;
   uint64_t size = 0;
+  bool has_digest = true;  // false for a phone's log, which grows and is not an object
   Digest sha256;
   int64_t modified = 0;  // Unix seconds: the origin's Last-Modified, or when it was stored
   std::string content_type;
@@ -83,7 +84,8 @@ class FileService {
   // (HTTP, not TFTP/FTP). PermissionDenied for escapes, InvalidArgument for garbage.
   Result<std::string> Resolve(const Account& account, std::string_view raw, bool encoded) const;
 
-  // Opens the cached file at a catalog path: NotFound when it is not cached.
+  // Opens the cached file at a catalog path, or for a log name the phone's stored log: NotFound
+  // when there is none.
   Result<OpenFile> Open(std::string_view path);
 
   // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty).

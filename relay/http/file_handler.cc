@@ -34,12 +34,55 @@ bool RangeStillValid(const Request& req, const std::string& etag, int64_t modifi
   return date && *date == modified;
 }
 
+// files::UploadSink as the HTTP server's BodySink: statuses become responses.
+class HttpUploadSink final : public BodySink {
+ public:
+  explicit HttpUploadSink(std::shared_ptr<files::UploadSink> sink) : sink_(std::move(sink)) {}
+  Status Write(std::string_view data) override { return sink_->Write(data); }
+  bool WantsMore() const override { return sink_->WantsMore(); }
+  void OnWantsMore(std::function<void()> cb) override { sink_->OnWantsMore(std::move(cb)); }
+  void Abort() override { sink_->Abort(); }
+  void Finish(std::function<void(Response)> done) override {
+    sink_->Finish([done = std::move(done)](Result<files::UploadResult> r) {
+      if (!r.ok()) {
+        SR_LOG(kError) << "upload: " << r.status().ToString();
+        done(ErrorResponse(r.status().Is(StatusCode::kResourceExhausted) ? 507 : 500));
+        return;
+      }
+      Response ok;
+      ok.status = r->created ? 201 : 204;
+      done(std::move(ok));
+    });
+  }
+
+ private:
+  std::shared_ptr<files::UploadSink> sink_;
+};
+
 }  // namespace
 
+Response FileHandler::Put(const Request& req, const files::Peer& peer, const std::string& path) {
+  files::UploadName name = files::ClassifyUpload(files::BaseName(path));
+  if (name.kind == files::UploadName::kNone) {
+    // Only the phone upload names of CONTRACT.md are accepted, anywhere in the tree.
+    SR_LOG(kInfo) << "http: " << peer.ip << ": upload refused: " << path
+                  << " is not a phone upload name";
+    return ErrorResponse(403);
+  }
+  if (!req.chunked && !req.content_length) return ErrorResponse(411);
+  if (req.content_length && *req.content_length > max_upload_bytes_) return ErrorResponse(413);
+  const std::string* ua = req.Header("user-agent");
+  files_->RecordSighting(peer, path, ua != nullptr ? *ua : "");
+  Response r;
+  r.mac = name.mac;
+  r.sink = std::make_shared<HttpUploadSink>(uploads_->Begin(path, name, max_upload_bytes_));
+  return r;
+}
+
 Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
-  if (req.method != Method::kGet && req.method != Method::kHead) {
+  if (req.method != Method::kGet && req.method != Method::kHead && req.method != Method::kPut) {
     Response r = ErrorResponse(405);
-    r.headers.emplace_back("Allow", "GET, HEAD");
+    r.headers.emplace_back("Allow", "GET, HEAD, PUT");
     return r;
   }
   const Account* account = files_->Anonymous();
@@ -61,6 +104,7 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
     SR_LOG(kInfo) << "http: " << peer.ip << ": refused path: " << path.status().message();
     return ErrorResponse(path.status().Is(StatusCode::kPermissionDenied) ? 403 : 400);
   }
+  if (req.method == Method::kPut) return Put(req, peer, *path);
   const std::string* ua = req.Header("user-agent");
   files_->RecordSighting(peer, *path, ua != nullptr ? *ua : "");
 
@@ -76,7 +120,10 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
     SR_LOG(kError) << "http: " << *path << ": " << file.status().ToString();
     return ErrorResponse(500);
   }
-  std::string etag = "\"" + file->sha256.Hex() + "\"";
+  // A phone's log grows, so it gets a weak validator from its size and time instead of a digest.
+  std::string etag = file->has_digest ? "\"" + file->sha256.Hex() + "\""
+                                      : "W/\"" + std::to_string(file->size) + "-" +
+                                            std::to_string(file->modified) + "\"";
   std::string last_modified = FormatHttpDate(file->modified);
   r.headers.emplace_back("ETag", etag);
   r.headers.emplace_back("Last-Modified", last_modified);

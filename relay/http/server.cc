@@ -14,6 +14,7 @@
 
 #include "relay/base/http_date.h"
 #include "relay/base/log.h"
+#include "relay/http/chunked.h"
 #include "relay/http/limits.h"
 #include "siterelay_version.h"
 
@@ -31,6 +32,7 @@ std::string_view Reason(int status) {
   switch (status) {
     case 100: return "Continue";
     case 200: return "OK";
+    case 201: return "Created";
     case 204: return "No Content";
     case 206: return "Partial Content";
     case 304: return "Not Modified";
@@ -50,6 +52,7 @@ std::string_view Reason(int status) {
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
+    case 507: return "Insufficient Storage";
     default: return "Status";
   }
 }
@@ -87,6 +90,11 @@ class Connection {
   void Close() {
     if (closing_) return;
     closing_ = true;
+    *alive_ = false;
+    if (sink_) {
+      sink_->Abort();
+      sink_.reset();
+    }
     if (open_handles_ == 0) {
       server_->Closed(this);
       return;
@@ -100,15 +108,17 @@ class Connection {
   }
 
   // Nothing in flight: safe to close when stopping.
-  bool idle() const { return !sending_ && in_.empty(); }
+  bool idle() const { return !sending_ && in_.empty() && !reading_body_ && !awaiting_; }
   const files::Peer& peer() const { return peer_; }
 
  private:
   void UpdatePoll() {
     if (closing_) return;
     int events = 0;
-    if (!sending_ && !peer_closed_) events |= UV_READABLE;
-    if (sending_) events |= UV_WRITABLE;
+    bool want_read = !sending_ && !awaiting_ && !peer_closed_ &&
+                     (!reading_body_ || sink_->WantsMore());
+    if (want_read) events |= UV_READABLE;
+    if (sending_ || !interim_.empty()) events |= UV_WRITABLE;
     if (events == 0) {
       uv_poll_stop(&poll_);
       return;
@@ -156,13 +166,116 @@ class Connection {
       Close();  // nothing is being sent (we only read when idle)
       return;
     }
+    if (reading_body_) {
+      in_.append(buf, static_cast<size_t>(n));
+      ArmTimer(server_->limits_.body_timeout_ms);  // progress
+      FeedBody();
+      UpdatePoll();
+      return;
+    }
     if (in_.empty()) ArmTimer(server_->limits_.header_timeout_ms);  // slowloris: no reset per byte
     in_.append(buf, static_cast<size_t>(n));
     ProcessRequests();
   }
 
+  // ---- request bodies (uploads) ----
+
+  void StartBody(Response r, const Request& req) {
+    sink_ = std::move(r.sink);
+    const std::string* ua = req.Header("user-agent");
+    body_req_ = {req.method_text, req.target, ua != nullptr ? *ua : "", r.mac, req.keep_alive,
+                 req.minor_version};
+    chunked_ = req.chunked;
+    decoder_ = ChunkedDecoder();
+    body_remaining_ = req.content_length.value_or(0);
+    reading_body_ = true;
+    if (req.expect_continue) {
+      interim_ = "HTTP/1.1 100 Continue\r\n\r\n";  // RFC 9110 section 10.1.1
+      FlushInterim();
+    }
+    std::weak_ptr<bool> alive = alive_;
+    sink_->OnWantsMore([this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      FeedBody();
+      UpdatePoll();
+    });
+    ArmTimer(server_->limits_.body_timeout_ms);
+    FeedBody();
+    UpdatePoll();
+  }
+
+  void FlushInterim() {
+    while (!interim_.empty()) {
+      ssize_t n = ::send(fd_, interim_.data(), interim_.size(), MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) Close();
+        return;
+      }
+      interim_.erase(0, static_cast<size_t>(n));
+    }
+  }
+
+  void FeedBody() {
+    while (reading_body_ && !closing_ && sink_->WantsMore()) {
+      if (!chunked_) {
+        if (body_remaining_ == 0) {
+          BodyComplete();
+          return;
+        }
+        if (in_.empty()) return;
+        size_t n = static_cast<size_t>(std::min<uint64_t>(body_remaining_, in_.size()));
+        Status s = sink_->Write(std::string_view(in_).substr(0, n));
+        in_.erase(0, n);
+        body_remaining_ -= n;
+        if (!s.ok()) return BodyError(s);
+        continue;
+      }
+      std::string_view rest = in_, data;
+      ChunkedDecoder::Step step = decoder_.Next(&rest, &data);
+      Status s;
+      if (step == ChunkedDecoder::kData) s = sink_->Write(data);
+      in_.erase(0, in_.size() - rest.size());
+      if (!s.ok()) return BodyError(s);
+      if (step == ChunkedDecoder::kDone) {
+        BodyComplete();
+        return;
+      }
+      if (step == ChunkedDecoder::kInvalid) {
+        return BodyError(Status::InvalidArgument("malformed chunked body"));
+      }
+      if (step == ChunkedDecoder::kNeedMore) return;
+    }
+  }
+
+  void BodyError(const Status& s) {
+    reading_body_ = false;
+    sink_->Abort();
+    sink_.reset();
+    int code = s.Is(StatusCode::kResourceExhausted) ? 413
+               : s.Is(StatusCode::kInvalidArgument) ? 400
+                                                      : 500;
+    SR_LOG(kInfo) << "http: " << peer_.ip << " " << body_req_.target << ": " << s.message();
+    Respond(ErrorResponse(code), body_req_.method, body_req_.target, body_req_.ua, true);
+  }
+
+  void BodyComplete() {
+    reading_body_ = false;
+    awaiting_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    sink_->Finish([this, alive](Response resp) {
+      if (alive.expired() || !*alive.lock()) return;
+      awaiting_ = false;
+      sink_.reset();
+      if (resp.mac.empty()) resp.mac = body_req_.mac;
+      Respond(std::move(resp), body_req_.method, body_req_.target, body_req_.ua,
+              !body_req_.keep_alive, body_req_.minor_version);
+    });
+    UpdatePoll();
+  }
+
   void ProcessRequests() {
-    while (!sending_ && !closing_ && !in_.empty()) {
+    while (!sending_ && !closing_ && !reading_body_ && !awaiting_ && !in_.empty()) {
       Request req;
       ParseResult p = ParseRequestHead(in_, &req);
       if (p.status == ParseStatus::kNeedMore) return;
@@ -175,13 +288,19 @@ class Connection {
       request_start_ms_ = NowMs(server_->loop_);
       bool has_body = req.chunked || (req.content_length && *req.content_length > 0);
       Response r = server_->handler_->Handle(req, peer_);
+      if (r.sink) {
+        StartBody(std::move(r), req);
+        return;
+      }
       const std::string* ua = req.Header("user-agent");
       // A body this server did not read cannot be skipped safely: close after answering.
       bool close = r.close || !req.keep_alive || has_body || peer_closed_;
       Respond(std::move(r), req.method_text, req.target, ua != nullptr ? *ua : "", close,
               req.minor_version);
     }
-    if (!sending_ && !closing_ && in_.empty()) ArmTimer(server_->limits_.idle_timeout_ms);
+    if (!sending_ && !closing_ && !reading_body_ && !awaiting_ && in_.empty()) {
+      ArmTimer(server_->limits_.idle_timeout_ms);
+    }
   }
 
   void Respond(Response r, std::string_view method, std::string_view target, std::string_view ua,
@@ -233,7 +352,11 @@ class Connection {
   }
 
   void OnWritable() {
-    if (!sending_ || closing_) return;
+    if (!interim_.empty()) FlushInterim();
+    if (!sending_ || closing_ || !interim_.empty()) {
+      if (!closing_) UpdatePoll();
+      return;
+    }
     bool progress = false;
     while (out_off_ < out_.size()) {
       ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
@@ -311,6 +434,20 @@ class Connection {
   uint64_t body_bytes_ = 0;
   int64_t request_start_ms_ = 0;
   std::string log_method_, log_target_, log_ua_;
+  // Uploads:
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for callbacks that outlive us
+  std::shared_ptr<BodySink> sink_;
+  bool reading_body_ = false;
+  bool awaiting_ = false;  // body read, the sink has not answered yet
+  bool chunked_ = false;
+  ChunkedDecoder decoder_;
+  uint64_t body_remaining_ = 0;
+  std::string interim_;  // "100 Continue", sent ahead of everything else
+  struct {
+    std::string method, target, ua, mac;
+    bool keep_alive = true;
+    int minor_version = 1;
+  } body_req_;
 };
 
 Response ErrorResponse(int status) {

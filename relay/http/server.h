@@ -31,6 +31,23 @@
 
 namespace siterelay::http {
 
+struct Response;
+
+// Where a request body goes when the handler wants one (uploads). The connection feeds it as the
+// body arrives, pausing while WantsMore() is false, then calls Finish(); `done` gets the final
+// response, usually later, once the body is durable. Abort() means the connection went away: no
+// callback may run after it.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // A non-OK status ends the upload with the response for it (413 for too large, 500 else).
+  virtual Status Write(std::string_view data) = 0;
+  virtual bool WantsMore() const = 0;
+  virtual void OnWantsMore(std::function<void()> cb) = 0;
+  virtual void Finish(std::function<void(Response)> done) = 0;
+  virtual void Abort() = 0;
+};
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;  // besides Date, Server, length
@@ -40,6 +57,8 @@ struct Response {
   uint64_t file_length = 0;
   bool head_only = false;  // HEAD: headers as for GET, no body
   bool close = false;      // close the connection after this response
+  // Set instead of a status: read the request body into this sink; its Finish() answers.
+  std::shared_ptr<BodySink> sink;
   // For the access log:
   std::string mac;
 };

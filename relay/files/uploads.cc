@@ -1,0 +1,321 @@
+#include "relay/files/uploads.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "relay/base/log.h"
+#include "relay/base/mime.h"
+#include "relay/base/uv.h"
+
+namespace siterelay::files {
+namespace {
+
+constexpr size_t kCompareChunk = 64 * 1024;
+
+// Reads exactly data.size() bytes at `offset`, or fails.
+Status ReadAt(int fd, std::span<uint8_t> data, uint64_t offset) {
+  while (!data.empty()) {
+    ssize_t n = ::pread(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return PosixError("read", errno);
+    }
+    if (n == 0) return Status::IoError("file shorter than expected");
+    data = data.subspan(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+// Appends to the spool file at `spool` what the upload in `upload` adds to it, and fsyncs.
+// Runs on the thread pool. "Adds" per CONTRACT.md: when the upload begins with the bytes already
+// stored, only the rest is new; an upload that is a prefix of what is stored adds nothing; any
+// other upload (a phone whose log restarted) is appended whole.
+Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
+                                    const std::string& upload) {
+  UploadResult result;
+  SR_ASSIGN_OR_RETURN(int in_fd, fs->Open(upload, O_RDONLY, 0));
+  ScopedFd in(fs, in_fd);
+  struct stat ust, sst;
+  if (::fstat(in.get(), &ust) != 0) return PosixError("fstat " + upload, errno);
+  bool existed = ::stat(spool.c_str(), &sst) == 0;
+  SR_ASSIGN_OR_RETURN(int out_fd, fs->Open(spool, O_RDWR | O_CREAT, 0644));
+  ScopedFd out(fs, out_fd);
+  if (::fstat(out.get(), &sst) != 0) return PosixError("fstat " + spool, errno);
+  auto up_size = static_cast<uint64_t>(ust.st_size);
+  auto stored = static_cast<uint64_t>(sst.st_size);
+  result.created = !existed;
+
+  uint64_t common = std::min(up_size, stored);
+  bool same_prefix = true;
+  std::vector<uint8_t> a(kCompareChunk), b(kCompareChunk);
+  for (uint64_t off = 0; off < common && same_prefix; off += kCompareChunk) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, common - off));
+    SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
+    SR_RETURN_IF_ERROR(ReadAt(out.get(), {b.data(), n}, off));
+    same_prefix = std::memcmp(a.data(), b.data(), n) == 0;
+  }
+  uint64_t from = same_prefix ? common : 0;
+  if (same_prefix && up_size <= stored) from = up_size;  // nothing new
+  for (uint64_t off = from; off < up_size; off += kCompareChunk) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, up_size - off));
+    SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
+    if (::lseek(out.get(), 0, SEEK_END) < 0) return PosixError("seek " + spool, errno);
+    SR_RETURN_IF_ERROR(fs->WriteAll(out.get(), {a.data(), n}));
+    result.new_bytes += n;
+  }
+  if (result.new_bytes > 0 || result.created) SR_RETURN_IF_ERROR(fs->Fsync(out.get()));
+  if (result.created) {
+    SR_RETURN_IF_ERROR(fs->FsyncDir(spool.substr(0, spool.rfind('/'))));
+  }
+  return result;
+}
+
+}  // namespace
+
+// ---- UploadSink ------------------------------------------------------------------------------
+
+UploadSink::UploadSink(Uploads* owner, std::string path, UploadName name, uint64_t max_bytes)
+    : owner_(owner), path_(std::move(path)), name_(std::move(name)), max_bytes_(max_bytes) {}
+
+Status UploadSink::Write(std::string_view data) {
+  if (!error_.ok()) return error_;
+  received_ += data.size();
+  if (received_ > max_bytes_) {
+    Fail(Status::ResourceExhausted("upload larger than uploads.max_bytes (" +
+                                   std::to_string(max_bytes_) + ")"));
+    return error_;
+  }
+  while (!data.empty()) {
+    size_t n = std::min(kChunkBytes - current_.size(), data.size());
+    current_.append(data.substr(0, n));
+    data.remove_prefix(n);
+    if (current_.size() == kChunkBytes) {
+      chunks_.push_back(std::move(current_));
+      current_.clear();
+    }
+  }
+  Pump();
+  return Status::Ok();
+}
+
+void UploadSink::Fail(Status s) {
+  if (error_.ok()) error_ = std::move(s);
+  chunks_.clear();
+  current_.clear();
+}
+
+void UploadSink::Finish(std::function<void(Result<UploadResult>)> done) {
+  done_ = std::move(done);
+  finishing_ = true;
+  if (!current_.empty()) chunks_.push_back(std::move(current_));
+  current_.clear();
+  Pump();
+}
+
+void UploadSink::Abort() {
+  aborted_ = true;
+  on_wants_more_ = nullptr;
+  done_ = nullptr;
+  chunks_.clear();
+}
+
+void UploadSink::Pump() {
+  if (job_in_flight_ || aborted_) return;
+  if (!chunks_.empty() && error_.ok()) {
+    job_in_flight_ = true;
+    auto self = shared_from_this();  // alive until the pool job has reported back
+    auto chunk = std::make_shared<std::string>(std::move(chunks_.front()));
+    chunks_.pop_front();
+    auto status = std::make_shared<Status>();
+    cache::ObjectStore* store = &owner_->cache_->store();
+    Status q = QueueWork(
+        owner_->loop_,
+        [self, chunk, status, store] {
+          if (self->writer_ == nullptr) {
+            auto w = store->Create();
+            if (!w.ok()) {
+              *status = w.status();
+              return;
+            }
+            self->writer_ = std::move(w).value();
+          }
+          *status = self->writer_->Append(
+              {reinterpret_cast<const uint8_t*>(chunk->data()), chunk->size()});
+        },
+        [self, status] {
+          self->job_in_flight_ = false;
+          if (!status->ok()) self->Fail(*status);
+          if (self->WantsMore() && self->on_wants_more_) self->on_wants_more_();
+          self->Pump();
+        });
+    if (!q.ok()) {
+      job_in_flight_ = false;
+      Fail(q);
+    } else {
+      return;
+    }
+  }
+  if (!finishing_ || !chunks_.empty() || done_ == nullptr) return;
+  auto done = std::move(done_);
+  done_ = nullptr;
+  if (!error_.ok()) {
+    done(error_);
+    return;
+  }
+  // Seal on the pool (it fsyncs), then file it from the loop.
+  job_in_flight_ = true;
+  auto self = shared_from_this();
+  auto sealed = std::make_shared<Result<cache::SealedBlob>>(Status::Internal("not sealed"));
+  cache::ObjectStore* store = &owner_->cache_->store();
+  done_ = std::move(done);
+  Status q = QueueWork(
+      owner_->loop_,
+      [self, sealed, store] {
+        if (self->writer_ == nullptr) {  // an empty upload
+          auto w = store->Create();
+          if (!w.ok()) {
+            *sealed = w.status();
+            return;
+          }
+          self->writer_ = std::move(w).value();
+        }
+        *sealed = self->writer_->Seal(nullptr, /*sync=*/true);
+        self->writer_.reset();
+      },
+      [self, sealed] {
+        self->job_in_flight_ = false;
+        if (self->aborted_) {
+          if (sealed->ok()) (void)::unlink((*sealed)->tmp_path.c_str());
+          return;
+        }
+        if (!sealed->ok()) {
+          auto d = std::move(self->done_);
+          self->done_ = nullptr;
+          if (d) d(sealed->status());
+          return;
+        }
+        self->owner_->File(self, std::move(*sealed).value());
+      });
+  if (!q.ok()) {
+    job_in_flight_ = false;
+    auto d = std::move(done_);
+    done_ = nullptr;
+    d(q);
+  }
+}
+
+// ---- Uploads ---------------------------------------------------------------------------------
+
+std::string SpoolPath(const std::string& data_dir, const UploadName& log) {
+  return data_dir + "/spool/" + log.mac + "-" + log.what + ".log";
+}
+
+Uploads::Uploads(uv_loop_t* loop, cache::Cache* cache, Clock* clock)
+    : loop_(loop), cache_(cache), clock_(clock) {
+  Status s = cache->store().fs()->MakeDirs(cache->store().data_dir() + "/spool");
+  if (!s.ok()) SR_LOG(kError) << "uploads: " << s.ToString();
+}
+
+std::shared_ptr<UploadSink> Uploads::Begin(std::string path, UploadName name,
+                                           uint64_t max_bytes) {
+  return std::make_shared<UploadSink>(this, std::move(path), std::move(name), max_bytes);
+}
+
+void Uploads::File(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
+  if (sink->name_.kind == UploadName::kSettings) {
+    FileSettings(std::move(sink), std::move(blob));
+  } else {
+    FileLog(std::move(sink), std::move(blob));
+  }
+}
+
+void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
+  bool created = cache_->Lookup(sink->path_) == nullptr;
+  auto status = std::make_shared<Status>();
+  auto b = std::make_shared<cache::SealedBlob>(std::move(blob));
+  cache::ObjectStore* store = &cache_->store();
+  Status q = QueueWork(
+      loop_,
+      [status, b, store] {
+        std::vector<cache::SealedBlob> one{*b};
+        *status = store->Install(one, /*already_synced=*/true);
+      },
+      [this, sink, status, b, created] {
+        if (!status->ok()) {
+          if (sink->done_) sink->done_(*status);
+          return;
+        }
+        cache::Entry e;
+        e.path = sink->path_;
+        e.sha256 = b->digest;
+        e.size = b->size;
+        e.content_type = std::string(ContentTypeForPath(e.path));
+        e.fetched_at = clock_->NowSeconds();
+        e.source = cache::Source::kUpload;
+        e.forwarded = false;  // until the outbox has PUT it to the origin
+        cache_->PublishAsync(loop_, {e}, [sink, created](Status s) {
+          if (sink->aborted_ || !sink->done_) return;
+          auto d = std::move(sink->done_);
+          sink->done_ = nullptr;
+          if (!s.ok()) {
+            d(s);
+            return;
+          }
+          UploadResult r;
+          r.created = created;
+          d(r);
+        });
+      });
+  if (!q.ok() && sink->done_) sink->done_(q);
+}
+
+void Uploads::FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
+  std::string spool = SpoolPath(cache_->store().data_dir(), sink->name_);
+  auto run = [this, sink, blob = std::move(blob), spool]() mutable {
+    auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
+    FileSystem* fs = cache_->store().fs();
+    Status q = QueueWork(
+        loop_,
+        [result, fs, spool, tmp = blob.tmp_path] {
+          *result = AppendNewBytes(fs, spool, tmp);
+          (void)fs->Unlink(tmp);
+        },
+        [this, sink, result, spool] {
+          LogFiled(spool);
+          if (sink->aborted_ || !sink->done_) return;
+          auto d = std::move(sink->done_);
+          sink->done_ = nullptr;
+          d(*result);
+        });
+    if (!q.ok()) {
+      LogFiled(spool);
+      if (sink->done_) sink->done_(q);
+    }
+  };
+  auto [it, idle] = busy_logs_.try_emplace(spool);
+  if (idle) {
+    run();
+  } else {
+    it->second.push_back(std::move(run));  // after the upload of this log in progress
+  }
+}
+
+void Uploads::LogFiled(const std::string& spool) {
+  auto it = busy_logs_.find(spool);
+  if (it == busy_logs_.end()) return;
+  if (it->second.empty()) {
+    busy_logs_.erase(it);
+    return;
+  }
+  auto next = std::move(it->second.front());
+  it->second.pop_front();
+  next();
+}
+
+}  // namespace siterelay::files

@@ -1,0 +1,106 @@
+// Uploads: what phones send (CONTRACT.md "Uploads"), made durable before anyone says 2xx.
+//
+// An UploadSink receives one upload's body in pieces on the loop thread and writes it, in order,
+// into a blob in tmp/ on the libuv thread pool (at most kMaxQueuedChunks pieces waiting, so a
+// fast sender is slowed to the disk's pace instead of filling memory). Finish() then files it:
+//   settings (<mac>-phone.cfg, ...): the blob becomes an object (fsync, rename) and the path's
+//     entry is published with source=upload and forwarded=false, so it is served back at once and
+//     never evicted before the origin has it;
+//   logs (<mac>-app.log, <mac>-boot.log): only the bytes not already stored are appended to
+//     data_dir/spool/<mac>-<app|boot>.log and fsynced — a phone that re-sends its whole log adds
+//     only its new tail. Uploads of one log are filed one at a time.
+// `done` runs on the loop thread once the bytes are durable, or with the error.
+//
+// Thread safety: Uploads and UploadSink belong to the loop thread; their pool work touches only
+// the blob and spool files.
+#pragma once
+
+#include <uv.h>
+
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "cache/cache.h"
+#include "relay/base/clock.h"
+#include "relay/base/status.h"
+#include "relay/files/phone.h"
+
+namespace siterelay::files {
+
+class Uploads;
+
+// data_dir/spool/<mac>-<app|boot>.log: where a phone's log lives.
+std::string SpoolPath(const std::string& data_dir, const UploadName& log);
+
+// The result of a filed upload.
+struct UploadResult {
+  bool created = false;     // the path had nothing before
+  uint64_t new_bytes = 0;   // logs: bytes appended (0 when the phone re-sent what was stored)
+};
+
+class UploadSink : public std::enable_shared_from_this<UploadSink> {
+ public:
+  // Pieces of this size go to the pool one at a time.
+  static constexpr size_t kChunkBytes = 64 * 1024;
+  static constexpr size_t kMaxQueuedChunks = 2;
+
+  UploadSink(Uploads* owner, std::string path, UploadName name, uint64_t max_bytes);
+
+  // Takes the next piece of the body. ResourceExhausted once past uploads.max_bytes.
+  Status Write(std::string_view data);
+  // False while enough is queued for the pool; `cb` runs when that changes.
+  bool WantsMore() const { return chunks_.size() < kMaxQueuedChunks; }
+  void OnWantsMore(std::function<void()> cb) { on_wants_more_ = std::move(cb); }
+  void Finish(std::function<void(Result<UploadResult>)> done);
+  // The connection went away: nothing will be filed, and no callback runs any more.
+  void Abort();
+
+ private:
+  friend class Uploads;
+
+// data_dir/spool/<mac>-<app|boot>.log: where a phone's log lives.
+std::string SpoolPath(const std::string& data_dir, const UploadName& log);
+  void Pump();
+  void Fail(Status s);
+
+  Uploads* owner_;
+  std::string path_;
+  UploadName name_;
+  uint64_t max_bytes_;
+  uint64_t received_ = 0;
+  std::unique_ptr<cache::BlobWriter> writer_;
+  std::string current_;
+  std::deque<std::string> chunks_;
+  bool job_in_flight_ = false;
+  bool finishing_ = false;
+  bool aborted_ = false;
+  Status error_;
+  std::function<void()> on_wants_more_;
+  std::function<void(Result<UploadResult>)> done_;
+};
+
+class Uploads {
+ public:
+  Uploads(uv_loop_t* loop, cache::Cache* cache, Clock* clock);
+
+  // A sink for an upload to catalog path `path` whose last segment classified as `name`.
+  std::shared_ptr<UploadSink> Begin(std::string path, UploadName name, uint64_t max_bytes);
+
+ private:
+  friend class UploadSink;
+  void File(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
+  void FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
+  void FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
+  void LogFiled(const std::string& spool);
+
+  uv_loop_t* loop_;
+  cache::Cache* cache_;
+  Clock* clock_;
+  // Logs being appended to, with the uploads of the same log waiting their turn.
+  std::map<std::string, std::deque<std::function<void()>>> busy_logs_;
+};
+
+}  // namespace siterelay::files

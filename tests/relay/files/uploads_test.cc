@@ -1,0 +1,139 @@
+#include "relay/files/uploads.h"
+
+#include <gtest/gtest.h>
+
+#include "relay/base/uv.h"
+#include "relay/files/path.h"
+#include "tests/testing/temp_dir.h"
+
+namespace siterelay::files {
+namespace {
+
+class UploadsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache::CacheOptions o;
+    o.data_dir = dir_.path();
+    o.max_bytes = 1 << 30;
+    o.clock = &clock_;
+    cache_ = std::move(cache::Cache::Open(o)).value();
+    uploads_ = std::make_unique<Uploads>(loop_.get(), cache_.get(), &clock_);
+  }
+
+  // Sends `body` in pieces of `piece` bytes and runs the loop until the upload is filed.
+  Result<UploadResult> Upload(const std::string& path, std::string_view body,
+                              uint64_t max_bytes = 1 << 20, size_t piece = 1000) {
+    UploadName name = ClassifyUpload(BaseName(path));
+    auto sink = uploads_->Begin(path, name, max_bytes);
+    Result<UploadResult> result = Status::Internal("never finished");
+    for (size_t off = 0; off < body.size(); off += piece) {
+      Status s = sink->Write(body.substr(off, piece));
+      if (!s.ok()) return s;
+      while (!sink->WantsMore()) uv_run(loop_.get(), UV_RUN_ONCE);  // back-pressure
+    }
+    sink->Finish([&](Result<UploadResult> r) { result = std::move(r); });
+    EXPECT_TRUE(loop_.Run().ok());
+    return result;
+  }
+
+  std::string Spool(const std::string& mac, const std::string& what) {
+    return testing::ReadFile(dir_ / ("spool/" + mac + "-" + what + ".log"));
+  }
+
+  testing::TempDir dir_;
+  ManualClock clock_;
+  Loop loop_;
+  std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<Uploads> uploads_;
+};
+
+TEST_F(UploadsTest, SettingsBecomeAnUnforwardedEntryServedBack) {
+  std::string body(150000, 'x');  // several chunks
+  auto r = Upload("0004f282e824-phone.cfg", body);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->created);
+  const cache::Entry* e = cache_->Lookup("0004f282e824-phone.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->sha256, Sha256::Of(body));
+  EXPECT_EQ(e->source, cache::Source::kUpload);
+  EXPECT_FALSE(e->forwarded);
+  EXPECT_EQ(testing::ReadFile(cache_->store().PathOf(e->sha256)), body);
+  auto again = Upload("0004f282e824-phone.cfg", "<short/>");
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->created);
+  EXPECT_EQ(cache_->Lookup("0004f282e824-phone.cfg")->sha256, Sha256::Of("<short/>"));
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
+TEST_F(UploadsTest, SettingsSurviveARestart) {
+  ASSERT_TRUE(Upload("0004f282e824-web.cfg", "<web/>").ok());
+  uploads_.reset();
+  cache_.reset();
+  cache::CacheOptions o;
+  o.data_dir = dir_.path();
+  auto reopened = cache::Cache::Open(o);
+  ASSERT_TRUE(reopened.ok());
+  const cache::Entry* e = (*reopened)->Lookup("0004f282e824-web.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_FALSE(e->forwarded);
+}
+
+TEST_F(UploadsTest, ALogResentWholeAddsOnlyItsNewTail) {
+  auto r1 = Upload("0004f282e824-app.log", "0517184023|copy |3|00|one\n");
+  ASSERT_TRUE(r1.ok());
+  EXPECT_TRUE(r1->created);
+  EXPECT_EQ(r1->new_bytes, 26u);
+  auto r2 = Upload("0004f282e824-app.log",
+                   "0517184023|copy |3|00|one\n0517184024|copy |3|00|two\n");
+  ASSERT_TRUE(r2.ok());
+  EXPECT_FALSE(r2->created);
+  EXPECT_EQ(r2->new_bytes, 26u);
+  auto r3 = Upload("0004f282e824-app.log", "0517184023|copy |3|00|one\n");
+  ASSERT_TRUE(r3.ok());
+  EXPECT_EQ(r3->new_bytes, 0u) << "a prefix of what is stored adds nothing";
+  EXPECT_EQ(Spool("0004f282e824", "app"),
+            "0517184023|copy |3|00|one\n0517184024|copy |3|00|two\n");
+}
+
+TEST_F(UploadsTest, ALogThatRestartedIsAppendedWhole) {
+  ASSERT_TRUE(Upload("0004f282e824-boot.log", "boot 1\n").ok());
+  auto r = Upload("0004F282E824-BOOT.LOG", "reboot\n");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->new_bytes, 7u);
+  EXPECT_EQ(Spool("0004f282e824", "boot"), "boot 1\nreboot\n");
+}
+
+TEST_F(UploadsTest, ConcurrentUploadsOfOneLogAreFiledInTurn) {
+  auto a = uploads_->Begin("0004f282e824-app.log", ClassifyUpload("0004f282e824-app.log"), 1000);
+  auto b = uploads_->Begin("0004f282e824-app.log", ClassifyUpload("0004f282e824-app.log"), 1000);
+  ASSERT_TRUE(a->Write("first\n").ok());
+  ASSERT_TRUE(b->Write("first\nsecond\n").ok());
+  int done = 0;
+  a->Finish([&](Result<UploadResult> r) { done += r.ok(); });
+  b->Finish([&](Result<UploadResult> r) { done += r.ok(); });
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(Spool("0004f282e824", "app"), "first\nsecond\n");
+}
+
+TEST_F(UploadsTest, SizeLimitAtNAndNPlusOne) {
+  EXPECT_TRUE(Upload("0004f282e824-local.cfg", std::string(5000, 'a'), 5000).ok());
+  auto over = Upload("0004f282e824-local.cfg", std::string(5001, 'b'), 5000);
+  ASSERT_FALSE(over.ok());
+  EXPECT_TRUE(over.status().Is(StatusCode::kResourceExhausted));
+  EXPECT_EQ(cache_->Lookup("0004f282e824-local.cfg")->sha256, Sha256::Of(std::string(5000, 'a')));
+}
+
+TEST_F(UploadsTest, AbortedUploadFilesNothingAndLeavesNoTempFile) {
+  auto sink = uploads_->Begin("0004f282e824-calls.xml", ClassifyUpload("0004f282e824-calls.xml"),
+                              1 << 20);
+  ASSERT_TRUE(sink->Write(std::string(200000, 'c')).ok());
+  sink->Abort();
+  sink.reset();
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(cache_->Lookup("0004f282e824-calls.xml"), nullptr);
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
+}  // namespace
+}  // namespace siterelay::files
