@@ -39,7 +39,9 @@ bool ParseClock(std::string_view s, std::tm* tm) {
 std::optional<int64_t> ToUnix(std::tm* tm) {
   if (tm->tm_mday < 1 || tm->tm_mday > 31 || tm->tm_year < 70) return std::nullopt;
   time_t t = timegm(tm);
-  if (t < 0) return std::nullopt;
+  // A leap second at the very end of 9999 rolls into year 10000, which no HTTP date can spell.
+  constexpr time_t kLastHttpDate = 253402300799;  // Fri, 31 Dec 9999 23:59:59 GMT
+  if (t < 0 || t > kLastHttpDate) return std::nullopt;
   return static_cast<int64_t>(t);
 }
 

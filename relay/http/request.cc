@@ -131,7 +131,9 @@ ParseResult ParseRequestHead(std::string_view bytes, Request* out) {
 
   std::string_view line;
   if (!NextLine(rest, &line)) {
-    if (rest.size() > kMaxRequestLineBytes) return Invalid(414, "request line too long");
+    // A read may end between the CR and the LF of a line of exactly the limit.
+    size_t pending = rest.size() - (!rest.empty() && rest.back() == '\r' ? 1 : 0);
+    if (pending > kMaxRequestLineBytes) return Invalid(414, "request line too long");
     return ParseResult{};
   }
   if (line.size() > kMaxRequestLineBytes) return Invalid(414, "request line too long");

@@ -14,6 +14,7 @@
 //     decided, or a peer could make the connection buffer without end.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "relay/http/limits.h"

@@ -125,6 +125,8 @@ TEST(RequestParserTest, RequestLineLimitIs414) {
   EXPECT_EQ(ParseRequestHead(std::string(kMaxRequestLineBytes, 'a'), &r).status,
             ParseStatus::kNeedMore);
   EXPECT_EQ(ParseRequestHead(std::string(kMaxRequestLineBytes + 1, 'a'), &r).http_status, 414);
+  // A read ending between the CR and LF of a line of exactly the limit is not yet too long.
+  EXPECT_EQ(ParseRequestHead(at_limit + "\r", &r).status, ParseStatus::kNeedMore);
 }
 
 TEST(RequestParserTest, HeadLimitIs431) {
