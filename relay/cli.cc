@@ -31,7 +31,7 @@ constexpr std::string_view kUsage = R"(usage: siterelay [--log-level LEVEL] <com
 A site-local caching relay and provisioning server for desk phones.
 
 commands:
-  serve [--config FILE]          run the relay in the foreground (HTTP and the admin /healthz)
+  serve [--config FILE]          run the relay in the foreground (HTTP, HTTPS, admin /healthz)
   sync [--config FILE]           one prefetch pass from the origin (not in this version yet)
   import DIR [--config FILE]     seed the cache from a local folder, as if from the origin
   cache ls [--config FILE]       list cached entries: path, size, sha256, state
@@ -79,10 +79,12 @@ A backslash (DOMAIN\user) becomes %5C.
 )"},
     {"serve", R"(usage: siterelay serve [--config FILE]
 
-Runs the relay in the foreground, logging to stderr: phones over HTTP ([http] listen), the
-operator's /healthz ([admin] listen). SIGTERM or SIGINT stops accepting, lets transfers finish
-for up to 10 s and exits 0; SIGHUP re-reads the config file (accounts, allow_from).
-HTTPS, TFTP and FTP, uploads and the origin come with the next versions.
+Runs the relay in the foreground, logging to stderr: phones over HTTP ([http] listen) and HTTPS
+([https] listen; without [tls] cert/key a self-signed certificate is made in data_dir/tls and its
+SHA-256 fingerprint logged), including their uploads; the operator's /healthz ([admin] listen).
+SIGTERM or SIGINT stops accepting, lets transfers finish for up to 10 s and exits 0; SIGHUP
+re-reads the config file (accounts, allow_from, certificates). TFTP, FTP and the origin come
+with the next versions.
 )"},
     {"sync", "usage: siterelay sync [--config FILE]\n\nNot in this version yet.\n"},
     {"status", "usage: siterelay status [--config FILE]\n\nNot in this version yet.\n"},

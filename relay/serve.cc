@@ -15,6 +15,7 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <vector>
 
 #include "cache/cache.h"
 #include "relay/admin/admin_handler.h"
@@ -25,6 +26,7 @@
 #include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
+#include "relay/tls/tls.h"
 #include "siterelay_version.h"
 
 namespace siterelay {
@@ -82,18 +84,31 @@ class Relay {
     admin_server_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttp,
                                                        &admin_handler_, http::ServerLimits{},
                                                        nullptr);
-    Status s = phones_->Listen(config_.http.listen);
+    https_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttps,
+                                                file_handler_.get(), http::ServerLimits{},
+                                                files_.get());
+    Status s;
+    if (!config_.https.listen.empty()) {
+      auto tls = tls::TlsContext::Create(config_.tls, config_.data_dir);
+      if (tls.ok()) {
+        tls_ = *tls;
+        https_->SetTls(tls_);
+      } else {
+        s = tls.status();
+      }
+    }
+    if (s.ok()) s = phones_->Listen(config_.http.listen);
+    if (s.ok()) s = https_->Listen(config_.https.listen);
     if (s.ok()) s = admin_server_->Listen(config_.admin.listen);
     if (!s.ok()) {
       std::cerr << "siterelay: " << s.message() << "\n";
       // Close what did bind, and let the loop run the close callbacks before the servers go.
-      phones_->StopAccepting();
-      admin_server_->StopAccepting();
+      for (auto* server : Servers()) server->StopAccepting();
       uv_run(loop_.get(), UV_RUN_DEFAULT);
       return 1;
     }
     for (const auto& [name, list] :
-         {std::pair{"https", &config_.https.listen}, std::pair{"tftp", &config_.tftp.listen},
+         {std::pair{"tftp", &config_.tftp.listen},
           std::pair{"ftp", &config_.ftp.listen},
           std::pair{"ftp implicit TLS", &config_.ftp.implicit_tls_listen}}) {
       if (!list->empty()) {
@@ -122,6 +137,12 @@ class Relay {
       if (a.ipv6) host = "[" + host + "]";
       SR_LOG(kInfo) << "phones: http://" << host << ":" << a.port << "/  (try: curl http://"
                     << host << ":" << a.port << "/000000000000.cfg)";
+    }
+    for (const ListenAddress& a : https_->bound()) {
+      std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
+      if (a.ipv6) host = "[" + host + "]";
+      SR_LOG(kInfo) << "phones: https://" << host << ":" << a.port << "/  (certificate "
+                    << tls_->cert_path() << ", SHA-256 " << tls_->fingerprint() << ")";
     }
     for (const ListenAddress& a : admin_server_->bound()) {
       SR_LOG(kInfo) << "admin: http://" << (a.ipv6 ? "[" + a.host + "]" : a.host) << ":"
@@ -164,6 +185,18 @@ class Relay {
       SR_LOG(kWarning) << "reload: listener changes take effect at the next restart";
     }
     files_->Reload(*fresh);
+    if (tls_ != nullptr) {
+      // New certificates apply to new connections; transfers in flight keep theirs.
+      auto tls = tls::TlsContext::Create(fresh->tls, config_.data_dir);
+      if (tls.ok()) {
+        tls_ = *tls;
+        https_->SetTls(tls_);
+        SR_LOG(kInfo) << "reload: certificate " << tls_->cert_path() << ", SHA-256 "
+                      << tls_->fingerprint();
+      } else {
+        SR_LOG(kError) << "reload: keeping the old certificate: " << tls.status().message();
+      }
+    }
     SR_LOG(kInfo) << "reloaded " << fresh->source << ": " << fresh->accounts.size()
                   << " account(s)";
   }
@@ -176,16 +209,15 @@ class Relay {
     }
     stopping_ = true;
     Notify("STOPPING=1");
-    SR_LOG(kInfo) << "signal " << signum << ": no new connections; " << phones_->connections()
+    SR_LOG(kInfo) << "signal " << signum << ": no new connections; "
+                  << phones_->connections() + https_->connections()
                   << " open, waiting up to " << kStopGraceMs / 1000 << " s";
-    pending_drains_ = 2;
+    pending_drains_ = 3;
     auto drained = [this] {
       if (--pending_drains_ == 0) Finish();
     };
-    phones_->OnDrained(drained);
-    admin_server_->OnDrained(drained);
-    phones_->StopAccepting();
-    admin_server_->StopAccepting();
+    for (auto* server : Servers()) server->OnDrained(drained);
+    for (auto* server : Servers()) server->StopAccepting();
     if (pending_drains_ == 0) return;  // Finish already ran
     uv_timer_init(loop_.get(), &grace_timer_);
     grace_timer_.data = this;
@@ -194,19 +226,23 @@ class Relay {
         &grace_timer_,
         [](uv_timer_t* t) noexcept {
           auto* r = static_cast<Relay*>(t->data);
-          SR_LOG(kWarning) << "stop: cutting " << r->phones_->connections()
+          SR_LOG(kWarning) << "stop: cutting "
+                           << r->phones_->connections() + r->https_->connections()
                            << " transfer(s) still running after the grace period";
           r->Finish();
         },
         kStopGraceMs, 0);
   }
 
+  std::vector<http::HttpServer*> Servers() {
+    return {phones_.get(), https_.get(), admin_server_.get()};
+  }
+
   // Closes what keeps the loop alive so that uv_run returns.
   void Finish() {
     if (finished_) return;
     finished_ = true;
-    phones_->CloseAll();
-    admin_server_->CloseAll();
+    for (auto* server : Servers()) server->CloseAll();
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
       uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
     }
@@ -222,7 +258,9 @@ class Relay {
   std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;
+  std::shared_ptr<tls::TlsContext> tls_;  // shared: https_ holds it for new connections too
   std::unique_ptr<http::HttpServer> phones_;
+  std::unique_ptr<http::HttpServer> https_;
   std::unique_ptr<http::HttpServer> admin_server_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t flush_timer_{}, grace_timer_{};

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <vector>
 
 #include "relay/base/http_date.h"
 #include "relay/base/log.h"
@@ -27,6 +28,9 @@ constexpr size_t kReadChunk = 16 * 1024;
 // Bytes per sendfile(2) call: large enough to fill a socket buffer, small enough to take turns
 // fairly between connections on the one loop thread.
 constexpr size_t kSendfileChunk = 1 << 20;
+// TLS: plaintext per record (the protocol's maximum) and per file read.
+constexpr size_t kTlsRecord = 16 * 1024;
+constexpr size_t kTlsFileChunk = 64 * 1024;
 
 std::string_view Reason(int status) {
   switch (status) {
@@ -74,6 +78,8 @@ class Connection {
     if (fd_ >= 0) ::close(fd_);
   }
 
+  void EnableTls(const tls::TlsContext& ctx) { tls_ = std::make_unique<tls::TlsStream>(ctx); }
+
   Status Start() {
     int rc = uv_poll_init(server_->loop_, &poll_, fd_);
     if (rc != 0) return UvError("uv_poll_init", rc);
@@ -118,7 +124,7 @@ class Connection {
     bool want_read = !sending_ && !awaiting_ && !peer_closed_ &&
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
-    if (sending_ || !interim_.empty()) events |= UV_WRITABLE;
+    if (sending_ || !interim_.empty() || !tls_out_.empty()) events |= UV_WRITABLE;
     if (events == 0) {
       uv_poll_stop(&poll_);
       return;
@@ -166,16 +172,115 @@ class Connection {
       Close();  // nothing is being sent (we only read when idle)
       return;
     }
+    if (!tls_) {
+      OnPlaintext(std::string_view(buf, static_cast<size_t>(n)));
+      return;
+    }
+    tls_->Feed(std::string_view(buf, static_cast<size_t>(n)));
+    std::string plain;
+    Status s = tls_->Read(&plain, 2 * kReadChunk);
+    tls_->TakeCiphertext(&tls_out_);  // handshake messages, alerts
+    if (!FlushTlsOut()) return;
+    if (!s.ok()) {
+      if (!s.Is(StatusCode::kUnavailable)) {
+        SR_LOG(kInfo) << "https: " << peer_.ip << ": " << s.message();
+      }
+      Close();
+      return;
+    }
+    if (!tls_out_.empty()) UpdatePoll();
+    if (!plain.empty()) OnPlaintext(plain);
+  }
+
+  void OnPlaintext(std::string_view data) {
     if (reading_body_) {
-      in_.append(buf, static_cast<size_t>(n));
+      in_.append(data);
       ArmTimer(server_->limits_.body_timeout_ms);  // progress
       FeedBody();
       UpdatePoll();
       return;
     }
     if (in_.empty()) ArmTimer(server_->limits_.header_timeout_ms);  // slowloris: no reset per byte
-    in_.append(buf, static_cast<size_t>(n));
+    in_.append(data);
     ProcessRequests();
+  }
+
+  // ---- sending: straight to the socket, or through the TLS filter ----
+
+  // Sends plaintext. Returns the bytes taken (0: the socket is full), or -1 after closing the
+  // connection on a fatal error.
+  ssize_t Transmit(const char* data, size_t n) {
+    if (!tls_) {
+      for (;;) {
+        ssize_t r = ::send(fd_, data, n, MSG_NOSIGNAL);
+        if (r >= 0) return r;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        Close();
+        return -1;
+      }
+    }
+    // One record at a time, and none while the last one's ciphertext still waits: memory per
+    // connection stays at a record whatever the file size or the client's speed.
+    if (!FlushTlsOut()) return -1;
+    if (!tls_out_.empty()) return 0;
+    auto taken = tls_->Write(std::string_view(data, std::min(n, kTlsRecord)));
+    if (!taken.ok()) {
+      SR_LOG(kInfo) << "https: " << peer_.ip << ": " << taken.status().message();
+      Close();
+      return -1;
+    }
+    tls_->TakeCiphertext(&tls_out_);
+    if (!FlushTlsOut()) return -1;
+    return static_cast<ssize_t>(*taken);
+  }
+
+  // Sends waiting ciphertext; false after closing the connection on a fatal error.
+  bool FlushTlsOut() {
+    while (tls_out_off_ < tls_out_.size()) {
+      ssize_t r = ::send(fd_, tls_out_.data() + tls_out_off_, tls_out_.size() - tls_out_off_,
+                         MSG_NOSIGNAL);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
+        Close();
+        return false;
+      }
+      tls_out_off_ += static_cast<size_t>(r);
+    }
+    tls_out_.clear();
+    tls_out_off_ = 0;
+    return true;
+  }
+
+  // File bodies over TLS: pread into a buffer, encrypt a record at a time.
+  bool SendFileThroughTls(bool* progress) {
+    uint64_t budget = kSendfileChunk;  // then let other connections have a turn
+    while (file_sent_ < resp_.file_length && budget > 0) {
+      if (file_buf_pos_ == file_buf_.size()) {
+        size_t want = static_cast<size_t>(
+            std::min<uint64_t>(resp_.file_length - file_read_, kTlsFileChunk));
+        file_buf_.resize(want);
+        ssize_t r = ::pread(resp_.file.get(), file_buf_.data(), want,
+                            static_cast<off_t>(resp_.file_offset + file_read_));
+        if (r <= 0) {
+          SR_LOG(kError) << "https: reading " << log_target_ << " failed; closing";
+          Close();
+          return false;
+        }
+        file_buf_.resize(static_cast<size_t>(r));
+        file_buf_pos_ = 0;
+        file_read_ += static_cast<uint64_t>(r);
+      }
+      ssize_t n = Transmit(file_buf_.data() + file_buf_pos_, file_buf_.size() - file_buf_pos_);
+      if (n < 0) return false;
+      if (n == 0) break;
+      file_buf_pos_ += static_cast<size_t>(n);
+      file_sent_ += static_cast<uint64_t>(n);
+      budget -= std::min<uint64_t>(budget, static_cast<uint64_t>(n));
+      *progress = true;
+    }
+    return true;
   }
 
   // ---- request bodies (uploads) ----
@@ -206,12 +311,8 @@ class Connection {
 
   void FlushInterim() {
     while (!interim_.empty()) {
-      ssize_t n = ::send(fd_, interim_.data(), interim_.size(), MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) Close();
-        return;
-      }
+      ssize_t n = Transmit(interim_.data(), interim_.size());
+      if (n <= 0) return;
       interim_.erase(0, static_cast<size_t>(n));
     }
   }
@@ -340,6 +441,9 @@ class Connection {
     if (send_body && resp_.file.get() < 0) out_ += resp_.body;
     if (!send_body) resp_.file.Reset();
     file_sent_ = 0;
+    file_read_ = 0;
+    file_buf_.clear();
+    file_buf_pos_ = 0;
     body_bytes_ = send_body ? length : 0;
 
     log_method_ = std::string(method);
@@ -352,6 +456,7 @@ class Connection {
   }
 
   void OnWritable() {
+    if (tls_ && !FlushTlsOut()) return;
     if (!interim_.empty()) FlushInterim();
     if (!sending_ || closing_ || !interim_.empty()) {
       if (!closing_) UpdatePoll();
@@ -359,17 +464,15 @@ class Connection {
     }
     bool progress = false;
     while (out_off_ < out_.size()) {
-      ssize_t n = ::send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        if (errno == EINTR) continue;
-        Close();
-        return;
-      }
+      ssize_t n = Transmit(out_.data() + out_off_, out_.size() - out_off_);
+      if (n < 0) return;
+      if (n == 0) break;
       out_off_ += static_cast<size_t>(n);
       progress = true;
     }
-    if (out_off_ == out_.size() && resp_.file.get() >= 0) {
+    if (out_off_ == out_.size() && resp_.file.get() >= 0 && tls_) {
+      if (!SendFileThroughTls(&progress)) return;
+    } else if (out_off_ == out_.size() && resp_.file.get() >= 0) {
       while (file_sent_ < resp_.file_length) {
         off_t off = static_cast<off_t>(resp_.file_offset + file_sent_);
         size_t want = static_cast<size_t>(
@@ -393,7 +496,8 @@ class Connection {
     }
     if (progress) ArmTimer(server_->limits_.send_timeout_ms);
     bool done = out_off_ == out_.size() &&
-                (resp_.file.get() < 0 || file_sent_ == resp_.file_length);
+                (resp_.file.get() < 0 || file_sent_ == resp_.file_length) &&
+                (!tls_ || tls_out_.empty());
     if (done) Finish();
   }
 
@@ -443,6 +547,13 @@ class Connection {
   ChunkedDecoder decoder_;
   uint64_t body_remaining_ = 0;
   std::string interim_;  // "100 Continue", sent ahead of everything else
+  // HTTPS:
+  std::unique_ptr<tls::TlsStream> tls_;
+  std::string tls_out_;  // ciphertext not yet taken by the socket: at most about one record
+  size_t tls_out_off_ = 0;
+  std::vector<char> file_buf_;  // file bytes read but not yet encrypted
+  size_t file_buf_pos_ = 0;
+  uint64_t file_read_ = 0;
   struct {
     std::string method, target, ua, mac;
     bool keep_alive = true;
@@ -562,6 +673,7 @@ void HttpServer::Accept(Listener* l) {
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ++per_peer_[peer.ip];
     auto c = std::make_unique<Connection>(this, fd, std::move(peer));
+    if (tls_) c->EnableTls(*tls_);
     Connection* raw = c.get();
     connections_.emplace(raw, std::move(c));
     Status s = raw->Start();

@@ -28,6 +28,7 @@
 #include "relay/base/status.h"
 #include "relay/files/file_service.h"
 #include "relay/http/request.h"
+#include "relay/tls/tls.h"
 
 namespace siterelay::http {
 
@@ -90,6 +91,9 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
+  // Serve HTTPS with this certificate from now on (existing connections keep theirs).
+  void SetTls(std::shared_ptr<tls::TlsContext> ctx) { tls_ = std::move(ctx); }
+
   // Binds and listens on every address; on error nothing stays bound.
   Status Listen(const std::vector<ListenAddress>& addresses);
   // The bound addresses, with the kernel's port where 0 was asked for.
@@ -119,6 +123,7 @@ class HttpServer {
   std::map<Connection*, std::unique_ptr<Connection>> connections_;
   std::map<std::string, size_t> per_peer_;
   bool accepting_ = true;
+  std::shared_ptr<tls::TlsContext> tls_;
   std::function<void()> on_drained_;
 };
 

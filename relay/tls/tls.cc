@@ -1,0 +1,264 @@
+#include "relay/tls/tls.h"
+
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <vector>
+
+#include "relay/base/fs.h"
+#include "relay/base/log.h"
+
+namespace siterelay::tls {
+namespace {
+
+constexpr int kSelfSignedDays = 3650;
+
+int VersionFor(const std::string& v) {
+  if (v == "1.0") return TLS1_VERSION;
+  if (v == "1.1") return TLS1_1_VERSION;
+  if (v == "1.3") return TLS1_3_VERSION;
+  return TLS1_2_VERSION;
+}
+
+std::string Fingerprint(X509* cert) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (X509_digest(cert, EVP_sha256(), md, &len) != 1) return "?";
+  std::string out;
+  char hex[4];
+  for (unsigned int i = 0; i < len; ++i) {
+    std::snprintf(hex, sizeof hex, i == 0 ? "%02X" : ":%02X", md[i]);
+    out += hex;
+  }
+  return out;
+}
+
+// Subject alternative names: the host name, localhost, and every address of this host, so a
+// phone given the certificate's fingerprint or CA can reach the relay by any of them.
+std::string SubjectAltNames(const std::string& host) {
+  std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
+  if (!host.empty() && host != "localhost") san += ",DNS:" + host;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+      if (i->ifa_addr == nullptr) continue;
+      char buf[INET6_ADDRSTRLEN] = {};
+      if (i->ifa_addr->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+      } else if (i->ifa_addr->sa_family == AF_INET6) {
+        auto* a6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+        if (IN6_IS_ADDR_LINKLOCAL(&a6->sin6_addr)) continue;
+        inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof buf);
+      } else {
+        continue;
+      }
+      std::string ip = buf;
+      if (ip == "127.0.0.1" || ip == "::1" || san.find("IP:" + ip + ",") != std::string::npos) {
+        continue;
+      }
+      san += ",IP:" + ip;
+    }
+    freeifaddrs(ifs);
+  }
+  return san;
+}
+
+// Writes `pem` to `path` through a temp file, fsync and rename, so a crash never leaves half a
+// key; the key is readable by the relay's user only.
+Status WriteFileAtomically(const std::string& path, const std::string& pem, mode_t mode) {
+  FileSystem* fs = FileSystem::Default();
+  std::string tmp = path + ".tmp";
+  SR_ASSIGN_OR_RETURN(int fd, fs->Open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+  ScopedFd f(fs, fd);
+  Status s = fs->WriteAll(fd, {reinterpret_cast<const uint8_t*>(pem.data()), pem.size()});
+  if (s.ok()) s = fs->Fsync(fd);
+  if (s.ok()) s = f.Close();
+  if (s.ok()) s = fs->Rename(tmp, path);
+  if (!s.ok()) (void)fs->Unlink(tmp);
+  return s;
+}
+
+std::string PemOf(auto write) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  write(bio);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return out;
+}
+
+Status MakeSelfSigned(const std::string& cert_path, const std::string& key_path) {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  EVP_PKEY* key = EVP_RSA_gen(2048);  // RSA: the oldest phones know no ECDSA
+  if (key == nullptr) return OpenSslError("generate RSA key");
+  X509* x = X509_new();
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key_owner(key, EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x_owner(x, X509_free);
+  unsigned char serial[16];
+  RAND_bytes(serial, sizeof serial);
+  serial[0] &= 0x7f;
+  BIGNUM* bn = BN_bin2bn(serial, sizeof serial, nullptr);
+  BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+  BN_free(bn);
+  X509_set_version(x, 2);
+  X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400L * kSelfSignedDays);
+  X509_set_pubkey(x, key);
+  X509_NAME* name = X509_get_subject_name(x);
+  std::string cn = host[0] != '\0' ? host : "siterelay";
+  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("siterelay"), -1, -1, 0);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+  std::string san = SubjectAltNames(cn);
+  for (auto [nid, value] : {std::pair{NID_subject_alt_name, san.c_str()},
+                            std::pair{NID_basic_constraints, "critical,CA:TRUE"},
+                            std::pair{NID_key_usage, "critical,digitalSignature,keyEncipherment,keyCertSign"},
+                            std::pair{NID_ext_key_usage, "serverAuth"}}) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &v3, nid, value);
+    if (ext == nullptr) return OpenSslError("certificate extension");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  if (X509_sign(x, key, EVP_sha256()) == 0) return OpenSslError("sign certificate");
+  std::string key_pem = PemOf([&](BIO* b) {
+    PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
+  });
+  std::string cert_pem = PemOf([&](BIO* b) { PEM_write_bio_X509(b, x); });
+  SR_RETURN_IF_ERROR(WriteFileAtomically(key_path, key_pem, 0600));
+  return WriteFileAtomically(cert_path, cert_pem, 0644);
+}
+
+}  // namespace
+
+Status OpenSslError(std::string_view context) {
+  std::string m(context);
+  unsigned long e;
+  bool first = true;
+  while ((e = ERR_get_error()) != 0) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    m += first ? ": " : "; ";
+    m += buf;
+    first = false;
+  }
+  return Status::InvalidArgument(m);
+}
+
+Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsConfig& config,
+                                                        const std::string& data_dir) {
+  std::string cert = config.cert, key = config.key;
+  if (cert.empty()) {
+    std::string dir = data_dir + "/tls";
+    SR_RETURN_IF_ERROR(FileSystem::Default()->MakeDirs(dir));
+    cert = dir + "/cert.pem";
+    key = dir + "/key.pem";
+    if (!std::filesystem::exists(cert) || !std::filesystem::exists(key)) {
+      SR_LOG(kInfo) << "tls: no certificate configured; making a self-signed one in " << dir;
+      SR_RETURN_IF_ERROR(MakeSelfSigned(cert, key));
+    }
+  }
+  std::shared_ptr<TlsContext> c(new TlsContext());
+  c->cert_path_ = cert;
+  c->ctx_ = SSL_CTX_new(TLS_server_method());
+  if (c->ctx_ == nullptr) return OpenSslError("SSL_CTX_new");
+  SSL_CTX* ctx = c->ctx_;
+  int min = VersionFor(config.min_version);
+  if (min < TLS1_2_VERSION) {
+    // Phones from before UC Software 4.0.15 speak TLS 1.0 with AES256-SHA (PHONES.md); OpenSSL
+    // 3 refuses both at its default security level.
+    SSL_CTX_set_security_level(ctx, 0);
+    SSL_CTX_set_cipher_list(ctx, "DEFAULT:AES256-SHA:AES128-SHA:@SECLEVEL=0");
+  }
+  SSL_CTX_set_min_proto_version(ctx, min);
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // idle connections hold no record buffers
+  if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
+    return OpenSslError("tls.cert " + cert);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    return OpenSslError("tls.key " + key);
+  }
+  if (SSL_CTX_check_private_key(ctx) != 1) return OpenSslError("tls.key does not match tls.cert");
+  c->fingerprint_ = Fingerprint(SSL_CTX_get0_certificate(ctx));
+  return c;
+}
+
+TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
+
+TlsStream::TlsStream(const TlsContext& ctx) {
+  ssl_ = SSL_new(ctx.get());
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  if (ssl_ == nullptr || in_ == nullptr || out_ == nullptr) {
+    std::fprintf(stderr, "fatal: out of memory for a TLS stream\n");
+    std::abort();
+  }
+  BIO_set_mem_eof_return(in_, -1);  // empty means "wait for more", not end of stream
+  SSL_set_bio(ssl_, in_, out_);
+  SSL_set_accept_state(ssl_);
+}
+
+TlsStream::~TlsStream() { SSL_free(ssl_); }
+
+void TlsStream::Feed(std::string_view ciphertext) {
+  if (!ciphertext.empty()) BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+}
+
+Status TlsStream::Read(std::string* out, size_t max) {
+  char buf[16 * 1024];
+  while (max > 0) {
+    int n = SSL_read(ssl_, buf, static_cast<int>(std::min(sizeof buf, max)));
+    if (n > 0) {
+      out->append(buf, static_cast<size_t>(n));
+      max -= static_cast<size_t>(n);
+      continue;
+    }
+    int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::Ok();
+    if (err == SSL_ERROR_ZERO_RETURN) return Status::Unavailable("peer closed the TLS session");
+    return OpenSslError("TLS");
+  }
+  return Status::Ok();
+}
+
+Result<size_t> TlsStream::Write(std::string_view plaintext) {
+  if (plaintext.empty()) return size_t{0};
+  int n = SSL_write(ssl_, plaintext.data(), static_cast<int>(plaintext.size()));
+  if (n > 0) return static_cast<size_t>(n);
+  int err = SSL_get_error(ssl_, n);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return size_t{0};
+  return OpenSslError("TLS write");
+}
+
+void TlsStream::TakeCiphertext(std::string* out) {
+  char* data = nullptr;
+  long len = BIO_get_mem_data(out_, &data);
+  if (len <= 0) return;
+  out->append(data, static_cast<size_t>(len));
+  (void)BIO_reset(out_);
+}
+
+std::string TlsStream::Describe() const {
+  return std::string(SSL_get_version(ssl_)) + " " + SSL_get_cipher_name(ssl_);
+}
+
+}  // namespace siterelay::tls

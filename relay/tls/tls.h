@@ -1,0 +1,81 @@
+// TLS for HTTPS (and, later, FTPS) through OpenSSL memory BIOs: the one stream filter that the
+// connection code drives, whatever the socket layer (DESIGN.md "relay/tls").
+//
+// A TlsStream never touches a socket. The connection feeds it the ciphertext it received
+// (Feed), takes plaintext out (Read), hands it plaintext to send (Write) and ships whatever
+// ciphertext it produced (TakeCiphertext). That keeps TLS off the socket code's back and lets
+// the same filter serve TCP sockets of any kind.
+//
+// TlsContext holds the server's certificate and protocol settings. Without a configured
+// certificate, a self-signed one (RSA 2048, SANs for the host name, localhost and the host's
+// addresses) is made once in data_dir/tls and reused; its SHA-256 fingerprint is logged so
+// phones can be given it. tls.min_version "1.0" opens the legacy protocol versions and ciphers
+// (AES256-SHA) that old phones negotiate (PHONES.md); the default is TLS 1.2 and 1.3.
+//
+// Thread safety: a TlsContext may be shared by connections on one loop; a TlsStream belongs to
+// one connection.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "relay/base/config.h"
+#include "relay/base/status.h"
+
+namespace siterelay::tls {
+
+// Translates the OpenSSL error queue (and clears it): the one place that does.
+Status OpenSslError(std::string_view context);
+
+class TlsContext {
+ public:
+  // Loads tls.cert/tls.key, or makes/reuses the self-signed pair in `data_dir`/tls.
+  static Result<std::shared_ptr<TlsContext>> Create(const TlsConfig& config,
+                                                    const std::string& data_dir);
+  ~TlsContext();
+  TlsContext(const TlsContext&) = delete;
+  TlsContext& operator=(const TlsContext&) = delete;
+
+  SSL_CTX* get() const { return ctx_; }
+  // "AB:CD:..." SHA-256 of the certificate, and where it came from.
+  const std::string& fingerprint() const { return fingerprint_; }
+  const std::string& cert_path() const { return cert_path_; }
+
+ private:
+  TlsContext() = default;
+  SSL_CTX* ctx_ = nullptr;
+  std::string fingerprint_;
+  std::string cert_path_;
+};
+
+class TlsStream {
+ public:
+  explicit TlsStream(const TlsContext& ctx);
+  ~TlsStream();
+  TlsStream(const TlsStream&) = delete;
+  TlsStream& operator=(const TlsStream&) = delete;
+
+  // Ciphertext from the peer.
+  void Feed(std::string_view ciphertext);
+  // Plaintext received, appended to `out` (at most `max` bytes). InvalidArgument when the peer
+  // broke the protocol (the connection must close); Unavailable at the peer's close_notify.
+  Status Read(std::string* out, size_t max);
+  // Encrypts plaintext; returns how much was taken (everything unless the handshake is still
+  // running, in which case nothing is taken yet).
+  Result<size_t> Write(std::string_view plaintext);
+  // Ciphertext waiting to go to the peer: appended to `out`.
+  void TakeCiphertext(std::string* out);
+  bool handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
+  // The negotiated protocol and cipher, for the log: "TLSv1.3 TLS_AES_256_GCM_SHA384".
+  std::string Describe() const;
+
+ private:
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;   // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_
+};
+
+}  // namespace siterelay::tls
