@@ -243,6 +243,13 @@ void Cache::PublishAsync(uv_loop_t* loop, std::vector<Entry> entries,
   StartNextWrite();
 }
 
+void Cache::WriteAsync(uv_loop_t* loop, std::function<Status(Catalog&)> work,
+                       std::function<void(Status)> done) {
+  writes_.push_back(PendingWrite{loop, [this, work = std::move(work)] { return work(*catalog_); },
+                                 std::move(done)});
+  StartNextWrite();
+}
+
 void Cache::StartNextWrite() {
   if (write_in_flight_ || writes_.empty()) return;
   write_in_flight_ = true;

@@ -89,6 +89,13 @@ class Cache {
                     std::function<void(Status)> done);
   Status Remove(std::string_view path);
 
+  // Runs `work` against the catalog on the thread pool, queued behind every other asynchronous
+  // write; `done` runs on the loop thread. For tables the index does not mirror (devices, ...).
+  void WriteAsync(uv_loop_t* loop, std::function<Status(Catalog&)> work,
+                  std::function<void(Status)> done);
+  // Reads the devices table (start-up, on the owning thread).
+  Status LoadDevices(std::vector<DeviceRecord>* devices) { return catalog_->LoadDevices(devices); }
+
   // Records a read of an object for LRU order; kept in memory until FlushAccess().
   void Touch(const Digest& d);
   Status FlushAccess();

@@ -6,7 +6,7 @@ namespace siterelay::cache {
 namespace {
 
 // Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     R"sql(
 CREATE TABLE objects (
   sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -28,6 +28,17 @@ CREATE TABLE entries (
   forwarded     INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX entries_by_object ON entries(sha256);
+)sql",
+    R"sql(
+CREATE TABLE devices (
+  mac        TEXT PRIMARY KEY,
+  model      TEXT NOT NULL DEFAULT '',
+  firmware   TEXT NOT NULL DEFAULT '',
+  ip         TEXT NOT NULL DEFAULT '',
+  protocol   TEXT NOT NULL DEFAULT '',
+  first_seen INTEGER NOT NULL,
+  last_seen  INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql",
 };
 
@@ -286,6 +297,56 @@ Status Catalog::SetLastAccess(std::span<const std::pair<Digest, int64_t>> access
     }
     return Status::Ok();
   });
+}
+
+Status Catalog::UpsertDevices(std::span<const DeviceRecord> devices) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(
+        db_,
+        "INSERT INTO devices(mac, model, firmware, ip, protocol, first_seen, last_seen) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(mac) DO UPDATE SET "
+        "model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END, "
+        "firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware ELSE firmware END, "
+        "ip = excluded.ip, protocol = excluded.protocol, "
+        "first_seen = min(first_seen, excluded.first_seen), "
+        "last_seen = max(last_seen, excluded.last_seen)",
+        &s));
+    for (const DeviceRecord& d : devices) {
+      BindText(s.s, 1, d.mac);
+      BindText(s.s, 2, d.model);
+      BindText(s.s, 3, d.firmware);
+      BindText(s.s, 4, d.ip);
+      BindText(s.s, 5, d.protocol);
+      sqlite3_bind_int64(s.s, 6, d.first_seen);
+      sqlite3_bind_int64(s.s, 7, d.last_seen);
+      SR_RETURN_IF_ERROR(StepDone(db_, s.s, "upsert device"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
+  devices->clear();
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(db_,
+                             "SELECT mac, model, firmware, ip, protocol, first_seen, last_seen "
+                             "FROM devices ORDER BY mac",
+                             &s));
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    DeviceRecord d;
+    d.mac = ColumnText(s.s, 0);
+    d.model = ColumnText(s.s, 1);
+    d.firmware = ColumnText(s.s, 2);
+    d.ip = ColumnText(s.s, 3);
+    d.protocol = ColumnText(s.s, 4);
+    d.first_seen = sqlite3_column_int64(s.s, 5);
+    d.last_seen = sqlite3_column_int64(s.s, 6);
+    devices->push_back(std::move(d));
+  }
+  if (rc != SQLITE_DONE) return SqliteError("load devices", db_, rc);
+  return Status::Ok();
 }
 
 }  // namespace siterelay::cache

@@ -1,7 +1,8 @@
 // Catalog: catalog.db, the SQLite record of which path names which object.
 //
-// Tables (schema version 1): objects(sha256, size, stored_at, last_access) and
-// entries(path -> sha256 with the origin's validators, freshness, source, pin and forward state).
+// Tables: objects(sha256, size, stored_at, last_access) and entries(path -> sha256 with the
+// origin's validators, freshness, source, pin and forward state) since version 1; devices(mac,
+// model, firmware, ip, protocol, first_seen, last_seen) since version 2.
 // entries.sha256 references objects with a foreign key, so the database itself refuses an entry
 // without an object. The schema is versioned through PRAGMA user_version; Open() applies the
 // migrations in kMigrations in order, each in its own transaction, so a newer relay upgrades an
@@ -27,9 +28,20 @@ namespace siterelay::cache {
 // Translates an SQLite result code (the one place that does).
 Status SqliteError(std::string_view context, sqlite3* db, int rc);
 
+// A phone the relay has seen (the console's device list), as stored.
+struct DeviceRecord {
+  std::string mac;
+  std::string model;
+  std::string firmware;
+  std::string ip;
+  std::string protocol;
+  int64_t first_seen = 0;
+  int64_t last_seen = 0;
+};
+
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Creates the file when missing. With `read_only`, a missing file is NotFound.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);
@@ -47,6 +59,11 @@ class Catalog {
   // Removes the objects and every entry that points at them, in one transaction.
   Status RemoveObjects(std::span<const Digest> digests);
   Status SetLastAccess(std::span<const std::pair<Digest, int64_t>> accesses);
+
+  // Devices: insert or merge (first_seen keeps the earliest, last_seen the latest; empty model
+  // or firmware does not erase a known one).
+  Status UpsertDevices(std::span<const DeviceRecord> devices);
+  Status LoadDevices(std::vector<DeviceRecord>* devices);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

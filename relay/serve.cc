@@ -34,6 +34,7 @@ namespace {
 
 constexpr uint64_t kStopGraceMs = 10'000;
 constexpr uint64_t kAccessFlushMs = 60'000;
+constexpr uint64_t kDevicesFlushMs = 10'000;
 
 // sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
 void Notify(const char* state) {
@@ -173,6 +174,16 @@ class Relay {
         },
         kAccessFlushMs, kAccessFlushMs);
     uv_unref(reinterpret_cast<uv_handle_t*>(&flush_timer_));
+    uv_timer_init(loop_.get(), &devices_timer_);
+    devices_timer_.data = this;
+    uv_timer_start(
+        &devices_timer_,
+        [](uv_timer_t* t) noexcept {
+          auto* r = static_cast<Relay*>(t->data);
+          r->files_->FlushDevices(r->loop_.get());
+        },
+        kDevicesFlushMs, kDevicesFlushMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&devices_timer_));
   }
 
   void Reload() {
@@ -243,6 +254,8 @@ class Relay {
     if (finished_) return;
     finished_ = true;
     for (auto* server : Servers()) server->CloseAll();
+    files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
+    uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
       uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
     }
@@ -263,7 +276,7 @@ class Relay {
   std::unique_ptr<http::HttpServer> https_;
   std::unique_ptr<http::HttpServer> admin_server_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
-  uv_timer_t flush_timer_{}, grace_timer_{};
+  uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{};
   bool grace_started_ = false;
   bool stopping_ = false;
   bool finished_ = false;

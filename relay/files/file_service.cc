@@ -51,6 +51,44 @@ FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock
   anonymous_.user = "anonymous";
   anonymous_.root = "/";
   Reload(config);
+  std::vector<cache::DeviceRecord> rows;
+  Status s = cache_->LoadDevices(&rows);
+  if (!s.ok()) SR_LOG(kWarning) << "devices: " << s.ToString();
+  for (const cache::DeviceRecord& r : rows) {
+    Device d;
+    d.mac = r.mac;
+    d.model = r.model;
+    d.firmware = r.firmware;
+    d.ip = r.ip;
+    for (Protocol p : {Protocol::kHttp, Protocol::kHttps, Protocol::kTftp, Protocol::kFtp,
+                       Protocol::kFtps}) {
+      if (ProtocolName(p) == r.protocol) d.protocol = p;
+    }
+    d.first_seen = r.first_seen;
+    d.last_seen = r.last_seen;
+    devices_.emplace(d.mac, d);
+  }
+}
+
+void FileService::FlushDevices(uv_loop_t* loop, std::function<void(Status)> done) {
+  if (dirty_devices_.empty()) {
+    if (done) done(Status::Ok());
+    return;
+  }
+  std::vector<cache::DeviceRecord> rows;
+  for (const std::string& mac : dirty_devices_) {
+    const Device& d = devices_.at(mac);
+    rows.push_back({d.mac, d.model, d.firmware, d.ip, std::string(ProtocolName(d.protocol)),
+                    d.first_seen, d.last_seen});
+  }
+  dirty_devices_.clear();
+  cache_->WriteAsync(
+      loop,
+      [rows = std::move(rows)](cache::Catalog& catalog) { return catalog.UpsertDevices(rows); },
+      [done = std::move(done)](Status s) {
+        if (!s.ok()) SR_LOG(kWarning) << "devices: " << s.ToString();
+        if (done) done(s);
+      });
 }
 
 void FileService::Reload(const Config& config) {
@@ -182,6 +220,7 @@ void FileService::RecordSighting(const Peer& peer, std::string_view path,
     d.model = agent->model;
     d.firmware = agent->firmware;
   }
+  dirty_devices_.insert(*mac);
 }
 
 }  // namespace siterelay::files

@@ -9,9 +9,12 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <uv.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,9 +91,11 @@ class FileService {
   // when there is none.
   Result<OpenFile> Open(std::string_view path);
 
-  // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty).
+  // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty). Kept in
+  // memory; FlushDevices() writes what changed to the catalog, off the loop thread.
   void RecordSighting(const Peer& peer, std::string_view path, std::string_view user_agent);
   const std::map<std::string, Device>& devices() const { return devices_; }
+  void FlushDevices(uv_loop_t* loop, std::function<void(Status)> done = {});
 
  private:
   const std::vector<Cidr>& AllowListFor(Protocol p) const;
@@ -100,7 +105,8 @@ class FileService {
   std::vector<Account> accounts_;
   Account anonymous_;
   std::vector<Cidr> allow_http_, allow_https_, allow_tftp_, allow_ftp_;
-  std::map<std::string, Device> devices_;  // by MAC
+  std::map<std::string, Device> devices_;  // by MAC; loaded from the catalog at start
+  std::set<std::string> dirty_devices_;
 };
 
 }  // namespace siterelay::files

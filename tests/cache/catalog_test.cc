@@ -98,6 +98,45 @@ TEST(CatalogTest, RemoveObjectsDropsTheirEntries) {
   EXPECT_EQ(entries[0].path, "3");
 }
 
+TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
+  TempDir dir;
+  Digest d = Sha256::Of("x");
+  {
+    auto c = Catalog::Open(dir / "catalog.db");
+    ASSERT_TRUE(c.ok());
+    ObjectInfo o{d, 1, 0, 0};
+    Entry e = MakeEntry("kept.cfg", d, 1);
+    ASSERT_TRUE((*c)->Publish({&o, 1}, {&e, 1}).ok());
+  }
+  {  // What a relay of schema version 1 left behind.
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open((dir / "catalog.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; PRAGMA user_version=1", nullptr, nullptr,
+                           nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto c = Catalog::Open(dir / "catalog.db");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ((*c)->schema_version(), 2);
+  DeviceRecord dev{"0004f282e824", "VVX_500", "5.9.7", "10.1.2.3", "http", 10, 20};
+  ASSERT_TRUE((*c)->UpsertDevices({&dev, 1}).ok());
+  DeviceRecord later{"0004f282e824", "", "", "10.1.2.9", "tftp", 30, 40};
+  ASSERT_TRUE((*c)->UpsertDevices({&later, 1}).ok());
+  std::vector<DeviceRecord> devices;
+  ASSERT_TRUE((*c)->LoadDevices(&devices).ok());
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].model, "VVX_500") << "an empty model does not erase a known one";
+  EXPECT_EQ(devices[0].ip, "10.1.2.9");
+  EXPECT_EQ(devices[0].first_seen, 10);
+  EXPECT_EQ(devices[0].last_seen, 40);
+  std::vector<ObjectInfo> objects;
+  std::vector<Entry> entries;
+  ASSERT_TRUE((*c)->LoadAll(&objects, &entries).ok());
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].path, "kept.cfg");
+}
+
 TEST(CatalogTest, RefusesANewerSchema) {
   TempDir dir;
   {

@@ -93,6 +93,8 @@ expect_eq "healthz" "ok" "$(curl -s "http://127.0.0.1:$ADMIN_PORT/healthz")"
 expect_contains "access log names the phone" 'http GET /0004f282e824.cfg 404' "$(cat serve.log)"
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+expect_eq "device sighting in the catalog" "0004f282e824|VVX_500|5.9.7.47435|http" \
+  "$(sqlite3 data/catalog.db 'SELECT mac, model, firmware, protocol FROM devices')"
 
 # Accounts: 401 without or with wrong credentials, DOMAIN\user accepted, roots applied.
 cat >> relay.toml <<TOML

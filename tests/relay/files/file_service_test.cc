@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include "relay/base/uv.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -121,6 +122,26 @@ TEST_F(FileServiceTest, RecordsDeviceSightings) {
   EXPECT_EQ(d.ip, "10.1.2.4");
   EXPECT_EQ(d.protocol, Protocol::kTftp);
   EXPECT_EQ(d.last_seen - d.first_seen, 60);
+}
+
+TEST_F(FileServiceTest, SightingsArePersistedInTheCatalog) {
+  Loop loop;
+  {
+    FileService fs(Config::Defaults(), cache_.get(), &clock_);
+    fs.RecordSighting(V4("10.1.2.3"), "0004f282e824-boot.log",
+                      "FileTransport PolyEdge-Edge_E450-UA/8.0.2 Type/Updater");
+    Status flushed = Status::Internal("not flushed");
+    fs.FlushDevices(loop.get(), [&](Status s) { flushed = s; });
+    ASSERT_TRUE(loop.Run().ok());
+    ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+  }
+  FileService again(Config::Defaults(), cache_.get(), &clock_);
+  ASSERT_EQ(again.devices().count("0004f282e824"), 1u);
+  const Device& d = again.devices().at("0004f282e824");
+  EXPECT_EQ(d.model, "Edge_E450");
+  EXPECT_EQ(d.firmware, "8.0.2");
+  EXPECT_EQ(d.ip, "10.1.2.3");
+  EXPECT_EQ(d.first_seen, clock_.NowSeconds());
 }
 
 }  // namespace
