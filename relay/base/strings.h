@@ -24,6 +24,13 @@ std::string Quote(std::string_view s);
 // `s` with only the control characters escaped (\n, \xNN): for messages from libraries.
 std::string EscapeControl(std::string_view s);
 
+// Without leading and trailing spaces and tabs (HTTP's optional whitespace, RFC 9110 5.6.3).
+constexpr std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 inline std::string AsciiToLower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = AsciiLower(c);

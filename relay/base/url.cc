@@ -62,16 +62,17 @@ bool ValidHostPort(std::string_view host) {
   return true;
 }
 
-// Path, query and fragment may keep RFC 3986 pchar, '/', '?' and '#'; anything else (a
-// backslash, a quote, non-ASCII) is escaped, and valid escapes are kept.
-std::string EncodePath(std::string_view path) {
+// Percent-encodes every byte `keep` does not accept, keeping valid escapes ("%40") as they are,
+// so that encoding twice changes nothing.
+template <typename Keep>
+std::string PercentEncode(std::string_view text, Keep keep) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
-  for (size_t i = 0; i < path.size(); ++i) {
-    char c = path[i];
-    bool escape_start = c == '%' && i + 2 < path.size() && IsHex(path[i + 1]) && IsHex(path[i + 2]);
-    if (escape_start || KeepInUserinfo(c) || c == ':' || c == '@' || c == '/' || c == '?' ||
-        c == '#') {
+  out.reserve(text.size() * 3);
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    bool escape_start = c == '%' && i + 2 < text.size() && IsHex(text[i + 1]) && IsHex(text[i + 2]);
+    if (escape_start || keep(c)) {
       out.push_back(c);
       continue;
     }
@@ -83,30 +84,20 @@ std::string EncodePath(std::string_view path) {
   return out;
 }
 
+// Path, query and fragment may keep RFC 3986 pchar, '/', '?' and '#'; anything else (a
+// backslash, a quote, non-ASCII) is escaped.
+std::string EncodePath(std::string_view path) {
+  return PercentEncode(path, [](char c) {
+    return KeepInUserinfo(c) || c == ':' || c == '@' || c == '/' || c == '?' || c == '#';
+  });
+}
+
 constexpr std::array<std::string_view, 5> kSchemes = {"ftp", "ftps", "tftp", "http", "https"};
 
 }  // namespace
 
 std::string PercentEncodeUserinfo(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size() * 3);
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '%' && i + 2 < text.size() && IsHex(text[i + 1]) && IsHex(text[i + 2])) {
-      out.push_back('%');  // Already an escape: keep it, so encoding is idempotent.
-      continue;
-    }
-    if (KeepInUserinfo(c)) {
-      out.push_back(c);
-      continue;
-    }
-    auto u = static_cast<unsigned char>(c);
-    out.push_back('%');
-    out.push_back(kHex[u >> 4]);
-    out.push_back(kHex[u & 0xf]);
-  }
-  return out;
+  return PercentEncode(text, KeepInUserinfo);
 }
 
 Result<std::string> DhcpOptionValue(std::string_view url) {

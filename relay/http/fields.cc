@@ -17,24 +17,18 @@ bool ParseU64(std::string_view s, uint64_t* out) {
   return true;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 }  // namespace
 
 ByteRange ParseRange(std::string_view value, uint64_t size) {
   ByteRange r;
-  value = Trim(value);
+  value = TrimOws(value);
   if (value.size() < 6 || !EqualsIgnoreCase(value.substr(0, 6), "bytes=")) return r;
-  std::string_view spec = Trim(value.substr(6));
+  std::string_view spec = TrimOws(value.substr(6));
   if (spec.find(',') != std::string_view::npos) return r;  // several ranges: send it all
   size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return r;
-  std::string_view a = Trim(spec.substr(0, dash));
-  std::string_view b = Trim(spec.substr(dash + 1));
+  std::string_view a = TrimOws(spec.substr(0, dash));
+  std::string_view b = TrimOws(spec.substr(dash + 1));
   uint64_t first = 0, last = 0;
   if (a.empty()) {  // suffix: the last N bytes
     uint64_t n = 0;
@@ -66,10 +60,10 @@ ByteRange ParseRange(std::string_view value, uint64_t size) {
 }
 
 bool EtagListMatches(std::string_view field, std::string_view etag) {
-  field = Trim(field);
+  field = TrimOws(field);
   if (field == "*") return true;
   auto opaque = [](std::string_view t) {
-    t = Trim(t);
+    t = TrimOws(t);
     if (t.substr(0, 2) == "W/") t.remove_prefix(2);  // weak comparison
     return t;
   };
@@ -84,9 +78,9 @@ bool EtagListMatches(std::string_view field, std::string_view etag) {
 }
 
 std::optional<BasicCredentials> ParseBasicAuth(std::string_view value) {
-  value = Trim(value);
+  value = TrimOws(value);
   if (value.size() < 6 || !EqualsIgnoreCase(value.substr(0, 6), "Basic ")) return std::nullopt;
-  std::string_view b64 = Trim(value.substr(6));
+  std::string_view b64 = TrimOws(value.substr(6));
   if (b64.empty() || b64.size() % 4 != 0 || b64.size() > 4096) return std::nullopt;
   auto sextet = [](char c) -> int {
     if (c >= 'A' && c <= 'Z') return c - 'A';

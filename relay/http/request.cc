@@ -26,12 +26,6 @@ bool IsToken(std::string_view s) {
   return true;
 }
 
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // Splits off one line (without its CRLF or LF). Returns false when no line end is there yet.
 bool NextLine(std::string_view& rest, std::string_view* line) {
   size_t lf = rest.find('\n');

@@ -9,20 +9,7 @@ head -c 3000000 /dev/urandom > tree/3111-44500-001.sip.ld
 printf 'site' > tree/site.cfg
 printf '5.9.7\n' > tree/sip.ver
 mkdir -p tree/tenant && printf 'tenant cfg' > tree/tenant/000000000000.cfg
-cat > relay.toml <<TOML
-data_dir = "$WORK/data"
-[http]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = ["127.0.0.1:0"]
-[https]
-listen = []
-[tftp]
-listen = []
-[ftp]
-listen = []
-implicit_tls_listen = []
-TOML
+write_config relay.toml
 "$SITERELAY" import tree --config relay.toml >/dev/null 2>&1 || fail "import"
 start_relay relay.toml
 base="http://127.0.0.1:$HTTP_PORT"
@@ -131,12 +118,7 @@ stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
 
 # allow_from: a peer outside the list is refused at connect.
-python3 - relay.toml <<'PY'
-import sys
-p = sys.argv[1]
-s = open(p).read().replace('[http]\nlisten = ["127.0.0.1:0"]', '[http]\nlisten = ["127.0.0.1:0"]\nallow_from = ["10.0.0.0/8"]', 1)
-open(p, 'w').write(s)
-PY
+sed -i '0,/^listen = \["127.0.0.1:0"\]$/s//&\nallow_from = ["10.0.0.0\/8"]/' relay.toml  # [http]
 start_relay relay.toml
 expect_eq "allow_from refuses" 000 \
   "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "http://127.0.0.1:$HTTP_PORT/site.cfg")"

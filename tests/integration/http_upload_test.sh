@@ -4,22 +4,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
-cat > relay.toml <<TOML
-data_dir = "$WORK/data"
-[http]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = ["127.0.0.1:0"]
-[https]
-listen = []
-[tftp]
-listen = []
-[ftp]
-listen = []
-implicit_tls_listen = []
-[uploads]
-max_bytes = 1048576
-TOML
+write_config relay.toml '[uploads]' 'max_bytes = 1048576'
 start_relay relay.toml
 base="http://127.0.0.1:$HTTP_PORT"
 UA='FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Updater'

@@ -7,31 +7,14 @@ cd "$WORK"
 mkdir tree
 head -c 5000000 /dev/urandom > tree/3111-44500-001.sip.ld
 printf '<APPLICATION/>' > tree/000000000000.cfg
-write_config() {  # $1: extra [tls] lines
-  cat > relay.toml <<TOML
-data_dir = "$WORK/data"
-[http]
-listen = ["127.0.0.1:0"]
-[https]
-listen = ["127.0.0.1:0"]
-[admin]
-listen = ["127.0.0.1:0"]
-[tftp]
-listen = []
-[ftp]
-listen = []
-implicit_tls_listen = []
-[tls]
-$1
-TOML
-}
+tls_config() { write_config relay.toml '[tls]' "$1"; }  # $1: [tls] lines
 https_port() { sed -n 's|.*phones: https://[^ ]*:\([0-9]*\)/ .*|\1|p' serve.log | tail -n 1; }
 served_fingerprint() {
   openssl s_client -connect "127.0.0.1:$1" </dev/null 2>/dev/null |
     openssl x509 -noout -fingerprint -sha256 | sed 's/.*=//'
 }
 
-write_config ''
+tls_config ''
 "$SITERELAY" import tree --config relay.toml >/dev/null 2>&1 || fail "import"
 start_relay relay.toml
 port=$(https_port)
@@ -59,7 +42,7 @@ stop_relay
 expect_eq "exit code" 0 "$STOP_RC"
 
 # The oldest phones: TLS 1.0 with AES256-SHA when tls.min_version = "1.0" (PHONES.md).
-write_config 'min_version = "1.0"'
+tls_config 'min_version = "1.0"'
 start_relay relay.toml
 port=$(https_port)
 legacy=$(openssl s_client -connect "127.0.0.1:$port" -tls1 -cipher 'AES256-SHA@SECLEVEL=0' \
@@ -74,19 +57,19 @@ make_cert() {
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$1.key" -out "$1.pem" 2>/dev/null
 }
 make_cert one && make_cert two
-write_config "cert = \"$WORK/one.pem\"
+tls_config "cert = \"$WORK/one.pem\"
 key = \"$WORK/one.key\""
 start_relay relay.toml
 port=$(https_port)
 one=$(openssl x509 -in one.pem -noout -fingerprint -sha256 | sed 's/.*=//')
 two=$(openssl x509 -in two.pem -noout -fingerprint -sha256 | sed 's/.*=//')
 expect_eq "configured certificate served" "$one" "$(served_fingerprint "$port")"
-write_config "cert = \"$WORK/two.pem\"
+tls_config "cert = \"$WORK/two.pem\"
 key = \"$WORK/two.key\""
 kill -HUP "$RELAY_PID"
 for _ in $(seq 1 100); do grep -q "reload: certificate" serve.log && break; sleep 0.05; done
 expect_eq "new certificate after SIGHUP" "$two" "$(served_fingerprint "$port")"
-write_config "cert = \"$WORK/two.pem\"
+tls_config "cert = \"$WORK/two.pem\"
 key = \"$WORK/one.key\""
 kill -HUP "$RELAY_PID"
 for _ in $(seq 1 100); do grep -q "keeping the old certificate" serve.log && break; sleep 0.05; done

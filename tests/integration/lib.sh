@@ -25,6 +25,30 @@ finish() {
   [[ $FAILURES -eq 0 ]]
 }
 
+# write_config FILE [TOML...]: a relay config with its data in $WORK/data, HTTP, HTTPS and admin
+# on loopback ports the kernel picks, the protocols not under test off, and any extra TOML
+# (whole sections) appended.
+write_config() {
+  local file=$1
+  shift
+  cat > "$file" <<TOML
+data_dir = "$WORK/data"
+[http]
+listen = ["127.0.0.1:0"]
+[https]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = ["127.0.0.1:0"]
+[tftp]
+listen = []
+[ftp]
+listen = []
+implicit_tls_listen = []
+TOML
+  local extra
+  for extra in "$@"; do printf '%s\n' "$extra" >> "$file"; done
+}
+
 # start_relay CONFIG: runs `siterelay serve` in the background, logging to $WORK/serve.log, and
 # waits (bounded) until it has announced its listeners. Sets RELAY_PID, HTTP_PORT, ADMIN_PORT.
 start_relay() {
