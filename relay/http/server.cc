@@ -125,6 +125,9 @@ class Connection {
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
     if (sending_ || !interim_.empty() || !tls_out_.empty()) events |= UV_WRITABLE;
+    // Each change costs epoll_ctl calls; most requests end where they began (readable only).
+    if (events == poll_events_) return;
+    poll_events_ = events;
     if (events == 0) {
       uv_poll_stop(&poll_);
       return;
@@ -209,10 +212,12 @@ class Connection {
 
   // Sends plaintext. Returns the bytes taken (0: the socket is full), or -1 after closing the
   // connection on a fatal error.
-  ssize_t Transmit(const char* data, size_t n) {
+  // `more`: a file body follows, so the kernel may hold this back to fill a segment with it
+  // (MSG_MORE, as TCP_CORK): the header and a small file leave in one packet.
+  ssize_t Transmit(const char* data, size_t n, bool more = false) {
     if (!tls_) {
       for (;;) {
-        ssize_t r = ::send(fd_, data, n, MSG_NOSIGNAL);
+        ssize_t r = ::send(fd_, data, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
         if (r >= 0) return r;
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
@@ -463,8 +468,9 @@ class Connection {
       return;
     }
     bool progress = false;
+    bool body_follows = resp_.file.get() >= 0 && file_sent_ < resp_.file_length;
     while (out_off_ < out_.size()) {
-      ssize_t n = Transmit(out_.data() + out_off_, out_.size() - out_off_);
+      ssize_t n = Transmit(out_.data() + out_off_, out_.size() - out_off_, body_follows);
       if (n < 0) return;
       if (n == 0) break;
       out_off_ += static_cast<size_t>(n);
@@ -524,6 +530,7 @@ class Connection {
   int fd_;
   files::Peer peer_;
   uv_poll_t poll_{};
+  int poll_events_ = -1;  // what poll_ watches now; -1: not started
   uv_timer_t timer_{};
   int open_handles_ = 0;
   bool closing_ = false;

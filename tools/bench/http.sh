@@ -1,0 +1,639 @@
+#!/usr/bin/env bash
+# Benchmarks `siterelay serve` against nginx serving the same files over HTTP on loopback.
+#
+# After a power cut every phone of the branch boots at once and pulls its configuration and a
+# firmware image of 30 to 300 MB. nginx with sendfile is the reference for serving files from the
+# page cache, so this script starts both servers on 127.0.0.1 in the same run and measures, with
+# wrk, interleaved round by round:
+#   1. big file: one 200 MiB firmware image (--quick: 20 MiB) fetched over and over by 20
+#      keep-alive connections (wrk -t2 -c20); aggregate throughput in MB/s,
+#   2. small file: one 2 KiB configuration file over 50 keep-alive connections (wrk -t2 -c50);
+#      requests per second,
+#   3. the relay's peak resident set (VmHWM) over the whole run,
+# and reports the medians, the relay/nginx ratios and the targets: big file >= 0.9x nginx's
+# throughput, small file >= 0.6x nginx's request rate, relay peak RSS < 64 MiB.
+#
+# Fairness. Both servers serve the same bytes from a warm page cache (nginx from the generated
+# tree, the relay from its object store, into which the tree is imported first), both with
+# sendfile(2), keep-alive and one access-log line per request written to a file in the work
+# directory (the relay logs every request to stderr with one write(2) a line and cannot switch it
+# off, so nginx's access_log is on and unbuffered too). nginx runs one worker per core
+# (worker_processes = nproc), sendfile on, tcp_nopush on, keepalive_requests raised so neither
+# server closes a connection during a run; everything else is nginx's default. The relay runs
+# one event loop thread. Only one server is loaded at a time, but wrk's two threads and the
+# server under test share the machine's cores, so a server that needs less CPU leaves more for
+# the client: that is part of what is measured.
+#
+# wrk counts every byte it reads, a response cut off by the end of the run included, so the big
+# file's MB/s is exact even when a run completes only a few responses; a Lua done() hook prints
+# wrk's raw counters instead of its rounded summary.
+#
+# Nothing leaves the machine: both servers listen on 127.0.0.1 only. Every step is bounded in
+# time (wrk runs under timeout(1), servers get a fixed time to start and to stop) and the trap
+# stops both servers however the script ends. A full run takes about 2.5 minutes (3 rounds of
+# four 10 s runs), --quick about 15 s; the work directory needs twice the image's size.
+#
+# usage: tools/bench/http.sh [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
+# Exit: 0 done (targets are reported, not enforced); 1 a target failed under --check;
+#       2 usage error, missing tool, a failed command, or the relay failed under load (crashed,
+#       stopped answering, answered with errors or wrong bytes).
+set -euo pipefail
+export LC_ALL=C  # '.' as the decimal separator in awk and printf.
+
+readonly kTargetBigRatio=0.9    # relay MB/s / nginx MB/s on the big file, at least
+readonly kTargetSmallRatio=0.6  # relay req/s / nginx req/s on the small file, at least
+readonly kTargetRssMiB=64       # peak resident set of the relay during the run, below
+readonly kSeed=20240601         # contents of the generated files (as tools/bench/import.sh)
+readonly kMiB=$((1 << 20))
+readonly kSmallBytes=2048
+readonly kBigConnections=20
+readonly kSmallConnections=50
+readonly kWrkThreads=2
+readonly kWarmupSeconds=1   # an unmeasured wrk run per server and file before the rounds
+readonly kStartSeconds=10   # for a server to start listening
+readonly kStopSeconds=15    # for a server to stop (the relay drains for up to 10 s)
+
+script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo_root=$(cd "$script_dir/../.." && pwd)
+command_line=$(printf '%q ' "$0" "$@")
+command_line=${command_line% }
+
+usage() {
+  cat <<EOF
+usage: $0 [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
+
+  --quick         CI mode: 20 MiB image, 2 s per measurement, 1 run; targets not judged
+  --duration N    seconds per measurement (default 10; --quick: 2)
+  --runs N        rounds of every measurement, interleaved; the median is reported
+                  (default 3; --quick: 1)
+  --binary PATH   siterelay binary (default: $repo_root/build/siterelay)
+  --check         exit 1 when a target fails (default: report only)
+
+Needs nginx, wrk and curl (tools/install-deps installs them). Work directory: a fresh one under
+\${TMPDIR:-/tmp}, removed at the end (kept, with both servers' logs, when the relay failed).
+EOF
+}
+
+die() {
+  echo "http.sh: $*" >&2
+  exit 2
+}
+
+quick=0
+duration=
+runs=
+check=0
+binary="$repo_root/build/siterelay"
+while (($#)); do
+  case $1 in
+    --quick) quick=1 ;;
+    --check) check=1 ;;
+    --duration)
+      (($# >= 2)) || die "--duration needs a number of seconds"
+      duration=$2
+      shift
+      ;;
+    --duration=*) duration=${1#--duration=} ;;
+    --runs)
+      (($# >= 2)) || die "--runs needs a number"
+      runs=$2
+      shift
+      ;;
+    --runs=*) runs=${1#--runs=} ;;
+    --binary)
+      (($# >= 2)) || die "--binary needs a path"
+      binary=$2
+      shift
+      ;;
+    --binary=*) binary=${1#--binary=} ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      usage >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+
+if ((quick)); then
+  big_bytes=$((20 * kMiB))
+  : "${duration:=2}" "${runs:=1}"
+else
+  big_bytes=$((200 * kMiB))
+  : "${duration:=10}" "${runs:=3}"
+fi
+[[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration needs a positive integer, not '$duration'"
+[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive integer, not '$runs'"
+((duration <= 600)) || die "--duration is at most 600 s"
+
+# ---- prerequisites ----------------------------------------------------------------------------
+
+missing_tool() {
+  die "$1 is missing; tools/install-deps installs it (Debian package '$2')"
+}
+# Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
+nginx=$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx) || missing_tool nginx nginx
+command -v wrk >/dev/null || missing_tool wrk wrk
+command -v curl >/dev/null || missing_tool curl curl
+command -v openssl >/dev/null || missing_tool openssl openssl
+command -v ss >/dev/null || missing_tool ss iproute2
+command -v pgrep >/dev/null || missing_tool pgrep procps
+command -v timeout >/dev/null || missing_tool timeout coreutils
+[[ -x $binary ]] || die "no siterelay binary at $binary; build it with:" \
+  "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build"
+binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/siterelay-bench-http.XXXXXX")
+# data_dir goes into a TOML literal string and paths into nginx.conf: no quotes, blanks or ';'.
+[[ $work != *[\'\"\;[:space:]]* ]] || die "the work directory $work has a quote, blank or ';'"
+
+relay_pid=
+nginx_pid=
+keep_work=0
+
+# Waits up to $2 seconds for process $1 to exit; returns 1 if it is still there.
+wait_gone() {
+  local pid=$1 tenths=$(($2 * 10))
+  while ((tenths-- > 0)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  ! kill -0 "$pid" 2>/dev/null
+}
+
+stop_relay() {
+  [[ -n $relay_pid ]] || return 0
+  kill -TERM "$relay_pid" 2>/dev/null || true
+  wait_gone "$relay_pid" "$kStopSeconds" || kill -KILL "$relay_pid" 2>/dev/null || true
+  wait "$relay_pid" 2>/dev/null || true
+  relay_pid=
+}
+
+stop_nginx() {
+  [[ -n $nginx_pid ]] || return 0
+  local workers
+  workers=$(pgrep -P "$nginx_pid" || true)
+  kill -QUIT "$nginx_pid" 2>/dev/null || true  # what `nginx -s quit` sends
+  if ! wait_gone "$nginx_pid" "$kStopSeconds"; then
+    # shellcheck disable=SC2086  # one pid a word
+    kill -KILL "$nginx_pid" $workers 2>/dev/null || true
+  fi
+  wait "$nginx_pid" 2>/dev/null || true
+  nginx_pid=
+}
+
+# shellcheck disable=SC2317  # run by the trap
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_relay
+  stop_nginx
+  if ((keep_work)); then
+    echo "http.sh: kept $work (relay.log, nginx/error.log) for a look" >&2
+  else
+    rm -rf "$work"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Every run uses a private copy, so a rebuild of build/ during the benchmark cannot swap it.
+relay="$work/siterelay"
+cp "$binary" "$relay"
+
+# ---- the files --------------------------------------------------------------------------------
+
+# Contents are AES-128-CTR keystream under a fixed key (as in tools/bench/import.sh): the same
+# bytes on every machine, and incompressible, so neither server can be flattered by them.
+key=$(printf '%032x' "$kSeed")
+tree="$work/tree"
+big_path=firmware/3111-48300-001.sip.ld
+small_path=site/0004f2a1b2c3.cfg
+mkdir -p "$tree/firmware" "$tree/site"
+keystream() {  # size, iv index
+  head -c "$1" /dev/zero |
+    openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' "$2" 0)"
+}
+echo "generating a $((big_bytes / kMiB)) MiB image and a $kSmallBytes-byte cfg ..." >&2
+keystream "$big_bytes" 0 >"$tree/$big_path"
+keystream "$kSmallBytes" 1 >"$tree/$small_path"
+big_sha=$(sha256sum "$tree/$big_path" | cut -d' ' -f1)
+small_sha=$(sha256sum "$tree/$small_path" | cut -d' ' -f1)
+
+# ---- siterelay --------------------------------------------------------------------------------
+
+config="$work/relay.toml"
+relay_log="$work/relay.log"
+cat >"$config" <<EOF
+# Written by tools/bench/http.sh: phones over HTTP and the admin port on loopback, any free port.
+data_dir = '$work/data'
+[http]
+listen = ["127.0.0.1:0"]
+[https]
+listen = []
+[tftp]
+listen = []
+[ftp]
+listen = []
+implicit_tls_listen = []
+[admin]
+listen = ["127.0.0.1:0"]
+EOF
+
+echo "importing into the relay's cache ..." >&2
+"$relay" import "$tree" --config "$config" >"$work/import.log" 2>&1 ||
+  { cat "$work/import.log" >&2; die "siterelay import failed; output above"; }
+
+# Sets relay_pid, relay_port and admin_port.
+start_relay() {
+  "$relay" serve --config "$config" 2>"$relay_log" &
+  relay_pid=$!
+  local tenths=$((kStartSeconds * 10))
+  relay_port=
+  while ((tenths-- > 0)); do
+    relay_port=$(sed -n 's|.*phones: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" | head -n 1)
+    admin_port=$(sed -n 's|.*admin: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" | head -n 1)
+    [[ -n $relay_port && -n $admin_port ]] && return 0
+    kill -0 "$relay_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$relay_log" >&2
+  die "siterelay serve did not announce its ports within $kStartSeconds s; log above"
+}
+
+# ---- nginx ------------------------------------------------------------------------------------
+
+nginx_dir="$work/nginx"
+mkdir -p "$nginx_dir/tmp"
+nginx_workers=$(nproc)
+
+write_nginx_conf() {  # port
+  {
+    echo "# Written by tools/bench/http.sh."
+    # A root master would hand the workers to 'nobody', who cannot read the private work
+    # directory; as any other user the workers run as that user and 'user' must be absent.
+    (($(id -u) == 0)) && echo "user root root;"
+    cat <<EOF
+worker_processes $nginx_workers;
+daemon off;
+pid $nginx_dir/nginx.pid;
+error_log $nginx_dir/error.log warn;
+events { worker_connections 1024; }
+http {
+  types { application/octet-stream ld; application/xml cfg; }
+  default_type application/octet-stream;
+  access_log $nginx_dir/access.log;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 65s;
+  keepalive_requests 100000000;
+  client_body_temp_path $nginx_dir/tmp/body;
+  proxy_temp_path $nginx_dir/tmp/proxy;
+  fastcgi_temp_path $nginx_dir/tmp/fastcgi;
+  uwsgi_temp_path $nginx_dir/tmp/uwsgi;
+  scgi_temp_path $nginx_dir/tmp/scgi;
+  server {
+    listen 127.0.0.1:$1;
+    root $tree;
+  }
+}
+EOF
+  } >"$nginx_dir/nginx.conf"
+}
+
+# A free port cannot be reserved for another process, so try a few random unlisted ones until
+# nginx binds one. Sets nginx_pid and nginx_port.
+start_nginx() {
+  local attempt tenths
+  for ((attempt = 0; attempt < 10; attempt++)); do
+    nginx_port=$((20000 + RANDOM % 40000))
+    ss -Htln "sport = :$nginx_port" | grep -q . && continue
+    write_nginx_conf "$nginx_port"
+    : >"$nginx_dir/error.log"
+    "$nginx" -e "$nginx_dir/error.log" -c "$nginx_dir/nginx.conf" -p "$nginx_dir/" \
+      >"$nginx_dir/stdout.log" 2>&1 &
+    nginx_pid=$!
+    tenths=$((kStartSeconds * 10))
+    while ((tenths-- > 0)); do
+      kill -0 "$nginx_pid" 2>/dev/null || break
+      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$nginx_port/$small_path"; then
+        return 0
+      fi
+      sleep 0.1
+    done
+    if kill -0 "$nginx_pid" 2>/dev/null; then stop_nginx; fi
+    wait "$nginx_pid" 2>/dev/null || true
+    nginx_pid=
+    grep -q "Address already in use" "$nginx_dir/error.log" || break
+  done
+  cat "$nginx_dir/stdout.log" "$nginx_dir/error.log" >&2
+  die "nginx did not start; its output above"
+}
+
+start_relay
+start_nginx
+relay_url="http://127.0.0.1:$relay_port"
+nginx_url="http://127.0.0.1:$nginx_port"
+
+# The relay fails the run, with its log kept, when it has died or answers wrongly.
+relay_failed() {
+  keep_work=1
+  echo "--- last lines of $relay_log:" >&2
+  grep -v ' http GET .* 200 ' "$relay_log" | tail -n 20 >&2 || true
+  die "siterelay: $*"
+}
+
+# Fetches $1 and checks status 200 and the body's digest $2; prints what is wrong otherwise.
+verify_body() {
+  local url=$1 want=$2 got code
+  rm -f "$work/headers"
+  got=$(curl -sS --max-time 120 -D "$work/headers" "$url" 2>&1 | sha256sum | cut -d' ' -f1) ||
+    { echo "$url: curl failed"; return 1; }
+  code=$(awk 'NR == 1 {print $2}' "$work/headers" 2>/dev/null || true)
+  [[ $code == 200 && $got == "$want" ]] ||
+    { echo "$url: status ${code:-none}, body sha256 $got (want 200, $want)"; return 1; }
+}
+
+# Fetching both files once through each server checks them and warms the page cache (the relay
+# wrote its objects with O_DIRECT, so they are not in it yet).
+echo "checking and warming both servers ..." >&2
+for base in "$relay_url" "$nginx_url"; do
+  for f in "$big_path:$big_sha" "$small_path:$small_sha"; do
+    if ! err=$(verify_body "$base/${f%%:*}" "${f#*:}"); then
+      [[ $base == "$relay_url" ]] && relay_failed "before any load: $err"
+      die "nginx answered wrongly before any load: $err"
+    fi
+  done
+done
+
+# ---- header: what ran where -------------------------------------------------------------------
+
+cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null ||
+  true)
+fs_type=$(findmnt -no FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work" 2>/dev/null ||
+  echo unknown)
+relay_version=$("$relay" --version 2>&1 || true)
+relay_sha=$(sha256sum "$relay" | cut -c1-12)
+source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
+nginx_version=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')
+wrk_version=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2, $3}' || true)
+
+echo "# siterelay HTTP benchmark (siterelay serve vs. nginx, same files, loopback)"
+echo "command:    $command_line"
+echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine:    nproc=$(nproc), cpu=${cpu_model:-unknown}, mem=${mem_total:-unknown}," \
+  "kernel $(uname -r)"
+echo "nginx:      $nginx_version, worker_processes $nginx_workers, sendfile on, tcp_nopush on," \
+  "keep-alive, open_file_cache off (default)"
+echo "wrk:        $wrk_version, -t$kWrkThreads, -c$kBigConnections (big) / -c$kSmallConnections" \
+  "(small), keep-alive, ${duration} s a run"
+echo "siterelay:  $relay_version ($binary, sha256 $relay_sha; source $source_rev), one event loop"
+echo "cores:      wrk ($kWrkThreads threads) and the server under test share the same" \
+  "$(nproc) core(s); the idle server sleeps"
+echo "logging:    both write one access-log line per request to a file in the work dir" \
+  "(relay: stderr; nginx: access_log, unbuffered)"
+echo "files:      $big_path $big_bytes bytes ($((big_bytes / kMiB)) MiB)," \
+  "$small_path $kSmallBytes bytes; page cache warm; work dir $work ($fs_type)"
+echo "runs:       $runs round(s), relay and nginx alternating first; median reported;" \
+  "MB = 10^6 bytes"
+if ((quick)); then
+  echo "note:       --quick checks that the benchmark runs; 2 s runs on a 20 MiB image are" \
+    "too short for the targets to mean much"
+fi
+echo
+
+# ---- measurements -----------------------------------------------------------------------------
+
+lua="$work/report.lua"
+cat >"$lua" <<'EOF'
+-- wrk's exact counters; its own summary rounds to three digits.
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "wrk-result bytes=%d us=%d requests=%d connect=%d read=%d write=%d status=%d timeout=%d\n",
+    summary.bytes, summary.duration, summary.requests,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
+EOF
+
+# CPU ticks (user + system) of a process and its children processes' (nginx's workers).
+cpu_ticks() {
+  local pid total=0 t
+  for pid in "$@"; do
+    t=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}') || t=0
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+server_pids() {  # relay|nginx
+  if [[ $1 == relay ]]; then
+    echo "$relay_pid"
+  else
+    # shellcheck disable=SC2046  # one pid a word
+    echo "$nginx_pid" $(pgrep -P "$nginx_pid" || true)
+  fi
+}
+clk_tck=$(getconf CLK_TCK)
+
+# One wrk run: server (relay|nginx), file (big|small), seconds[, array]. Appends "value errors
+# cpu% completed connect read write non-2xx timeout" to the array (default
+# result_<server>_<file>).
+# shellcheck disable=SC2034  # filled through measure's nameref
+declare -a result_relay_big=() result_nginx_big=() result_relay_small=() result_nginx_small=()
+# shellcheck disable=SC2034
+declare -a warmup=()
+measure() {
+  local server=$1 file=$2 seconds=$3 url conns pids t0 t1 out
+  local -n out_array=${4:-result_${server}_${file}}
+  if [[ $server == relay ]]; then url=$relay_url; else url=$nginx_url; fi
+  if [[ $file == big ]]; then
+    url+="/$big_path"
+    conns=$kBigConnections
+  else
+    url+="/$small_path"
+    conns=$kSmallConnections
+  fi
+  pids=$(server_pids "$server")
+  # shellcheck disable=SC2086  # one pid a word
+  t0=$(cpu_ticks $pids)
+  # --timeout: a big response may take longer than wrk's default 2 s; none may outlast the run.
+  local rc=0
+  out=$(timeout --kill-after=5 $((seconds + 30)) \
+    wrk -t"$kWrkThreads" -c"$conns" -d"${seconds}s" --timeout "$((seconds + 10))s" -s "$lua" \
+    "$url" 2>&1) || rc=$?
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $pids)
+  if [[ $server == relay ]] && ! kill -0 "$relay_pid" 2>/dev/null; then
+    echo "$out" >&2
+    relay_failed "the relay died during the $file-file run"
+  fi
+  if ((rc != 0)); then
+    echo "$out" >&2
+    [[ $server == relay ]] && relay_failed "wrk failed (exit $rc; 124: hung) on the $file file"
+    die "wrk against nginx failed (exit $rc; 124: hung) on the $file file"
+  fi
+  local line
+  line=$(grep '^wrk-result ' <<<"$out") || { echo "$out" >&2; die "no wrk result"; }
+  out_array+=("$(awk -v file="$file" -v cpu=$((t1 - t0)) -v hz="$clk_tck" '{
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    s = v["us"] / 1e6
+    value = file == "big" ? v["bytes"] / s / 1e6 : v["requests"] / s
+    errors = v["connect"] + v["read"] + v["write"] + v["status"] + v["timeout"]
+    printf "%.1f %d %.0f %d %d %d %d %d %d\n", value, errors, 100 * cpu / hz / s, v["requests"],
+      v["connect"], v["read"], v["write"], v["status"], v["timeout"]
+  }' <<<"$line")")
+}
+
+echo "warming up (${kWarmupSeconds} s a server and file, not measured) ..." >&2
+for server in relay nginx; do
+  for file in big small; do
+    measure "$server" "$file" "$kWarmupSeconds" warmup
+  done
+done
+
+for ((r = 1; r <= runs; r++)); do
+  echo "round $r/$runs ..." >&2
+  if ((r % 2)); then order=(relay nginx); else order=(nginx relay); fi
+  for file in big small; do
+    for server in "${order[@]}"; do
+      measure "$server" "$file" "$duration"
+    done
+  done
+done
+
+# After the load: the relay must still be up, healthy and serving the right bytes.
+kill -0 "$relay_pid" 2>/dev/null || relay_failed "the relay died during the run"
+health=$(curl -sS --max-time 10 "http://127.0.0.1:$admin_port/healthz" 2>&1) ||
+  relay_failed "/healthz did not answer after the load: $health"
+for f in "$big_path:$big_sha" "$small_path:$small_sha"; do
+  err=$(verify_body "$relay_url/${f%%:*}" "${f#*:}") ||
+    relay_failed "after the load: $err"
+done
+
+rss_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$relay_pid/status")
+nginx_rss_kib=0
+for pid in $(pgrep -P "$nginx_pid" || true); do
+  kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+  ((kib > nginx_rss_kib)) && nginx_rss_kib=$kib
+done
+
+stop_relay
+stop_nginx
+# What the relay logged: requests answered (by status) and anything at warning level or worse.
+read -r log_requests log_non200 log_warnings < <(awk '
+  $3 == "http" && ($4 == "GET" || $4 == "HEAD") && $6 ~ /^[0-9][0-9][0-9]$/ {
+    n++; if ($6 != 200) bad++; next
+  }
+  $2 == "warning" || $2 == "error" || $2 == "fatal" { w++ }
+  END { printf "%d %d %d\n", n, bad, w }' "$relay_log")
+
+# ---- report -----------------------------------------------------------------------------------
+
+median() {
+  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
+    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2
+  }'
+}
+field_of() {  # array name, field number (1 value, 2 errors, 3 cpu%, 4 completed requests)
+  local -n a=$1
+  local x
+  for x in "${a[@]}"; do awk -v f="$2" '{print $f}' <<<"$x"; done
+}
+sum_column() {
+  field_of "$1" "$2" | awk '{s += $1} END {printf "%d", s}'
+}
+error_detail() {  # array name -> "connect c, read r, write w, non-2xx s, timeout t" summed
+  local -n a=$1
+  printf '%s\n' "${a[@]}" | awk '{c += $5; r += $6; w += $7; s += $8; t += $9}
+    END {printf "connect %d, read %d, write %d, non-2xx %d, timeout %d", c, r, w, s, t}'
+}
+
+declare -A med errs cpu done_total runs_list
+for k in relay_big nginx_big relay_small nginx_small; do
+  name="result_$k"
+  # shellcheck disable=SC2207
+  values=($(field_of "$name" 1))
+  med[$k]=$(median "${values[@]}")
+  runs_list[$k]="${values[*]}"
+  errs[$k]=$(sum_column "$name" 2)
+  # shellcheck disable=SC2207
+  cpus=($(field_of "$name" 3))
+  cpu[$k]=$(median "${cpus[@]}")
+  done_total[$k]=$(sum_column "$name" 4)
+done
+
+row() {  # label, server, key, unit
+  printf '%-22s %-10s %10s %-6s %7s %6s %8s   %s\n' "$1" "$2" "${med[$3]}" "$4" \
+    "${cpu[$3]}%" "${errs[$3]}" "${done_total[$3]}" "${runs_list[$3]}"
+}
+printf '%-22s %-10s %10s %-6s %7s %6s %8s   %s\n' measurement server median unit "CPU" \
+  errors "done" "runs"
+row "big file, $kBigConnections conns" siterelay relay_big MB/s
+row "($((big_bytes / kMiB)) MiB image)" nginx nginx_big MB/s
+row "small file, $kSmallConnections conns" siterelay relay_small req/s
+row "($kSmallBytes B cfg)" nginx nginx_small req/s
+echo "(CPU: the server's user+system time during a run as % of one core, median; errors: wrk's"
+echo " socket errors and non-2xx answers, all runs; done: complete responses, all runs)"
+echo
+
+ratio_big=$(awk -v a="${med[relay_big]}" -v b="${med[nginx_big]}" \
+  'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+ratio_small=$(awk -v a="${med[relay_small]}" -v b="${med[nginx_small]}" \
+  'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+rss_mib=$(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k / 1024}')
+nginx_rss_mib=$(awk -v k="$nginx_rss_kib" 'BEGIN {printf "%.1f", k / 1024}')
+relay_errors=$((errs[relay_big] + errs[relay_small]))
+nginx_errors=$((errs[nginx_big] + errs[nginx_small]))
+
+echo "big file throughput, relay / nginx:   $ratio_big"
+echo "small file req/s, relay / nginx:      $ratio_small"
+echo "relay peak RSS (VmHWM, whole run):    $rss_mib MiB (largest nginx worker: $nginx_rss_mib MiB)"
+echo "relay access log:                     $log_requests requests, $log_non200 not 200," \
+  "$log_warnings warning/error line(s)"
+echo "wrk errors:                           relay $relay_errors" \
+  "(big: $(error_detail result_relay_big); small: $(error_detail result_relay_small));" \
+  "nginx $nginx_errors"
+echo
+
+fail=0
+judge() {  # name, ok (1/0), shown value
+  if ((quick)); then
+    printf '%-40s not judged in --quick (%s)\n' "target $1:" "$3"
+  elif (($2)); then
+    printf '%-40s PASS (%s)\n' "target $1:" "$3"
+  else
+    printf '%-40s FAIL (%s)\n' "target $1:" "$3"
+    fail=1
+  fi
+}
+ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? 1 : 0}'; }
+judge "big file relay/nginx >= $kTargetBigRatio" "$(ge "$ratio_big" "$kTargetBigRatio")" \
+  "$ratio_big"
+judge "small file relay/nginx >= $kTargetSmallRatio" "$(ge "$ratio_small" "$kTargetSmallRatio")" \
+  "$ratio_small"
+judge "relay peak RSS < $kTargetRssMiB MiB" "$(awk -v a="$rss_mib" -v b="$kTargetRssMiB" \
+  'BEGIN {print (a < b) ? 1 : 0}')" "$rss_mib MiB"
+# Not a speed target: a relay that errs under load fails the benchmark in every mode.
+if ((relay_errors == 0 && log_non200 == 0)); then
+  printf '%-40s PASS\n' "check relay errors under load:"
+else
+  printf '%-40s FAIL (%d wrk errors, %d non-200 in its log)\n' \
+    "check relay errors under load:" "$relay_errors" "$log_non200"
+  keep_work=1
+  exit 2
+fi
+if ((nginx_errors > 0)); then
+  echo "note: nginx had $nginx_errors error(s); its figures are suspect (see $nginx_dir/error.log)"
+  keep_work=1
+fi
+
+if ((check && fail)); then
+  exit 1
+fi
+exit 0
