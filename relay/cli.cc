@@ -83,7 +83,7 @@ Runs the relay in the foreground, logging to stderr: phones over HTTP ([http] li
 ([https] listen; without [tls] cert/key a self-signed certificate is made in data_dir/tls and its
 SHA-256 fingerprint logged), including their uploads; the operator's /healthz ([admin] listen).
 SIGTERM or SIGINT stops accepting, lets transfers finish for up to 10 s and exits 0; SIGHUP
-re-reads the config file (accounts, allow_from, certificates). TFTP, FTP and the origin come
+re-reads the config file (accounts, allow_from, certificates, HTTP/HTTPS/admin listeners). TFTP, FTP and the origin come
 with the next versions.
 )"},
     {"sync", "usage: siterelay sync [--config FILE]\n\nNot in this version yet.\n"},

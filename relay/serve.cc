@@ -1,8 +1,8 @@
 // `siterelay serve`: one libuv loop owning every listener (DESIGN.md "Threads").
 //
 // SIGTERM/SIGINT: stop accepting, let transfers finish for up to 10 s, cut the rest, exit 0.
-// SIGHUP: re-read the config file and apply accounts and allow_from without dropping anything;
-// a changed listener list needs a restart and says so. With NOTIFY_SOCKET set (systemd
+// SIGHUP: re-read the config file and apply accounts, allow_from, certificates and listener
+// lists without dropping anything in flight; a list that cannot be bound is left as it was. With NOTIFY_SOCKET set (systemd
 // Type=notify), READY=1 is sent once every listener is up and STOPPING=1 when stopping.
 #include "relay/serve.h"
 
@@ -192,11 +192,8 @@ class Relay {
       SR_LOG(kError) << "reload refused, keeping the running config: " << fresh.status().message();
       return;
     }
-    if (!SameListeners(config_, *fresh)) {
-      SR_LOG(kWarning) << "reload: listener changes take effect at the next restart";
-    }
     files_->Reload(*fresh);
-    if (tls_ != nullptr) {
+    if (tls_ != nullptr || !fresh->https.listen.empty()) {
       // New certificates apply to new connections; transfers in flight keep theirs.
       auto tls = tls::TlsContext::Create(fresh->tls, config_.data_dir);
       if (tls.ok()) {
@@ -208,8 +205,44 @@ class Relay {
         SR_LOG(kError) << "reload: keeping the old certificate: " << tls.status().message();
       }
     }
+    if (!SameListeners(config_, *fresh)) ReloadListeners(*fresh);
     SR_LOG(kInfo) << "reloaded " << fresh->source << ": " << fresh->accounts.size()
                   << " account(s)";
+  }
+
+  // New listeners are bound, dropped ones closed; transfers on them carry on. A list that cannot
+  // be bound (port taken) is left as it was, with an error line.
+  void ReloadListeners(const Config& fresh) {
+    struct Change {
+      http::HttpServer* server;
+      const std::vector<ListenAddress>* now;
+      std::vector<ListenAddress>* running;
+      const char* name;
+    };
+    for (const Change& c : {Change{phones_.get(), &fresh.http.listen, &config_.http.listen, "http"},
+                            Change{https_.get(), &fresh.https.listen, &config_.https.listen,
+                                   "https"},
+                            Change{admin_server_.get(), &fresh.admin.listen,
+                                   &config_.admin.listen, "admin"}}) {
+      if (*c.now == *c.running) continue;
+      if (c.server == https_.get() && !c.now->empty() && tls_ == nullptr) {
+        SR_LOG(kError) << "reload: https listeners need a certificate; not changed";
+        continue;
+      }
+      Status s = c.server->Listen(*c.now);
+      if (!s.ok()) {
+        SR_LOG(kError) << "reload: " << c.name << " listeners not changed: " << s.message();
+        continue;
+      }
+      *c.running = *c.now;
+      std::string list;
+      for (const ListenAddress& a : c.server->bound()) list += " " + a.ToString();
+      SR_LOG(kInfo) << "reload: " << c.name << " listening on" << (list.empty() ? " nothing" : list);
+    }
+    if (fresh.tftp.listen != config_.tftp.listen || fresh.ftp.listen != config_.ftp.listen ||
+        fresh.ftp.implicit_tls_listen != config_.ftp.implicit_tls_listen) {
+      SR_LOG(kWarning) << "reload: tftp and ftp are not served by this version";
+    }
   }
 
   void Stop(int signum) {

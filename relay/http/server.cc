@@ -580,76 +580,109 @@ Response ErrorResponse(int status) {
 
 struct HttpServer::Listener {
   HttpServer* server;
+  ListenAddress configured;  // as in the config (port 0 stays 0)
+  ListenAddress actual;      // with the kernel's port
   int fd = -1;
   uv_poll_t poll{};
-  bool started = false;
 };
 
 HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handler,
                        ServerLimits limits, const files::FileService* access)
     : loop_(loop), protocol_(protocol), handler_(handler), limits_(limits), access_(access) {}
 
-HttpServer::~HttpServer() {
-  // The owner runs the loop until connections are closed before destroying the server; what
-  // is left here is listeners.
-  for (auto& l : listeners_) {
-    if (l->fd >= 0) ::close(l->fd);
+HttpServer::~HttpServer() = default;  // the owner stopped accepting and ran the loop first
+
+Result<std::unique_ptr<HttpServer::Listener>> HttpServer::Bind(const ListenAddress& a) {
+  sockaddr_storage ss{};
+  socklen_t len;
+  if (a.ipv6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a.port);
+    inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
+    len = sizeof *in6;
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(a.port);
+    inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
+    len = sizeof *in4;
   }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return PosixError("socket for " + a.ToString(), errno);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (a.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
+    Status s = PosixError("listen on " + a.ToString(), errno);
+    ::close(fd);
+    return s;
+  }
+  auto l = std::make_unique<Listener>();
+  l->server = this;
+  l->configured = a;
+  l->actual = a;
+  l->fd = fd;
+  sockaddr_storage got{};
+  socklen_t got_len = sizeof got;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len) == 0) {
+    l->actual.port = ntohs(a.ipv6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                  : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+  }
+  l->poll.data = l.get();
+  int rc = uv_poll_init(loop_, &l->poll, fd);
+  if (rc != 0) {
+    ::close(fd);
+    return UvError("poll " + a.ToString(), rc);
+  }
+  rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
+    auto* li = static_cast<Listener*>(p->data);
+    if (status == 0) li->server->Accept(li);
+  });
+  if (rc != 0) {
+    CloseListener(std::move(l));
+    return UvError("poll " + a.ToString(), rc);
+  }
+  return l;
+}
+
+void HttpServer::CloseListener(std::unique_ptr<Listener> l) {
+  // The memory goes in the close callback (libuv's rule), the socket with it.
+  Listener* raw = l.release();
+  uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) noexcept {
+    auto* li = static_cast<Listener*>(h->data);
+    ::close(li->fd);
+    delete li;
+  });
 }
 
 Status HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
+  std::vector<std::unique_ptr<Listener>> added;
   for (const ListenAddress& a : addresses) {
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (a.ipv6) {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(a.port);
-      inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
-      len = sizeof *in6;
-    } else {
-      auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-      in4->sin_family = AF_INET;
-      in4->sin_port = htons(a.port);
-      inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
-      len = sizeof *in4;
+    bool have = false;
+    for (const auto& l : listeners_) have = have || l->configured == a;
+    if (have) continue;
+    auto l = Bind(a);
+    if (!l.ok()) {
+      for (auto& done : added) CloseListener(std::move(done));
+      return l.status();
     }
-    int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return PosixError("socket for " + a.ToString(), errno);
-    int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (a.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
-      Status s = PosixError("listen on " + a.ToString(), errno);
-      ::close(fd);
-      return s;
-    }
-    ListenAddress actual = a;
-    sockaddr_storage got{};
-    socklen_t got_len = sizeof got;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len) == 0) {
-      actual.port = ntohs(a.ipv6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
-                                 : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
-    }
-    auto l = std::make_unique<Listener>();
-    l->server = this;
-    l->fd = fd;
-    l->poll.data = l.get();
-    int rc = uv_poll_init(loop_, &l->poll, fd);
-    if (rc == 0) {
-      rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
-        auto* li = static_cast<Listener*>(p->data);
-        if (status == 0) li->server->Accept(li);
-      });
-    }
-    if (rc != 0) {
-      ::close(fd);
-      return UvError("poll " + a.ToString(), rc);
-    }
-    l->started = true;
-    listeners_.push_back(std::move(l));
-    bound_.push_back(actual);
+    added.push_back(std::move(l).value());
   }
+  // Listeners no longer configured stop; connections they accepted carry on.
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    bool keep = false;
+    for (const ListenAddress& a : addresses) keep = keep || (*it)->configured == a;
+    if (keep) {
+      ++it;
+    } else {
+      CloseListener(std::move(*it));
+      it = listeners_.erase(it);
+    }
+  }
+  for (auto& l : added) listeners_.push_back(std::move(l));
+  bound_.clear();
+  for (const auto& l : listeners_) bound_.push_back(l->actual);
   return Status::Ok();
 }
 
@@ -705,14 +738,9 @@ void HttpServer::Closed(Connection* c) {
 void HttpServer::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
-  for (auto& l : listeners_) {
-    if (l->started) {
-      uv_close(reinterpret_cast<uv_handle_t*>(&l->poll), nullptr);
-      l->started = false;
-    }
-  }
-  // Listener memory must outlive the close callbacks: keep it until the destructor, which the
-  // owner calls after the loop has run again. Idle keep-alive connections go now.
+  for (auto& l : listeners_) CloseListener(std::move(l));
+  listeners_.clear();
+  // Idle keep-alive connections go now.
   std::vector<Connection*> idle;
   for (auto& [raw, c] : connections_) {
     if (raw->idle()) idle.push_back(raw);

@@ -94,7 +94,8 @@ class HttpServer {
   // Serve HTTPS with this certificate from now on (existing connections keep theirs).
   void SetTls(std::shared_ptr<tls::TlsContext> ctx) { tls_ = std::move(ctx); }
 
-  // Binds and listens on every address; on error nothing stays bound.
+  // Makes the listeners exactly `addresses`: binds the new ones, closes those no longer listed
+  // (their connections carry on). On error nothing changes. Used at start and on SIGHUP.
   Status Listen(const std::vector<ListenAddress>& addresses);
   // The bound addresses, with the kernel's port where 0 was asked for.
   const std::vector<ListenAddress>& bound() const { return bound_; }
@@ -110,6 +111,8 @@ class HttpServer {
  private:
   friend class Connection;
   struct Listener;
+  Result<std::unique_ptr<Listener>> Bind(const ListenAddress& address);
+  void CloseListener(std::unique_ptr<Listener> l);
   void Accept(Listener* l);
   void Closed(class Connection* c);
 

@@ -114,6 +114,17 @@ expect_eq "old password after reload" 401 \
   "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:PlcmSpIp "$base/000000000000.cfg")"
 expect_eq "new password after reload" 200 \
   "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "$base/000000000000.cfg")"
+
+# SIGHUP with another listener list: the new one answers, the dropped one is closed.
+sed -i '0,/^listen = \["127.0.0.1:0"\]$/s//listen = ["[::1]:0"]/' relay.toml  # [http]
+kill -HUP "$RELAY_PID"
+for _ in $(seq 1 100); do grep -q 'reload: http listening on' serve.log && break; sleep 0.05; done
+v6_port=$(sed -n 's|.*reload: http listening on \[::1\]:\([0-9]*\)$|\1|p' serve.log | tail -n 1)
+expect_eq "new listener after SIGHUP" 200 \
+  "$(curl -sg -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "http://[::1]:$v6_port/site.cfg")"
+expect_eq "dropped listener after SIGHUP" 000 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u PlcmSpIp:changed "$base/site.cfg")"
+sed -i 's/^listen = \["\[::1\]:0"\]$/listen = ["127.0.0.1:0"]/' relay.toml
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
 
