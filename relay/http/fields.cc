@@ -68,13 +68,7 @@ bool EtagListMatches(std::string_view field, std::string_view etag) {
     return t;
   };
   std::string_view ours = opaque(etag);
-  while (!field.empty()) {
-    size_t comma = field.find(',');
-    if (opaque(field.substr(0, comma)) == ours) return true;
-    if (comma == std::string_view::npos) break;
-    field.remove_prefix(comma + 1);
-  }
-  return false;
+  return AnyListItem(field, [&](std::string_view item) { return opaque(item) == ours; });
 }
 
 std::optional<BasicCredentials> ParseBasicAuth(std::string_view value) {

@@ -7,7 +7,21 @@
 #include <string>
 #include <string_view>
 
+#include "relay/base/strings.h"
+
 namespace siterelay::http {
+
+// True when `pred` holds for an item of a comma-separated field value (RFC 9110 section 5.6.1),
+// each item with its surrounding whitespace removed.
+template <typename Pred>
+bool AnyListItem(std::string_view list, Pred pred) {
+  for (;;) {
+    size_t comma = list.find(',');
+    if (pred(TrimOws(list.substr(0, comma)))) return true;
+    if (comma == std::string_view::npos) return false;
+    list.remove_prefix(comma + 1);
+  }
+}
 
 // RFC 9110 section 14.2, one range only: "bytes=0-499", "bytes=500-", "bytes=-500".
 struct ByteRange {

@@ -1,6 +1,7 @@
 #include "relay/http/request.h"
 
 #include "relay/base/strings.h"
+#include "relay/http/fields.h"
 #include "relay/http/limits.h"
 
 namespace siterelay::http {
@@ -47,14 +48,7 @@ ParseResult Invalid(int status, std::string_view reason) {
 
 // True when a comma-separated list field (Connection, Transfer-Encoding) holds `token`.
 bool ListHas(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    size_t comma = list.find(',');
-    std::string_view item = TrimOws(list.substr(0, comma));
-    if (EqualsIgnoreCase(item, token)) return true;
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return false;
+  return AnyListItem(list, [&](std::string_view item) { return EqualsIgnoreCase(item, token); });
 }
 
 ParseResult ParseRequestLine(std::string_view line, Request* out) {
