@@ -30,6 +30,7 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kSendfileChunk = 1 << 20;
 // TLS: plaintext per record (the protocol's maximum) and per file read.
 constexpr size_t kTlsRecord = 16 * 1024;
+constexpr size_t kTlsBatch = 64 * 1024;
 constexpr size_t kTlsFileChunk = 64 * 1024;
 
 std::string_view Reason(int status) {
@@ -225,19 +226,25 @@ class Connection {
         return -1;
       }
     }
-    // One record at a time, and none while the last one's ciphertext still waits: memory per
-    // connection stays at a record whatever the file size or the client's speed.
+    // Up to kTlsBatch of plaintext per pass, and none while the last pass's ciphertext still
+    // waits: memory per connection stays at one batch whatever the file size or the client's
+    // speed, and each send(2) carries several records.
     if (!FlushTlsOut()) return -1;
     if (!tls_out_.empty()) return 0;
-    auto taken = tls_->Write(std::string_view(data, std::min(n, kTlsRecord)));
-    if (!taken.ok()) {
-      SR_LOG(kInfo) << "https: " << peer_.ip << ": " << taken.status().message();
-      Close();
-      return -1;
+    size_t taken = 0;
+    while (taken < n && taken < kTlsBatch) {
+      auto t = tls_->Write(std::string_view(data + taken, std::min(n - taken, kTlsRecord)));
+      if (!t.ok()) {
+        SR_LOG(kInfo) << "https: " << peer_.ip << ": " << t.status().message();
+        Close();
+        return -1;
+      }
+      if (*t == 0) break;
+      taken += *t;
     }
     tls_->TakeCiphertext(&tls_out_);
     if (!FlushTlsOut()) return -1;
-    return static_cast<ssize_t>(*taken);
+    return static_cast<ssize_t>(taken);
   }
 
   // Sends waiting ciphertext; false after closing the connection on a fatal error.

@@ -28,12 +28,24 @@
 # file's MB/s is exact even when a run completes only a few responses; a Lua done() hook prints
 # wrk's raw counters instead of its rounded summary.
 #
+# --tls runs the same measurements over HTTPS. A throwaway self-signed RSA-2048 certificate is
+# made with openssl in the work directory; the relay serves it from its [https] listener (its
+# [http] listener is off) and nginx from `listen ... ssl` with ssl_protocols TLSv1.2 TLSv1.3 and
+# otherwise its defaults (ssl_session_cache none, no kTLS: its sendfile stays on in the config
+# but is not used over TLS, where nginx reads the file into a buffer and encrypts it, like the
+# relay).
+# Both servers load the same certificate and key; `openssl s_client` with its default settings,
+# which wrk's are too, connects to each once and the header shows the protocol and cipher they
+# negotiated. Target (serving issue, TLS): big file >= 0.8x nginx's throughput; the small-file
+# and RSS targets are the same as over HTTP. wrk decrypts what it reads, so the client takes
+# more of the shared cores than over HTTP, equally for both servers.
+#
 # Nothing leaves the machine: both servers listen on 127.0.0.1 only. Every step is bounded in
 # time (wrk runs under timeout(1), servers get a fixed time to start and to stop) and the trap
 # stops both servers however the script ends. A full run takes about 2.5 minutes (3 rounds of
 # four 10 s runs), --quick about 15 s; the work directory needs twice the image's size.
 #
-# usage: tools/bench/http.sh [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
+# usage: tools/bench/http.sh [--tls] [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
 # Exit: 0 done (targets are reported, not enforced); 1 a target failed under --check;
 #       2 usage error, missing tool, a failed command, or the relay failed under load (crashed,
 #       stopped answering, answered with errors or wrong bytes).
@@ -41,6 +53,7 @@ set -euo pipefail
 export LC_ALL=C  # '.' as the decimal separator in awk and printf.
 
 readonly kTargetBigRatio=0.9    # relay MB/s / nginx MB/s on the big file, at least
+readonly kTargetBigRatioTls=0.8 # the same over HTTPS (--tls)
 readonly kTargetSmallRatio=0.6  # relay req/s / nginx req/s on the small file, at least
 readonly kTargetRssMiB=64       # peak resident set of the relay during the run, below
 readonly kSeed=20240601         # contents of the generated files (as tools/bench/import.sh)
@@ -60,8 +73,10 @@ command_line=${command_line% }
 
 usage() {
   cat <<EOF
-usage: $0 [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
+usage: $0 [--tls] [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
 
+  --tls           measure over HTTPS (self-signed RSA-2048 certificate made in the work dir);
+                  big-file target 0.8x nginx instead of 0.9x
   --quick         CI mode: 20 MiB image, 2 s per measurement, 1 run; targets not judged
   --duration N    seconds per measurement (default 10; --quick: 2)
   --runs N        rounds of every measurement, interleaved; the median is reported
@@ -69,8 +84,9 @@ usage: $0 [--quick] [--duration N] [--runs N] [--binary PATH] [--check]
   --binary PATH   siterelay binary (default: $repo_root/build/siterelay)
   --check         exit 1 when a target fails (default: report only)
 
-Needs nginx, wrk and curl (tools/install-deps installs them). Work directory: a fresh one under
-\${TMPDIR:-/tmp}, removed at the end (kept, with both servers' logs, when the relay failed).
+Needs nginx, wrk, curl and openssl (tools/install-deps installs them). Work directory: a fresh
+one under \${TMPDIR:-/tmp}, removed at the end (kept, with both servers' logs, when the relay
+failed).
 EOF
 }
 
@@ -80,6 +96,7 @@ die() {
 }
 
 quick=0
+tls=0
 duration=
 runs=
 check=0
@@ -87,6 +104,7 @@ binary="$repo_root/build/siterelay"
 while (($#)); do
   case $1 in
     --quick) quick=1 ;;
+    --tls) tls=1 ;;
     --check) check=1 ;;
     --duration)
       (($# >= 2)) || die "--duration needs a number of seconds"
@@ -125,6 +143,13 @@ else
   big_bytes=$((200 * kMiB))
   : "${duration:=10}" "${runs:=3}"
 fi
+if ((tls)); then
+  scheme=https
+  target_big_ratio=$kTargetBigRatioTls
+else
+  scheme=http
+  target_big_ratio=$kTargetBigRatio
+fi
 [[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration needs a positive integer, not '$duration'"
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive integer, not '$runs'"
 ((duration <= 600)) || die "--duration is at most 600 s"
@@ -147,6 +172,7 @@ command -v timeout >/dev/null || missing_tool timeout coreutils
 binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/siterelay-bench-http.XXXXXX")
+work=$(cd "$work" && pwd)  # absolute: [tls] cert and key must be
 # data_dir goes into a TOML literal string and paths into nginx.conf: no quotes, blanks or ';'.
 [[ $work != *[\'\"\;[:space:]]* ]] || die "the work directory $work has a quote, blank or ';'"
 
@@ -225,17 +251,44 @@ keystream "$kSmallBytes" 1 >"$tree/$small_path"
 big_sha=$(sha256sum "$tree/$big_path" | cut -d' ' -f1)
 small_sha=$(sha256sum "$tree/$small_path" | cut -d' ' -f1)
 
+# ---- TLS (--tls) ------------------------------------------------------------------------------
+
+# curl's options for the servers' URLs: trust the throwaway certificate, nothing else.
+curl_tls=()
+if ((tls)); then
+  cert="$work/cert.pem"
+  cert_key="$work/key.pem"
+  echo "making a self-signed RSA-2048 certificate for 127.0.0.1 ..." >&2
+  timeout 60 openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 2 \
+    -keyout "$cert_key" -out "$cert" -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" >"$work/openssl-req.log" 2>&1 ||
+    { cat "$work/openssl-req.log" >&2; die "openssl req failed; output above"; }
+  curl_tls=(--cacert "$cert")
+fi
+
 # ---- siterelay --------------------------------------------------------------------------------
 
 config="$work/relay.toml"
 relay_log="$work/relay.log"
-cat >"$config" <<EOF
-# Written by tools/bench/http.sh: phones over HTTP and the admin port on loopback, any free port.
-data_dir = '$work/data'
-[http]
-listen = ["127.0.0.1:0"]
-[https]
+if ((tls)); then
+  relay_listeners="[http]
 listen = []
+[https]
+listen = [\"127.0.0.1:0\"]
+[tls]
+cert = '$cert'
+key = '$cert_key'"
+else
+  relay_listeners="[http]
+listen = [\"127.0.0.1:0\"]
+[https]
+listen = []"
+fi
+cat >"$config" <<EOF
+# Written by tools/bench/http.sh: phones over ${scheme^^} and the admin port on loopback, any free
+# port.
+data_dir = '$work/data'
+$relay_listeners
 [tftp]
 listen = []
 [ftp]
@@ -256,7 +309,8 @@ start_relay() {
   local tenths=$((kStartSeconds * 10))
   relay_port=
   while ((tenths-- > 0)); do
-    relay_port=$(sed -n 's|.*phones: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" | head -n 1)
+    relay_port=$(sed -n "s|.*phones: $scheme://127\\.0\\.0\\.1:\\([0-9]*\\)/.*|\\1|p" "$relay_log" |
+      head -n 1)
     admin_port=$(sed -n 's|.*admin: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" | head -n 1)
     [[ -n $relay_port && -n $admin_port ]] && return 0
     kill -0 "$relay_pid" 2>/dev/null || break
@@ -273,6 +327,13 @@ mkdir -p "$nginx_dir/tmp"
 nginx_workers=$(nproc)
 
 write_nginx_conf() {  # port
+  local listen="listen 127.0.0.1:$1;"
+  if ((tls)); then
+    listen="listen 127.0.0.1:$1 ssl;
+    ssl_certificate $cert;
+    ssl_certificate_key $cert_key;
+    ssl_protocols TLSv1.2 TLSv1.3;"
+  fi
   {
     echo "# Written by tools/bench/http.sh."
     # A root master would hand the workers to 'nobody', who cannot read the private work
@@ -298,7 +359,7 @@ http {
   uwsgi_temp_path $nginx_dir/tmp/uwsgi;
   scgi_temp_path $nginx_dir/tmp/scgi;
   server {
-    listen 127.0.0.1:$1;
+    $listen
     root $tree;
   }
 }
@@ -321,7 +382,8 @@ start_nginx() {
     tenths=$((kStartSeconds * 10))
     while ((tenths-- > 0)); do
       kill -0 "$nginx_pid" 2>/dev/null || break
-      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$nginx_port/$small_path"; then
+      if curl -s -o /dev/null --max-time 2 ${curl_tls[@]+"${curl_tls[@]}"} \
+        "$scheme://127.0.0.1:$nginx_port/$small_path"; then
         return 0
       fi
       sleep 0.1
@@ -337,14 +399,14 @@ start_nginx() {
 
 start_relay
 start_nginx
-relay_url="http://127.0.0.1:$relay_port"
-nginx_url="http://127.0.0.1:$nginx_port"
+relay_url="$scheme://127.0.0.1:$relay_port"
+nginx_url="$scheme://127.0.0.1:$nginx_port"
 
 # The relay fails the run, with its log kept, when it has died or answers wrongly.
 relay_failed() {
   keep_work=1
   echo "--- last lines of $relay_log:" >&2
-  grep -v ' http GET .* 200 ' "$relay_log" | tail -n 20 >&2 || true
+  grep -v ' https\? GET .* 200 ' "$relay_log" | tail -n 20 >&2 || true
   die "siterelay: $*"
 }
 
@@ -352,7 +414,8 @@ relay_failed() {
 verify_body() {
   local url=$1 want=$2 got code
   rm -f "$work/headers"
-  got=$(curl -sS --max-time 120 -D "$work/headers" "$url" 2>&1 | sha256sum | cut -d' ' -f1) ||
+  got=$(curl -sS --max-time 120 ${curl_tls[@]+"${curl_tls[@]}"} -D "$work/headers" "$url" 2>&1 |
+    sha256sum | cut -d' ' -f1) ||
     { echo "$url: curl failed"; return 1; }
   code=$(awk 'NR == 1 {print $2}' "$work/headers" 2>/dev/null || true)
   [[ $code == 200 && $got == "$want" ]] ||
@@ -384,16 +447,56 @@ source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "
 nginx_version=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')
 wrk_version=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2, $3}' || true)
 
-echo "# siterelay HTTP benchmark (siterelay serve vs. nginx, same files, loopback)"
+# One handshake with openssl s_client's default settings (wrk's are OpenSSL's defaults too),
+# verifying the certificate: "TLSv1.3 TLS_AES_256_GCM_SHA384, X25519" for port $1.
+tls_negotiated() {
+  local out
+  out=$(timeout 10 openssl s_client -connect "127.0.0.1:$1" -brief -CAfile "$cert" \
+    -verify_return_error </dev/null 2>&1) ||
+    { echo "handshake failed: $(tail -n 1 <<<"$out")"; return; }
+  awk -F': ' '
+    $1 == "Protocol version" { p = $2 }
+    $1 == "Ciphersuite" { c = $2 }
+    $1 ~ /Temp Key$/ { k = $2; sub(/,.*/, "", k) }
+    $1 == "Verification" { v = $2 }
+    END { printf "%s %s, %s, certificate verification %s", p, c, k, (v == "" ? "?" : v) }' <<<"$out"
+}
+if ((tls)); then
+  relay_tls=$(tls_negotiated "$relay_port")
+  nginx_tls=$(tls_negotiated "$nginx_port")
+  [[ $relay_tls == TLS* ]] || relay_failed "openssl s_client against the relay: $relay_tls"
+  [[ $nginx_tls == TLS* ]] || die "openssl s_client against nginx: $nginx_tls"
+  cert_bits=$(openssl x509 -in "$cert" -noout -text |
+    sed -n 's/.*Public-Key: (\([0-9]*\) bit).*/\1/p')
+fi
+
+if ((tls)); then
+  echo "# siterelay HTTPS benchmark, TLS mode (siterelay serve vs. nginx, same files and" \
+    "certificate, loopback)"
+else
+  echo "# siterelay HTTP benchmark (siterelay serve vs. nginx, same files, loopback)"
+fi
 echo "command:    $command_line"
 echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine:    nproc=$(nproc), cpu=${cpu_model:-unknown}, mem=${mem_total:-unknown}," \
   "kernel $(uname -r)"
-echo "nginx:      $nginx_version, worker_processes $nginx_workers, sendfile on, tcp_nopush on," \
-  "keep-alive, open_file_cache off (default)"
+if ((tls)); then
+  echo "nginx:      $nginx_version, worker_processes $nginx_workers, listen ssl, ssl_protocols" \
+    "TLSv1.2 TLSv1.3, sendfile on (unused over TLS: no kTLS), tcp_nopush on, keep-alive," \
+    "ssl_session_cache none, open_file_cache off (defaults)"
+else
+  echo "nginx:      $nginx_version, worker_processes $nginx_workers, sendfile on, tcp_nopush on," \
+    "keep-alive, open_file_cache off (default)"
+fi
 echo "wrk:        $wrk_version, -t$kWrkThreads, -c$kBigConnections (big) / -c$kSmallConnections" \
   "(small), keep-alive, ${duration} s a run"
 echo "siterelay:  $relay_version ($binary, sha256 $relay_sha; source $source_rev), one event loop"
+if ((tls)); then
+  echo "tls:        TLS mode, https:// URLs; both servers use one self-signed RSA-${cert_bits:-?}" \
+    "certificate made for this run; $(openssl version)"
+  echo "negotiated: (openssl s_client, default settings as wrk's) relay: $relay_tls;" \
+    "nginx: $nginx_tls"
+fi
 echo "cores:      wrk ($kWrkThreads threads) and the server under test share the same" \
   "$(nproc) core(s); the idle server sleeps"
 echo "logging:    both write one access-log line per request to a file in the work dir" \
@@ -527,7 +630,7 @@ stop_relay
 stop_nginx
 # What the relay logged: requests answered (by status) and anything at warning level or worse.
 read -r log_requests log_non200 log_warnings < <(awk '
-  $3 == "http" && ($4 == "GET" || $4 == "HEAD") && $6 ~ /^[0-9][0-9][0-9]$/ {
+  ($3 == "http" || $3 == "https") && ($4 == "GET" || $4 == "HEAD") && $6 ~ /^[0-9][0-9][0-9]$/ {
     n++; if ($6 != 200) bad++; next
   }
   $2 == "warning" || $2 == "error" || $2 == "fatal" { w++ }
@@ -613,7 +716,7 @@ judge() {  # name, ok (1/0), shown value
   fi
 }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? 1 : 0}'; }
-judge "big file relay/nginx >= $kTargetBigRatio" "$(ge "$ratio_big" "$kTargetBigRatio")" \
+judge "big file relay/nginx >= $target_big_ratio" "$(ge "$ratio_big" "$target_big_ratio")" \
   "$ratio_big"
 judge "small file relay/nginx >= $kTargetSmallRatio" "$(ge "$ratio_small" "$kTargetSmallRatio")" \
   "$ratio_small"
