@@ -90,40 +90,26 @@ failed).
 EOF
 }
 
-die() {
-  echo "http.sh: $*" >&2
-  exit 2
-}
+bench_name=http.sh
+# shellcheck source=tools/bench/lib.sh
+source "$script_dir/lib.sh"
 
-quick=0
 tls=0
 duration=
-runs=
-check=0
-binary="$repo_root/build/siterelay"
 while (($#)); do
+  bench_common_option "$@"
+  if ((BENCH_SHIFT)); then
+    shift "$BENCH_SHIFT"
+    continue
+  fi
   case $1 in
-    --quick) quick=1 ;;
     --tls) tls=1 ;;
-    --check) check=1 ;;
     --duration)
       (($# >= 2)) || die "--duration needs a number of seconds"
       duration=$2
       shift
       ;;
     --duration=*) duration=${1#--duration=} ;;
-    --runs)
-      (($# >= 2)) || die "--runs needs a number"
-      runs=$2
-      shift
-      ;;
-    --runs=*) runs=${1#--runs=} ;;
-    --binary)
-      (($# >= 2)) || die "--binary needs a path"
-      binary=$2
-      shift
-      ;;
-    --binary=*) binary=${1#--binary=} ;;
     -h | --help)
       usage
       exit 0
@@ -436,9 +422,6 @@ done
 
 # ---- header: what ran where -------------------------------------------------------------------
 
-cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null ||
-  true)
 fs_type=$(findmnt -no FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work" 2>/dev/null ||
   echo unknown)
 relay_version=$("$relay" --version 2>&1 || true)
@@ -476,10 +459,7 @@ if ((tls)); then
 else
   echo "# siterelay HTTP benchmark (siterelay serve vs. nginx, same files, loopback)"
 fi
-echo "command:    $command_line"
-echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine:    nproc=$(nproc), cpu=${cpu_model:-unknown}, mem=${mem_total:-unknown}," \
-  "kernel $(uname -r)"
+bench_machine_lines
 if ((tls)); then
   echo "nginx:      $nginx_version, worker_processes $nginx_workers, listen ssl, ssl_protocols" \
     "TLSv1.2 TLSv1.3, sendfile on (unused over TLS: no kTLS), tcp_nopush on, keep-alive," \

@@ -47,31 +47,17 @@ there between runs.
 EOF
 }
 
-die() {
-  echo "import.sh: $*" >&2
-  exit 2
-}
+bench_name=import.sh
+# shellcheck source=tools/bench/lib.sh
+source "$script_dir/lib.sh"
 
-quick=0
-runs=
-check=0
-binary="$repo_root/build/siterelay"
 while (($#)); do
+  bench_common_option "$@"
+  if ((BENCH_SHIFT)); then
+    shift "$BENCH_SHIFT"
+    continue
+  fi
   case $1 in
-    --quick) quick=1 ;;
-    --check) check=1 ;;
-    --runs)
-      (($# >= 2)) || die "--runs needs a number"
-      runs=$2
-      shift
-      ;;
-    --runs=*) runs=${1#--runs=} ;;
-    --binary)
-      (($# >= 2)) || die "--binary needs a path"
-      binary=$2
-      shift
-      ;;
-    --binary=*) binary=${1#--binary=} ;;
     -h | --help)
       usage
       exit 0
@@ -81,7 +67,6 @@ while (($#)); do
       exit 2
       ;;
   esac
-  shift
 done
 
 if ((quick)); then
@@ -222,9 +207,6 @@ find "$tree" -type f -print0 | sort -z >"$file_list"
 
 # ---- header: what ran where -------------------------------------------------------------------
 
-cpu_model=$(awk -F': *' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
-mem_total=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo 2>/dev/null ||
-  true)
 fs_type=$(findmnt -no FSTYPE -T "$bench_dir" 2>/dev/null ||
   stat -f -c %T "$bench_dir" 2>/dev/null || echo unknown)
 relay_version=$("$relay" --version 2>&1 || true)
@@ -232,10 +214,7 @@ relay_sha=$(sha256sum "$relay" | cut -c1-12)
 source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
 
 echo "# siterelay import benchmark"
-echo "command:    $command_line"
-echo "date:       $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine:    nproc=$(nproc), cpu=${cpu_model:-unknown}, mem=${mem_total:-unknown}," \
-  "kernel $(uname -r)"
+bench_machine_lines
 echo "openssl:    $(openssl version)"
 echo "sha256sum:  $(sha256sum --version | head -n 1)"
 echo "siterelay:  $relay_version ($binary, sha256 $relay_sha; source $source_rev)"
