@@ -133,21 +133,22 @@ class Relay {
     SR_LOG(kInfo) << "siterelay " << SITERELAY_VERSION << " serving " << cache_->List().size()
                   << " cached file(s) from " << config_.data_dir << " (config: " << config_.source
                   << ")";
-    for (const ListenAddress& a : phones_->bound()) {
+    // A URL someone on this machine can paste: a wildcard address becomes loopback.
+    auto url = [](const char* scheme, const ListenAddress& a) {
       std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
       if (a.ipv6) host = "[" + host + "]";
-      SR_LOG(kInfo) << "phones: http://" << host << ":" << a.port << "/  (try: curl http://"
-                    << host << ":" << a.port << "/000000000000.cfg)";
+      return std::string(scheme) + "://" + host + ":" + std::to_string(a.port) + "/";
+    };
+    for (const ListenAddress& a : phones_->bound()) {
+      SR_LOG(kInfo) << "phones: " << url("http", a) << "  (try: curl " << url("http", a)
+                    << "000000000000.cfg)";
     }
     for (const ListenAddress& a : https_->bound()) {
-      std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
-      if (a.ipv6) host = "[" + host + "]";
-      SR_LOG(kInfo) << "phones: https://" << host << ":" << a.port << "/  (certificate "
-                    << tls_->cert_path() << ", SHA-256 " << tls_->fingerprint() << ")";
+      SR_LOG(kInfo) << "phones: " << url("https", a) << "  (certificate " << tls_->cert_path()
+                    << ", SHA-256 " << tls_->fingerprint() << ")";
     }
     for (const ListenAddress& a : admin_server_->bound()) {
-      SR_LOG(kInfo) << "admin: http://" << (a.ipv6 ? "[" + a.host + "]" : a.host) << ":"
-                    << a.port << "/healthz";
+      SR_LOG(kInfo) << "admin: " << url("http", a) << "healthz";
     }
   }
 

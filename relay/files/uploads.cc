@@ -161,19 +161,17 @@ void UploadSink::Pump() {
       return;
     }
   }
-  if (!finishing_ || !chunks_.empty() || done_ == nullptr) return;
-  auto done = std::move(done_);
-  done_ = nullptr;
+  if (!finishing_ || !chunks_.empty() || sealing_) return;
   if (!error_.ok()) {
-    done(error_);
+    Complete(error_);
     return;
   }
   // Seal on the pool (it fsyncs), then file it from the loop.
+  sealing_ = true;
   job_in_flight_ = true;
   auto self = shared_from_this();
   auto sealed = std::make_shared<Result<cache::SealedBlob>>(Status::Internal("not sealed"));
   cache::ObjectStore* store = &owner_->cache_->store();
-  done_ = std::move(done);
   Status q = QueueWork(
       owner_->loop_,
       [self, sealed, store] {
@@ -195,19 +193,22 @@ void UploadSink::Pump() {
           return;
         }
         if (!sealed->ok()) {
-          auto d = std::move(self->done_);
-          self->done_ = nullptr;
-          if (d) d(sealed->status());
+          self->Complete(sealed->status());
           return;
         }
         self->owner_->File(self, std::move(*sealed).value());
       });
   if (!q.ok()) {
     job_in_flight_ = false;
-    auto d = std::move(done_);
-    done_ = nullptr;
-    d(q);
+    Complete(q);
   }
+}
+
+void UploadSink::Complete(Result<UploadResult> result) {
+  if (aborted_ || !done_) return;  // the connection went away, or answered already
+  auto done = std::move(done_);
+  done_ = nullptr;
+  done(std::move(result));
 }
 
 // ---- Uploads ---------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob b
       },
       [this, sink, status, b, created] {
         if (!status->ok()) {
-          if (sink->done_) sink->done_(*status);
+          sink->Complete(*status);
           return;
         }
         cache::Entry e;
@@ -260,19 +261,16 @@ void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob b
         e.source = cache::Source::kUpload;
         e.forwarded = false;  // until the outbox has PUT it to the origin
         cache_->PublishAsync(loop_, {e}, [sink, created](Status s) {
-          if (sink->aborted_ || !sink->done_) return;
-          auto d = std::move(sink->done_);
-          sink->done_ = nullptr;
           if (!s.ok()) {
-            d(s);
+            sink->Complete(s);
             return;
           }
           UploadResult r;
           r.created = created;
-          d(r);
+          sink->Complete(r);
         });
       });
-  if (!q.ok() && sink->done_) sink->done_(q);
+  if (!q.ok()) sink->Complete(q);
 }
 
 void Uploads::FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
@@ -288,14 +286,11 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) 
         },
         [this, sink, result, spool] {
           LogFiled(spool);
-          if (sink->aborted_ || !sink->done_) return;
-          auto d = std::move(sink->done_);
-          sink->done_ = nullptr;
-          d(*result);
+          sink->Complete(*result);
         });
     if (!q.ok()) {
       LogFiled(spool);
-      if (sink->done_) sink->done_(q);
+      sink->Complete(q);
     }
   };
   auto [it, idle] = busy_logs_.try_emplace(spool);

@@ -65,6 +65,8 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
 std::string SpoolPath(const std::string& data_dir, const UploadName& log);
   void Pump();
   void Fail(Status s);
+  // Hands the result to Finish()'s callback, once, unless aborted.
+  void Complete(Result<UploadResult> result);
 
   Uploads* owner_;
   std::string path_;
@@ -76,6 +78,7 @@ std::string SpoolPath(const std::string& data_dir, const UploadName& log);
   std::deque<std::string> chunks_;
   bool job_in_flight_ = false;
   bool finishing_ = false;
+  bool sealing_ = false;
   bool aborted_ = false;
   Status error_;
   std::function<void()> on_wants_more_;
