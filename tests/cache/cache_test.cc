@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testing/fault_fs.h"
+#include "tests/testing/cache.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::cache {
@@ -14,15 +15,9 @@ using testing::TempDir;
 
 class CacheTest : public ::testing::Test {
  protected:
-  std::unique_ptr<Cache> Open(uint64_t max_bytes = 1 << 30, FileSystem* fs = nullptr) {
-    CacheOptions o;
-    o.data_dir = dir_.path();
-    o.max_bytes = max_bytes;
-    o.clock = &clock_;
-    if (fs != nullptr) o.fs = fs;
-    auto c = Cache::Open(o);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    return c.ok() ? std::move(c).value() : nullptr;
+  std::unique_ptr<Cache> Open(uint64_t max_bytes = 1 << 30,
+                              FileSystem* fs = FileSystem::Default()) {
+    return testing::OpenTestCache(dir_.path(), &clock_, fs, max_bytes);
   }
 
   // Stores `content` and returns an entry for `path` naming it.

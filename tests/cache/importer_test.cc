@@ -6,6 +6,7 @@
 #include "relay/base/http_date.h"
 #include "relay/base/uv.h"
 #include "tests/testing/fault_fs.h"
+#include "tests/testing/cache.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::cache {
@@ -27,13 +28,7 @@ class ImporterTest : public ::testing::Test {
   }
 
   std::unique_ptr<Cache> Open(FileSystem* fs = FileSystem::Default()) {
-    CacheOptions o;
-    o.data_dir = data_.path();
-    o.max_bytes = 1ull << 30;
-    o.fs = fs;
-    auto c = Cache::Open(o);
-    EXPECT_TRUE(c.ok()) << c.status().ToString();
-    return std::move(c).value();
+    return testing::OpenTestCache(data_.path(), Clock::System(), fs);
   }
 
   TempDir src_;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "relay/base/uv.h"
+#include "tests/testing/cache.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -20,13 +21,7 @@ Peer V4(const char* ip, Protocol p = Protocol::kHttp) {
 
 class FileServiceTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    cache::CacheOptions o;
-    o.data_dir = dir_.path();
-    o.max_bytes = 1 << 30;
-    o.clock = &clock_;
-    cache_ = std::move(cache::Cache::Open(o)).value();
-  }
+  void SetUp() override { cache_ = testing::OpenTestCache(dir_.path(), &clock_); }
 
   void Put(const std::string& path, std::string_view content) {
     auto w = cache_->store().Create();

@@ -4,6 +4,7 @@
 
 #include "relay/base/uv.h"
 #include "relay/files/path.h"
+#include "tests/testing/cache.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -12,11 +13,7 @@ namespace {
 class UploadsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cache::CacheOptions o;
-    o.data_dir = dir_.path();
-    o.max_bytes = 1 << 30;
-    o.clock = &clock_;
-    cache_ = std::move(cache::Cache::Open(o)).value();
+    cache_ = testing::OpenTestCache(dir_.path(), &clock_);
     uploads_ = std::make_unique<Uploads>(loop_.get(), cache_.get(), &clock_);
   }
 
