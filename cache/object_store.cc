@@ -30,11 +30,13 @@ std::string FanoutDir(const std::string& objects_dir, const std::string& hex) {
 // 4096 covers every disk in use.
 constexpr size_t kDirectAlign = 4096;
 
-BlobWriter::BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bool direct)
+BlobWriter::BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bool direct,
+                       bool write_through)
     : store_(store),
       fd_(std::move(fd)),
       tmp_path_(std::move(tmp_path)),
       direct_(direct),
+      write_through_(write_through),
       buf_(store->TakeBuffer()) {}
 
 BlobWriter::~BlobWriter() {
@@ -63,7 +65,17 @@ Status BlobWriter::Advance(size_t n) {
   hash_.Update(std::span<const uint8_t>(buf_ + used_, n));
   used_ += n;
   size_ += n;
-  if (used_ == kBufferBytes) return Flush(/*final=*/false);
+  if (used_ == kBufferBytes || write_through_) return Flush(/*final=*/false);
+  return Status::Ok();
+}
+
+Status BlobWriter::Restart() {
+  if (done_ || !write_through_) return Status::Internal("restart of a non-streaming blob");
+  SR_RETURN_IF_ERROR(store_->fs_->Truncate(fd_.get(), 0).Annotate(tmp_path_));
+  if (::lseek(fd_.get(), 0, SEEK_SET) < 0) return PosixError("lseek " + tmp_path_, errno);
+  (void)hash_.Finish();  // resets it
+  used_ = 0;
+  size_ = 0;
   return Status::Ok();
 }
 
@@ -172,21 +184,25 @@ Status ObjectStore::Init() {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<BlobWriter>> ObjectStore::Create() {
+Result<std::unique_ptr<BlobWriter>> ObjectStore::Create() { return CreateWriter(false); }
+
+Result<std::unique_ptr<BlobWriter>> ObjectStore::CreateStreaming() { return CreateWriter(true); }
+
+Result<std::unique_ptr<BlobWriter>> ObjectStore::CreateWriter(bool streaming) {
   static std::atomic<uint64_t> counter{0};
   static const std::string pid = std::to_string(::getpid());
   std::string path = tmp_dir_ + "/blob-" + pid + "-" +
                      std::to_string(counter.fetch_add(1, std::memory_order_relaxed));
   constexpr int kFlags = O_WRONLY | O_CREAT | O_EXCL | O_TRUNC;
-  bool direct = true;
-  auto fd = fs_->Open(path, kFlags | O_DIRECT, 0644);
-  if (!fd.ok() && fd.status().Is(StatusCode::kInvalidArgument)) {
+  bool direct = !streaming;
+  auto fd = fs_->Open(path, kFlags | (direct ? O_DIRECT : 0), 0644);
+  if (!fd.ok() && direct && fd.status().Is(StatusCode::kInvalidArgument)) {
     direct = false;  // tmpfs and some network filesystems have no O_DIRECT
     fd = fs_->Open(path, kFlags, 0644);
   }
   if (!fd.ok()) return fd.status();
   return std::unique_ptr<BlobWriter>(
-      new BlobWriter(this, ScopedFd(fs_, *fd), std::move(path), direct));
+      new BlobWriter(this, ScopedFd(fs_, *fd), std::move(path), direct, streaming));
 }
 
 Status ObjectStore::Install(std::vector<SealedBlob>& blobs, bool already_synced) {

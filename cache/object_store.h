@@ -61,6 +61,11 @@ class BlobWriter {
   std::span<uint8_t> Space();
   Status Advance(size_t n);
   uint64_t size() const { return size_; }
+  // The temp file, for readers of a streaming blob (cache/growing_file.h).
+  const std::string& tmp_path() const { return tmp_path_; }
+  // Streaming blobs only: forget every byte written so far and start again (an origin that
+  // answers a resumed request with the whole file instead of the rest).
+  Status Restart();
 
   // Ends the blob. With `expected`, a mismatch fails with kCorruption and the temp file is gone.
   // With `sync`, the data is fsynced now (for Install(..., already_synced=true)).
@@ -70,7 +75,8 @@ class BlobWriter {
 
  private:
   friend class ObjectStore;
-  BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bool direct);
+  BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bool direct,
+             bool write_through);
   Status Flush(bool final);
   void Discard();
 
@@ -78,6 +84,7 @@ class BlobWriter {
   ScopedFd fd_;
   std::string tmp_path_;
   bool direct_;
+  bool write_through_;  // every Append() reaches the file at once (readers follow the writer)
   uint8_t* buf_;  // from store_->TakeBuffer(), given back when sealed or destroyed
   size_t used_ = 0;
   Sha256 hash_;
@@ -96,6 +103,9 @@ class ObjectStore {
   Status Init();
 
   Result<std::unique_ptr<BlobWriter>> Create();
+  // A blob that others read while it is written (a transfer from the origin streamed to phones):
+  // page-cache writes, each Append() written through at once so readers see it.
+  Result<std::unique_ptr<BlobWriter>> CreateStreaming();
 
   // Makes sealed blobs objects (see the top of this file). On error, blobs not yet renamed are
   // deleted; those already renamed are valid objects that gc reclaims if nothing publishes them.
@@ -122,6 +132,7 @@ class ObjectStore {
   // Aligned kBufferBytes buffers, recycled: a fresh mapping per blob costs a page fault per 4 KiB.
   uint8_t* TakeBuffer();
   void GiveBack(uint8_t* buffer);
+  Result<std::unique_ptr<BlobWriter>> CreateWriter(bool streaming);
 
   std::mutex buffers_mu_;
   std::vector<uint8_t*> free_buffers_;

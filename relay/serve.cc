@@ -27,6 +27,7 @@
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
 #include "relay/tls/tls.h"
+#include "sync/fetcher.h"
 #include "siterelay_version.h"
 
 namespace siterelay {
@@ -59,6 +60,22 @@ bool SameListeners(const Config& a, const Config& b) {
          a.ftp.listen == b.ftp.listen && a.ftp.implicit_tls_listen == b.ftp.implicit_tls_listen;
 }
 
+bool SameOrigin(const OriginConfig& a, const OriginConfig& b) {
+  auto same_routes = [&] {
+    if (a.routes.size() != b.routes.size()) return false;
+    for (size_t i = 0; i < a.routes.size(); ++i) {
+      const OriginRoute &x = a.routes[i], &y = b.routes[i];
+      if (x.match != y.match || x.url != y.url || x.user != y.user || x.password != y.password) {
+        return false;
+      }
+    }
+    return true;
+  };
+  return a.url == b.url && a.user == b.user && a.password == b.password &&
+         a.ca_file == b.ca_file && a.fresh_for == b.fresh_for &&
+         a.negative_for == b.negative_for && same_routes();
+}
+
 class Relay {
  public:
   Relay(std::string config_path, Config config)
@@ -75,7 +92,12 @@ class Relay {
       return 1;
     }
     cache_ = std::move(cache).value();
-    files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System());
+    if (!config_.origin.url.empty()) {
+      fetcher_ = std::make_unique<sync::Fetcher>(loop_.get(), config_.origin, cache_.get(),
+                                                 Clock::System());
+    }
+    files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System(),
+                                                  fetcher_.get());
     uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), Clock::System());
     file_handler_ = std::make_unique<http::FileHandler>(files_.get(), uploads_.get(),
                                                         config_.upload_max_bytes);
@@ -194,6 +216,9 @@ class Relay {
       return;
     }
     files_->Reload(*fresh);
+    if (!SameOrigin(config_.origin, fresh->origin)) {
+      SR_LOG(kWarning) << "reload: [origin] changes take effect at the next start";
+    }
     if (tls_ != nullptr || !fresh->https.listen.empty()) {
       // New certificates apply to new connections; transfers in flight keep theirs.
       auto tls = tls::TlsContext::Create(fresh->tls, config_.data_dir);
@@ -288,6 +313,10 @@ class Relay {
     if (finished_) return;
     finished_ = true;
     for (auto* server : Servers()) server->CloseAll();
+    // Transfers still running are abandoned (their temp files go at the next start); the
+    // fetcher's sockets and timers must close for the loop to end. Nothing asks it after this.
+    files_->SetFetcher(nullptr);
+    fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
     uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
@@ -301,6 +330,7 @@ class Relay {
   Config config_;
   Loop loop_;
   std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<sync::Fetcher> fetcher_;  // null without an origin
   std::unique_ptr<files::FileService> files_;
   std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<http::FileHandler> file_handler_;

@@ -77,6 +77,44 @@ Status QueueWork(uv_loop_t* loop, std::function<void()> work, std::function<void
   return Status::Ok();
 }
 
+struct Timer::Handle {
+  uv_timer_t timer{};
+  std::function<void()> cb;
+};
+
+Timer::Timer(uv_loop_t* loop) : handle_(new Handle) {
+  handle_->timer.data = handle_;
+  uv_timer_init(loop, &handle_->timer);
+}
+
+Timer::~Timer() {
+  handle_->cb = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&handle_->timer),
+           [](uv_handle_t* h) noexcept { delete static_cast<Handle*>(h->data); });
+}
+
+void Timer::Start(uint64_t ms, std::function<void()> cb) {
+  handle_->cb = std::move(cb);
+  uv_timer_start(
+      &handle_->timer,
+      [](uv_timer_t* t) noexcept {
+        auto* h = static_cast<Handle*>(t->data);
+        std::function<void()> run = std::move(h->cb);
+        h->cb = nullptr;
+        CallNoThrow(run, "timer");
+      },
+      ms, 0);
+}
+
+void Timer::Stop() {
+  uv_timer_stop(&handle_->timer);
+  handle_->cb = nullptr;
+}
+
+bool Timer::active() const {
+  return uv_is_active(reinterpret_cast<const uv_handle_t*>(&handle_->timer)) != 0;
+}
+
 unsigned ThreadPoolSize() {
   const char* v = std::getenv("UV_THREADPOOL_SIZE");
   if (v == nullptr) return 4;

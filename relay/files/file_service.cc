@@ -11,6 +11,7 @@
 
 #include "relay/base/http_date.h"
 #include "relay/base/log.h"
+#include "relay/base/mime.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
 #include "relay/files/uploads.h"
@@ -46,8 +47,9 @@ Peer Peer::FromSockaddr(Protocol protocol, const sockaddr* sa) {
   return p;
 }
 
-FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock)
-    : cache_(cache), clock_(clock) {
+FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock,
+                         sync::Fetcher* fetcher)
+    : cache_(cache), clock_(clock), fetcher_(fetcher) {
   anonymous_.user = "anonymous";
   anonymous_.root = "/";
   Reload(config);
@@ -153,7 +155,65 @@ Result<std::string> FileService::Resolve(const Account& account, std::string_vie
   return JoinRoot(account.root, normal);
 }
 
-Result<OpenFile> FileService::Open(std::string_view path) {
+void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done) {
+  if (ClassifyUpload(BaseName(path)).kind == UploadName::kLog || fetcher_ == nullptr ||
+      !fetcher_->enabled()) {
+    done(OpenCached(path));
+    return;
+  }
+  // Local content (uploads, imports, manifest sets) and fresh pull-through copies are served as
+  // they are; a miss or a stale copy goes to the origin (CONTRACT.md "Reads").
+  const cache::Entry* e = cache_->Lookup(path);
+  if (e != nullptr && (e->source != cache::Source::kOrigin || e->fresh_until == 0 ||
+                       clock_->NowSeconds() < e->fresh_until)) {
+    done(OpenCached(path));
+    return;
+  }
+  if (fetcher_->KnownMissing(path)) {
+    done(Status::NotFound(std::string(path) + " is not on the origin"));
+    return;
+  }
+  std::string p(path);
+  sync::Want want = mode == ReadMode::kStream ? sync::Want::kBody : sync::Want::kComplete;
+  fetcher_->Fetch(p, want, [this, p, done = std::move(done)](sync::FetchOutcome o) {
+    if (o.status.ok() && o.body) {
+      auto fd = o.body->Dup();
+      if (!fd.ok()) {
+        done(fd.status());
+        return;
+      }
+      OpenFile f;
+      f.fd = std::move(fd).value();
+      f.growing = o.body;
+      f.size = o.body->size().value_or(0);
+      f.has_digest = false;
+      f.modified = o.modified;
+      f.content_type = std::string(ContentTypeForPath(p));
+      f.path = p;
+      done(std::move(f));
+    } else if (o.status.ok()) {
+      done(OpenCached(p));  // revalidated, or complete and published
+    } else if (o.status.Is(StatusCode::kNotFound)) {
+      done(o.status);  // the origin is the authority on what exists
+    } else {
+      done(OpenAfterFailure(p, o.status));
+    }
+  });
+}
+
+Result<OpenFile> FileService::OpenAfterFailure(std::string_view path, const Status& why) {
+  auto f = OpenCached(path);
+  if (f.ok()) {
+    // Stale if error: a phone gets the last good copy rather than nothing.
+    ++stale_serves_;
+    SR_LOG(kWarning) << "serving the last good copy of " << path << ": origin failed: "
+                     << why.message();
+    return f;
+  }
+  return f.status().Is(StatusCode::kNotFound) ? why : f.status();
+}
+
+Result<OpenFile> FileService::OpenCached(std::string_view path) {
   UploadName log = ClassifyUpload(BaseName(path));
   if (log.kind == UploadName::kLog) {
     // CONTRACT.md: HEAD on a log answers its stored size; GET returns the stored log.

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <optional>
 #include <string>
@@ -21,10 +22,12 @@
 #include <vector>
 
 #include "cache/cache.h"
+#include "cache/growing_file.h"
 #include "relay/base/clock.h"
 #include "relay/base/config.h"
 #include "relay/base/fs.h"
 #include "relay/base/status.h"
+#include "sync/fetcher.h"
 
 namespace siterelay::files {
 
@@ -41,12 +44,16 @@ struct Peer {
   static Peer FromSockaddr(Protocol protocol, const sockaddr* sa);
 };
 
-// An open cached file. The fd is the caller's to close; size and digest are the catalog's, and the
-// fd's own size has been checked against them.
+// An open file. The fd is the caller's to close. For a cached file, size and digest are the
+// catalog's, and the fd's own size has been checked against them. For a file still arriving from
+// the origin, `growing` is set: send from `fd` only up to growing->readable(), wait for more with
+// growing->Wait(), and end the body only when growing->complete(); growing->failed() means the
+// body must end as an error (closed connection, TFTP/FTP error), never as a complete file.
 struct OpenFile {
   ScopedFd fd;
-  uint64_t size = 0;
-  bool has_digest = true;  // false for a phone's log, which grows and is not an object
+  std::shared_ptr<cache::GrowingFile> growing;  // shared with the transfer and its other readers
+  uint64_t size = 0;  // growing: growing->size() when the origin said it, else 0
+  bool has_digest = true;  // false for a phone's log (not an object) and a growing body
   Digest sha256;
   int64_t modified = 0;  // Unix seconds: the origin's Last-Modified, or when it was stored
   std::string content_type;
@@ -64,9 +71,19 @@ struct Device {
   int64_t last_seen = 0;
 };
 
+// How a reader takes a file that is not cached yet.
+enum class ReadMode {
+  kStream,  // a growing body as soon as it starts arriving (GET, RETR, RRQ)
+  kWhole,   // only once it is complete and cached (HEAD, SIZE, clients that cannot stream)
+};
+
+using OpenCallback = std::function<void(Result<OpenFile>)>;
+
 class FileService {
  public:
-  FileService(const Config& config, cache::Cache* cache, Clock* clock);
+  // `fetcher` may be null: no origin, only what is cached is served.
+  FileService(const Config& config, cache::Cache* cache, Clock* clock,
+              sync::Fetcher* fetcher = nullptr);
 
   // SIGHUP: new accounts and allow_from lists; transfers in flight keep what they resolved.
   void Reload(const Config& config);
@@ -87,9 +104,17 @@ class FileService {
   // (HTTP, not TFTP/FTP). PermissionDenied for escapes, InvalidArgument for garbage.
   Result<std::string> Resolve(const Account& account, std::string_view raw, bool encoded) const;
 
-  // Opens the cached file at a catalog path, or for a log name the phone's stored log: NotFound
-  // when there is none.
-  Result<OpenFile> Open(std::string_view path);
+  // Opens a catalog path for reading (CONTRACT.md "Reads"): a phone's log from the spool; a
+  // fresh cached file; else the origin's answer through the fetcher (a growing body, the
+  // revalidated or newly cached file, NotFound for an origin 404); and when the origin fails,
+  // the last good copy if there is one. `done` runs exactly once on the loop thread, before
+  // Open() returns whenever no origin has to be asked.
+  void Open(std::string_view path, ReadMode mode, OpenCallback done);
+  // What is stored for a path now, without asking the origin: NotFound when nothing is.
+  Result<OpenFile> OpenCached(std::string_view path);
+  uint64_t stale_serves() const { return stale_serves_; }
+  // Stops asking the origin (shutdown): what is cached is all there is from now on.
+  void SetFetcher(sync::Fetcher* fetcher) { fetcher_ = fetcher; }
 
   // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty). Kept in
   // memory; FlushDevices() writes what changed to the catalog, off the loop thread.
@@ -100,8 +125,13 @@ class FileService {
  private:
   const std::vector<Cidr>& AllowListFor(Protocol p) const;
 
+  // The stale copy when the origin failed, else the failure.
+  Result<OpenFile> OpenAfterFailure(std::string_view path, const Status& why);
+
   cache::Cache* cache_;
   Clock* clock_;
+  sync::Fetcher* fetcher_;
+  uint64_t stale_serves_ = 0;
   std::vector<Account> accounts_;
   Account anonymous_;
   std::vector<Cidr> allow_http_, allow_https_, allow_tftp_, allow_ftp_;

@@ -16,19 +16,21 @@ Response Unauthorized() {
 }
 
 // RFC 9110 section 13.1.3: If-Modified-Since is evaluated only without If-None-Match.
-bool NotModified(const Request& req, const std::string& etag, int64_t modified) {
-  if (const std::string* inm = req.Header("if-none-match")) return EtagListMatches(*inm, etag);
-  if (const std::string* ims = req.Header("if-modified-since")) {
-    auto since = ParseHttpDate(*ims);
+template <typename C>
+bool NotModified(const C& c, const std::string& etag, int64_t modified) {
+  if (c.if_none_match) return EtagListMatches(*c.if_none_match, etag);
+  if (c.if_modified_since) {
+    auto since = ParseHttpDate(*c.if_modified_since);
     return since && modified <= *since;
   }
   return false;
 }
 
 // If-Range (RFC 9110 section 13.1.5): the Range applies only if the validator still matches.
-bool RangeStillValid(const Request& req, const std::string& etag, int64_t modified) {
-  const std::string* ir = req.Header("if-range");
-  if (ir == nullptr) return true;
+template <typename C>
+bool RangeStillValid(const C& c, const std::string& etag, int64_t modified) {
+  const std::optional<std::string>& ir = c.if_range;
+  if (!ir) return true;
   if (!ir->empty() && (ir->front() == '"' || ir->starts_with("W/"))) return *ir == etag;
   auto date = ParseHttpDate(*ir);
   return date && *date == modified;
@@ -108,41 +110,99 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
   const std::string* ua = req.Header("user-agent");
   files_->RecordSighting(peer, *path, ua != nullptr ? *ua : "");
 
-  auto file = files_->Open(*path);
-  Response r;
-  if (auto mac = files::MacFromFileName(files::BaseName(*path))) r.mac = *mac;
-  if (!file.ok()) {
-    if (file.status().Is(StatusCode::kNotFound)) {
-      Response nf = ErrorResponse(404);
-      nf.mac = r.mac;
-      return nf;
+  // A cached file is answered at once; a file the origin is asked for answers later. HEAD, and
+  // HTTP/1.0 clients (which cannot tell a cut-off body of unknown length from a whole one),
+  // wait for the whole file.
+  struct Pending {
+    Conditions conditions;
+    std::optional<Response> now;
+    std::function<void(Response)> answer;
+  };
+  auto pending = std::make_shared<Pending>();  // shared by the open callback and `later`
+  pending->conditions = ConditionsOf(req);
+  if (auto mac = files::MacFromFileName(files::BaseName(*path))) pending->conditions.mac = *mac;
+  files::ReadMode mode = req.method == Method::kHead || req.minor_version == 0
+                             ? files::ReadMode::kWhole
+                             : files::ReadMode::kStream;
+  files_->Open(*path, mode, [pending, path = *path](Result<files::OpenFile> file) {
+    if (!file.ok() && !file.status().Is(StatusCode::kNotFound)) {
+      SR_LOG(kError) << "http: " << path << ": " << file.status().ToString();
     }
-    SR_LOG(kError) << "http: " << *path << ": " << file.status().ToString();
-    return ErrorResponse(500);
+    Response r = FileResponse(pending->conditions, std::move(file));
+    if (pending->answer) {
+      pending->answer(std::move(r));
+    } else {
+      pending->now = std::move(r);
+    }
+  });
+  if (pending->now) return std::move(*pending->now);
+  Response later;
+  later.later = [pending](std::function<void(Response)> answer) {
+    if (pending->now) {
+      answer(std::move(*pending->now));
+      return;
+    }
+    pending->answer = std::move(answer);
+  };
+  return later;
+}
+
+FileHandler::Conditions FileHandler::ConditionsOf(const Request& req) {
+  Conditions c;
+  c.head = req.method == Method::kHead;
+  auto copy = [&req](const char* name) -> std::optional<std::string> {
+    const std::string* v = req.Header(name);
+    return v != nullptr ? std::optional<std::string>(*v) : std::nullopt;
+  };
+  c.if_none_match = copy("if-none-match");
+  c.if_modified_since = copy("if-modified-since");
+  c.range = copy("range");
+  c.if_range = copy("if-range");
+  return c;
+}
+
+Response FileHandler::FileResponse(const Conditions& c, Result<files::OpenFile> file) {
+  Response r;
+  r.mac = c.mac;
+  if (!file.ok()) {
+    int code = file.status().Is(StatusCode::kNotFound) ? 404
+               : file.status().Is(StatusCode::kUnavailable) ? 502
+                                                             : 500;
+    Response e = ErrorResponse(code);
+    e.mac = c.mac;
+    return e;
+  }
+  r.head_only = c.head;
+  std::string type =
+      file->content_type.empty() ? std::string("application/octet-stream") : file->content_type;
+  if (file->growing) {
+    // Still arriving: the whole body as it lands, validators only once it is cached.
+    r.headers.emplace_back("Content-Type", type);
+    r.headers.emplace_back("Last-Modified", FormatHttpDate(file->modified));
+    r.file_length = file->size;
+    r.growing = std::move(file->growing);
+    r.file = std::move(file->fd);
+    return r;
   }
   // A phone's log grows, so it gets a weak validator from its size and time instead of a digest.
   std::string etag = file->has_digest ? "\"" + file->sha256.Hex() + "\""
                                       : "W/\"" + std::to_string(file->size) + "-" +
                                             std::to_string(file->modified) + "\"";
-  std::string last_modified = FormatHttpDate(file->modified);
   r.headers.emplace_back("ETag", etag);
-  r.headers.emplace_back("Last-Modified", last_modified);
+  r.headers.emplace_back("Last-Modified", FormatHttpDate(file->modified));
   r.headers.emplace_back("Accept-Ranges", "bytes");
-  r.head_only = req.method == Method::kHead;
-  if (NotModified(req, etag, file->modified)) {
+  if (NotModified(c, etag, file->modified)) {
     r.status = 304;
     return r;
   }
-  r.headers.emplace_back("Content-Type", file->content_type.empty()
-                                             ? std::string("application/octet-stream")
-                                             : file->content_type);
+  r.headers.emplace_back("Content-Type", type);
   r.file_offset = 0;
   r.file_length = file->size;
-  if (const std::string* range = req.Header("range");
-      range != nullptr && RangeStillValid(req, etag, file->modified)) {
-    ByteRange br = ParseRange(*range, file->size);
+  if (c.range && RangeStillValid(c, etag, file->modified)) {
+    ByteRange br = ParseRange(*c.range, file->size);
     if (br.kind == ByteRange::kUnsatisfiable) {
       Response bad = ErrorResponse(416);
+      bad.mac = c.mac;
       bad.headers.emplace_back("Content-Range", "bytes */" + std::to_string(file->size));
       return bad;
     }

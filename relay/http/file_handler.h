@@ -1,8 +1,13 @@
 // FileHandler: what phones get over HTTP and HTTPS (CONTRACT.md "What phones get"): GET and
-// HEAD of cached files through FileService, with ETag (the sha256), Last-Modified, single
-// Range, If-None-Match / If-Modified-Since and Basic auth; PUT of the phone upload names through
-// Uploads, answered only once the bytes are durable. Runs on the loop thread.
+// HEAD of files through FileService, with ETag (the sha256), Last-Modified, single Range,
+// If-None-Match / If-Modified-Since and Basic auth; PUT of the phone upload names through
+// Uploads, answered only once the bytes are durable. A file still arriving from the origin is
+// streamed as it grows, with no ETag yet (its digest is not known) and without Range (the whole
+// file, 200): validators and ranges apply again once it is cached. Runs on the loop thread.
 #pragma once
+
+#include <optional>
+#include <string>
 
 #include "relay/files/file_service.h"
 #include "relay/files/uploads.h"
@@ -17,6 +22,14 @@ class FileHandler final : public Handler {
   Response Handle(const Request& request, const files::Peer& peer) override;
 
  private:
+  // What a GET or HEAD answer depends on besides the file, kept while the origin is asked.
+  struct Conditions {
+    bool head = false;
+    std::optional<std::string> if_none_match, if_modified_since, range, if_range;
+    std::string mac;
+  };
+  static Conditions ConditionsOf(const Request& request);
+  static Response FileResponse(const Conditions& c, Result<files::OpenFile> file);
   Response Put(const Request& request, const files::Peer& peer, const std::string& path);
 
   files::FileService* files_;

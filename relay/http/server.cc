@@ -125,7 +125,9 @@ class Connection {
     bool want_read = !sending_ && !awaiting_ && !peer_closed_ &&
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
-    if (sending_ || !interim_.empty() || !tls_out_.empty()) events |= UV_WRITABLE;
+    if ((sending_ && !waiting_body_) || !interim_.empty() || !tls_out_.empty()) {
+      events |= UV_WRITABLE;
+    }
     // Each change costs epoll_ctl calls; most requests end where they began (readable only).
     if (events == poll_events_) return;
     poll_events_ = events;
@@ -265,13 +267,17 @@ class Connection {
     return true;
   }
 
-  // File bodies over TLS: pread into a buffer, encrypt a record at a time.
-  bool SendFileThroughTls(bool* progress) {
+  // File bodies over TLS: pread into a buffer, encrypt a record at a time, up to `limit` file
+  // bytes. False after closing the connection; `yielded`: stopped to give others a turn.
+  bool SendFileThroughTls(uint64_t limit, bool* progress, bool* yielded) {
     uint64_t budget = kSendfileChunk;  // then let other connections have a turn
-    while (file_sent_ < resp_.file_length && budget > 0) {
+    while (file_sent_ < limit) {
+      if (budget == 0) {
+        *yielded = true;
+        break;
+      }
       if (file_buf_pos_ == file_buf_.size()) {
-        size_t want = static_cast<size_t>(
-            std::min<uint64_t>(resp_.file_length - file_read_, kTlsFileChunk));
+        size_t want = static_cast<size_t>(std::min<uint64_t>(limit - file_read_, kTlsFileChunk));
         file_buf_.resize(want);
         ssize_t r = ::pread(resp_.file.get(), file_buf_.data(), want,
                             static_cast<off_t>(resp_.file_offset + file_read_));
@@ -293,6 +299,93 @@ class Connection {
       *progress = true;
     }
     return true;
+  }
+
+  // Plain TCP: sendfile(2) up to `limit` file bytes; the same contract as SendFileThroughTls.
+  bool SendFilePlain(uint64_t limit, bool* progress, bool* yielded) {
+    while (file_sent_ < limit) {
+      off_t off = static_cast<off_t>(resp_.file_offset + file_sent_);
+      size_t want = static_cast<size_t>(std::min<uint64_t>(limit - file_sent_, kSendfileChunk));
+      ssize_t n = ::sendfile(fd_, resp_.file.get(), &off, want);
+      if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        if (errno == EINTR) continue;
+        Close();
+        return false;
+      }
+      if (n == 0) {  // the file shrank under us: it cannot, objects are immutable
+        SR_LOG(kError) << "http: " << log_target_ << " ended early; closing";
+        Close();
+        return false;
+      }
+      file_sent_ += static_cast<uint64_t>(n);
+      *progress = true;
+      if (want == kSendfileChunk) {  // let other connections have a turn
+        *yielded = true;
+        break;
+      }
+    }
+    return true;
+  }
+
+  // File bytes that may be sent now, counted from file_offset.
+  uint64_t SendLimit() const {
+    if (!resp_.growing) return resp_.file_length;
+    uint64_t r = resp_.growing->readable();
+    return chunked_out_ ? std::min(r, chunk_end_) : r;
+  }
+
+  // A growing body has sent all it may for now: frames the next chunk or the last one into out_
+  // (true: send it), or waits for the transfer, or closes when it failed (false).
+  bool NextBodyPart() {
+    cache::GrowingFile& g = *resp_.growing;
+    if (g.failed()) {
+      // Never end the body as if it were whole (no last chunk, short of Content-Length).
+      SR_LOG(kWarning) << "http: " << log_target_ << " to " << peer_.ip << " cut off after "
+                       << file_sent_ << " bytes: " << g.error().message();
+      Close();
+      return false;
+    }
+    if (chunked_out_) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      uint64_t avail = g.readable();
+      if (avail > file_sent_) {
+        uint64_t n = std::min<uint64_t>(avail - file_sent_, kSendfileChunk);
+        out_ = file_sent_ > 0 ? "\r\n" : "";
+        std::string hex;
+        for (uint64_t v = n; v != 0; v >>= 4) hex.insert(hex.begin(), kHex[v & 0xf]);
+        out_ += hex + "\r\n";
+        out_off_ = 0;
+        chunk_end_ = file_sent_ + n;
+        return true;
+      }
+      if (g.complete() && !last_chunk_) {
+        out_ = file_sent_ > 0 ? "\r\n0\r\n\r\n" : "0\r\n\r\n";
+        out_off_ = 0;
+        last_chunk_ = true;
+        return true;
+      }
+    }
+    if (g.complete()) return false;
+    // Wait for the origin; the transfer's own timeouts bound this, so no send timer runs.
+    waiting_body_ = true;
+    uv_timer_stop(&timer_);
+    std::weak_ptr<bool> alive = alive_;
+    g.Wait(file_sent_, [this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      waiting_body_ = false;
+      ArmTimer(server_->limits_.send_timeout_ms);
+      OnWritable();
+    });
+    return false;
+  }
+
+  bool BodyDone() const {
+    if (out_off_ != out_.size() || (tls_ && !tls_out_.empty())) return false;
+    if (resp_.file.get() < 0) return true;
+    if (!resp_.growing) return file_sent_ == resp_.file_length;
+    const cache::GrowingFile& g = *resp_.growing;
+    return g.complete() && file_sent_ == g.written() && (!chunked_out_ || last_chunk_);
   }
 
   // ---- request bodies (uploads) ----
@@ -387,6 +480,23 @@ class Connection {
     UpdatePoll();
   }
 
+  void Await(std::function<void(std::function<void(Response)>)> later, const Request& req,
+             bool has_body) {
+    const std::string* ua = req.Header("user-agent");
+    body_req_ = {req.method_text, req.target, ua != nullptr ? *ua : "", "",
+                 req.keep_alive && !has_body, req.minor_version};
+    awaiting_ = true;
+    uv_timer_stop(&timer_);  // the fetcher's own timeouts bound the wait
+    UpdatePoll();
+    std::weak_ptr<bool> alive = alive_;
+    later([this, alive](Response resp) {
+      if (alive.expired() || !*alive.lock()) return;
+      awaiting_ = false;
+      Respond(std::move(resp), body_req_.method, body_req_.target, body_req_.ua,
+              !body_req_.keep_alive || peer_closed_, body_req_.minor_version);
+    });
+  }
+
   void ProcessRequests() {
     while (!sending_ && !closing_ && !reading_body_ && !awaiting_ && !in_.empty()) {
       Request req;
@@ -405,6 +515,10 @@ class Connection {
         StartBody(std::move(r), req);
         return;
       }
+      if (r.later) {
+        Await(std::move(r.later), req, has_body);
+        continue;  // answered at once: carry on with pipelined requests
+      }
       const std::string* ua = req.Header("user-agent");
       // A body this server did not read cannot be skipped safely: close after answering.
       bool close = r.close || !req.keep_alive || has_body || peer_closed_;
@@ -422,6 +536,17 @@ class Connection {
     close_after_ = close || resp_.close || !server_->accepting_;
     bool bodyless = resp_.status == 304 || resp_.status == 204 || resp_.status < 200;
     uint64_t length = resp_.file.get() >= 0 ? resp_.file_length : resp_.body.size();
+    // A growing body of unknown size (a compressed transfer from the origin) goes chunked; an
+    // HTTP/1.0 client gets it delimited by the close.
+    chunked_out_ = false;
+    if (resp_.growing && !resp_.growing->size() && !bodyless && !resp_.head_only) {
+      if (minor_version >= 1) {
+        chunked_out_ = true;
+      } else {
+        close_after_ = true;
+      }
+    }
+    bool delimit_by_close = resp_.growing && !resp_.growing->size() && !chunked_out_;
 
     out_.clear();
     out_off_ = 0;
@@ -438,7 +563,9 @@ class Connection {
       out_ += value;
       out_ += "\r\n";
     }
-    if (!bodyless) {
+    if (chunked_out_) {
+      out_ += "Transfer-Encoding: chunked\r\n";
+    } else if (!bodyless && !delimit_by_close) {
       out_ += "Content-Length: ";
       out_ += std::to_string(length);
       out_ += "\r\n";
@@ -451,8 +578,14 @@ class Connection {
     out_ += "\r\n";
     bool send_body = !bodyless && !resp_.head_only;
     if (send_body && resp_.file.get() < 0) out_ += resp_.body;
-    if (!send_body) resp_.file.Reset();
+    if (!send_body) {
+      resp_.file.Reset();
+      resp_.growing.reset();
+    }
     file_sent_ = 0;
+    chunk_end_ = 0;
+    last_chunk_ = false;
+    waiting_body_ = false;
     file_read_ = 0;
     file_buf_.clear();
     file_buf_pos_ = 0;
@@ -470,51 +603,43 @@ class Connection {
   void OnWritable() {
     if (tls_ && !FlushTlsOut()) return;
     if (!interim_.empty()) FlushInterim();
-    if (!sending_ || closing_ || !interim_.empty()) {
+    if (!sending_ || closing_ || !interim_.empty() || waiting_body_) {
       if (!closing_) UpdatePoll();
       return;
     }
     bool progress = false;
-    bool body_follows = resp_.file.get() >= 0 && file_sent_ < resp_.file_length;
-    while (out_off_ < out_.size()) {
-      ssize_t n = Transmit(out_.data() + out_off_, out_.size() - out_off_, body_follows);
-      if (n < 0) return;
-      if (n == 0) break;
-      out_off_ += static_cast<size_t>(n);
-      progress = true;
-    }
-    if (out_off_ == out_.size() && resp_.file.get() >= 0 && tls_) {
-      if (!SendFileThroughTls(&progress)) return;
-    } else if (out_off_ == out_.size() && resp_.file.get() >= 0) {
-      while (file_sent_ < resp_.file_length) {
-        off_t off = static_cast<off_t>(resp_.file_offset + file_sent_);
-        size_t want = static_cast<size_t>(
-            std::min<uint64_t>(resp_.file_length - file_sent_, kSendfileChunk));
-        ssize_t n = ::sendfile(fd_, resp_.file.get(), &off, want);
-        if (n < 0) {
-          if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-          if (errno == EINTR) continue;
-          Close();
-          return;
-        }
-        if (n == 0) {  // the file shrank under us: it cannot, objects are immutable
-          SR_LOG(kError) << "http: " << log_target_ << " ended early; closing";
-          Close();
-          return;
-        }
-        file_sent_ += static_cast<uint64_t>(n);
+    bool has_file = resp_.file.get() >= 0;
+    for (;;) {
+      bool body_now = has_file && file_sent_ < SendLimit();
+      while (out_off_ < out_.size()) {
+        ssize_t n = Transmit(out_.data() + out_off_, out_.size() - out_off_, body_now);
+        if (n < 0) return;
+        if (n == 0) break;
+        out_off_ += static_cast<size_t>(n);
         progress = true;
-        if (want == kSendfileChunk) break;  // let other connections have a turn
       }
+      if (out_off_ < out_.size() || !has_file) break;
+      uint64_t limit = SendLimit();
+      if (file_sent_ < limit) {
+        bool yielded = false;
+        bool ok = tls_ ? SendFileThroughTls(limit, &progress, &yielded)
+                       : SendFilePlain(limit, &progress, &yielded);
+        if (!ok) return;
+        if (file_sent_ < limit || yielded) break;  // the socket is full, or others' turn
+      }
+      if (!resp_.growing || !NextBodyPart()) break;
     }
-    if (progress) ArmTimer(server_->limits_.send_timeout_ms);
-    bool done = out_off_ == out_.size() &&
-                (resp_.file.get() < 0 || file_sent_ == resp_.file_length) &&
-                (!tls_ || tls_out_.empty());
-    if (done) Finish();
+    if (closing_) return;
+    if (progress && !waiting_body_) ArmTimer(server_->limits_.send_timeout_ms);
+    if (BodyDone()) {
+      Finish();
+    } else {
+      UpdatePoll();
+    }
   }
 
   void Finish() {
+    if (resp_.growing) body_bytes_ = file_sent_;
     int64_t ms = NowMs(server_->loop_) - request_start_ms_;
     SR_LOG(kInfo) << ProtocolName(peer_.protocol) << " " << log_method_ << " " << log_target_
                   << " " << resp_.status << " " << body_bytes_ << " " << ms << "ms " << peer_.ip
@@ -549,6 +674,11 @@ class Connection {
   bool sending_ = false;
   bool close_after_ = false;
   uint64_t file_sent_ = 0;
+  // Growing bodies (cache/growing_file.h):
+  bool chunked_out_ = false;   // framed with Transfer-Encoding: chunked
+  uint64_t chunk_end_ = 0;     // file_sent_ at the end of the chunk being sent
+  bool last_chunk_ = false;    // the terminating chunk is queued
+  bool waiting_body_ = false;  // everything readable is sent; waiting for the origin
   uint64_t body_bytes_ = 0;
   int64_t request_start_ms_ = 0;
   std::string log_method_, log_target_, log_ua_;

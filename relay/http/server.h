@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "cache/growing_file.h"
 #include "relay/base/config.h"
 #include "relay/base/fs.h"
 #include "relay/base/status.h"
@@ -56,10 +57,18 @@ struct Response {
   ScopedFd file;          // a body sent with sendfile from `file_offset`
   uint64_t file_offset = 0;
   uint64_t file_length = 0;
+  // A body still arriving from the origin (cache/growing_file.h), sent from `file` as it grows:
+  // with Content-Length when the origin said the size (then `file_length`), else chunked. A
+  // transfer that fails cuts the connection, so the client never takes it for the whole file.
+  std::shared_ptr<cache::GrowingFile> growing;  // shared with the transfer and other readers
   bool head_only = false;  // HEAD: headers as for GET, no body
   bool close = false;      // close the connection after this response
   // Set instead of a status: read the request body into this sink; its Finish() answers.
   std::shared_ptr<BodySink> sink;
+  // Set instead of a status when the answer is not known yet (the origin is being asked): the
+  // connection calls it once with `answer` and waits, reading nothing more, until answer runs
+  // (possibly at once). `answer` does nothing if the connection closed meanwhile.
+  std::function<void(std::function<void(Response)> answer)> later;
   // For the access log:
   std::string mac;
 };

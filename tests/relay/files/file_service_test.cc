@@ -88,7 +88,7 @@ TEST_F(FileServiceTest, AllowFromPerProtocol) {
 TEST_F(FileServiceTest, OpensCachedFilesAndRefusesDamagedOnes) {
   Put("000000000000.cfg", "<APPLICATION/>");
   FileService fs(Config::Defaults(), cache_.get(), &clock_);
-  auto f = fs.Open("000000000000.cfg");
+  auto f = fs.OpenCached("000000000000.cfg");
   ASSERT_TRUE(f.ok()) << f.status().ToString();
   EXPECT_EQ(f->size, 14u);
   EXPECT_EQ(f->sha256, Sha256::Of("<APPLICATION/>"));
@@ -96,10 +96,10 @@ TEST_F(FileServiceTest, OpensCachedFilesAndRefusesDamagedOnes) {
   char buf[32] = {};
   EXPECT_EQ(::pread(f->fd.get(), buf, sizeof buf, 0), 14);
   EXPECT_EQ(std::string(buf), "<APPLICATION/>");
-  EXPECT_TRUE(fs.Open("missing.cfg").status().Is(StatusCode::kNotFound));
+  EXPECT_TRUE(fs.OpenCached("missing.cfg").status().Is(StatusCode::kNotFound));
 
   testing::WriteFile(cache_->store().PathOf(Sha256::Of("<APPLICATION/>")), "<APP/>");
-  EXPECT_TRUE(fs.Open("000000000000.cfg").status().Is(StatusCode::kCorruption));
+  EXPECT_TRUE(fs.OpenCached("000000000000.cfg").status().Is(StatusCode::kCorruption));
 }
 
 TEST_F(FileServiceTest, RecordsDeviceSightings) {

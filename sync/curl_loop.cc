@@ -1,0 +1,193 @@
+#include "sync/curl_loop.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "relay/base/log.h"
+
+namespace siterelay::sync {
+
+Status CurlError(std::string_view what, CURLcode code) {
+  std::string msg = std::string(what) + ": " + curl_easy_strerror(code);
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return Status::Unavailable(msg);
+    case CURLE_FILE_COULDNT_READ_FILE:
+      return Status::NotFound(msg);
+    default:
+      return Status::Internal(msg);
+  }
+}
+
+// A watched socket: its poll handle is freed in the close callback (libuv's rule).
+struct CurlLoop::Socket {
+  uv_poll_t poll{};
+  CurlLoop* owner = nullptr;
+  curl_socket_t fd = CURL_SOCKET_BAD;
+};
+
+struct CurlLoop::Timer {
+  uv_timer_t timer{};
+  CurlLoop* owner = nullptr;
+};
+
+namespace {
+
+void InitCurlOnce() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      std::fprintf(stderr, "fatal: curl_global_init failed\n");
+      std::abort();
+    }
+  });
+}
+
+}  // namespace
+
+CurlLoop::CurlLoop(uv_loop_t* loop) : loop_(loop) {
+  InitCurlOnce();
+  multi_ = curl_multi_init();
+  if (multi_ == nullptr) {
+    std::fprintf(stderr, "fatal: out of memory for a curl multi handle\n");
+    std::abort();
+  }
+  timer_ = new Timer;
+  timer_->owner = this;
+  timer_->timer.data = timer_;
+  uv_timer_init(loop_, &timer_->timer);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &CurlLoop::OnSocket);
+  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &CurlLoop::OnTimer);
+  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
+  // HTTP/2 to the origin multiplexes every transfer on one connection where it can.
+  curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  // A thin WAN gains nothing from dozens of parallel connections to one origin.
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+}
+
+CurlLoop::~CurlLoop() {
+  closing_ = true;
+  for (auto& [easy, done] : done_) curl_multi_remove_handle(multi_, easy);
+  done_.clear();
+  curl_multi_cleanup(multi_);
+  // Whatever curl did not report removed during the cleanup is unwatched here.
+  while (!sockets_.empty()) Unwatch(*sockets_.begin());
+  timer_->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_->timer),
+           [](uv_handle_t* h) noexcept { delete static_cast<Timer*>(h->data); });
+}
+
+Status CurlLoop::Add(CURL* easy, std::function<void(CURLcode)> done) {
+  CURLMcode rc = curl_multi_add_handle(multi_, easy);
+  if (rc != CURLM_OK) {
+    return Status::Internal(std::string("curl_multi_add_handle: ") + curl_multi_strerror(rc));
+  }
+  done_[easy] = std::move(done);
+  return Status::Ok();
+}
+
+void CurlLoop::Remove(CURL* easy) {
+  if (done_.erase(easy) != 0) curl_multi_remove_handle(multi_, easy);
+}
+
+int CurlLoop::OnSocket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) noexcept {
+  auto* self = static_cast<CurlLoop*>(userp);
+  auto* sock = static_cast<Socket*>(socketp);
+  if (what == CURL_POLL_REMOVE) {
+    if (sock != nullptr) {
+      if (!self->closing_) curl_multi_assign(self->multi_, s, nullptr);
+      self->Unwatch(sock);
+    }
+    return 0;
+  }
+  if (self->closing_) return 0;
+  if (sock == nullptr) {
+    sock = new Socket;
+    sock->owner = self;
+    sock->fd = s;
+    sock->poll.data = sock;
+    if (uv_poll_init_socket(self->loop_, &sock->poll, s) != 0) {
+      delete sock;
+      return -1;  // curl fails this transfer
+    }
+    curl_multi_assign(self->multi_, s, sock);
+    self->sockets_.insert(sock);
+  }
+  int events = 0;
+  if ((what & CURL_POLL_IN) != 0) events |= UV_READABLE;
+  if ((what & CURL_POLL_OUT) != 0) events |= UV_WRITABLE;
+  uv_poll_start(&sock->poll, events, [](uv_poll_t* p, int status, int ev) noexcept {
+    auto* so = static_cast<Socket*>(p->data);
+    if (so->owner == nullptr) return;
+    int flags = 0;
+    if (status < 0) flags |= CURL_CSELECT_ERR;
+    if ((ev & UV_READABLE) != 0) flags |= CURL_CSELECT_IN;
+    if ((ev & UV_WRITABLE) != 0) flags |= CURL_CSELECT_OUT;
+    so->owner->Action(so->fd, flags);
+  });
+  return 0;
+}
+
+int CurlLoop::OnTimer(CURLM*, long timeout_ms, void* userp) noexcept {
+  auto* self = static_cast<CurlLoop*>(userp);
+  if (self->timer_->owner == nullptr) return 0;
+  if (timeout_ms < 0) {
+    uv_timer_stop(&self->timer_->timer);
+    return 0;
+  }
+  // libcurl: a timeout of 0 means "call socket_action soon", not from inside this callback.
+  uv_timer_start(
+      &self->timer_->timer,
+      [](uv_timer_t* t) noexcept {
+        auto* tm = static_cast<Timer*>(t->data);
+        if (tm->owner != nullptr) tm->owner->Action(CURL_SOCKET_TIMEOUT, 0);
+      },
+      static_cast<uint64_t>(timeout_ms), 0);
+  return 0;
+}
+
+void CurlLoop::Unwatch(Socket* sock) {
+  sockets_.erase(sock);
+  sock->owner = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&sock->poll),
+           [](uv_handle_t* h) noexcept { delete static_cast<Socket*>(h->data); });
+}
+
+void CurlLoop::Action(curl_socket_t s, int events) {
+  int running = 0;
+  curl_multi_socket_action(multi_, s, events, &running);
+  ReapDone();
+}
+
+void CurlLoop::ReapDone() {
+  // Collect first: a done callback may add or remove transfers.
+  std::vector<std::pair<CURL*, CURLcode>> finished;
+  int left = 0;
+  while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
+    if (m->msg == CURLMSG_DONE) finished.emplace_back(m->easy_handle, m->data.result);
+  }
+  for (auto [easy, code] : finished) {
+    auto it = done_.find(easy);
+    if (it == done_.end()) continue;
+    std::function<void(CURLcode)> done = std::move(it->second);
+    done_.erase(it);
+    curl_multi_remove_handle(multi_, easy);
+    done(code);
+  }
+}
+
+}  // namespace siterelay::sync

@@ -1,0 +1,65 @@
+// CurlLoop: one libcurl multi handle driven by a libuv loop (DESIGN.md "Threads": one loop thread
+// owns every socket, timer and curl handle). libcurl tells us which sockets to watch
+// (CURLMOPT_SOCKETFUNCTION) and when to wake it (CURLMOPT_TIMERFUNCTION); we watch them with
+// uv_poll_t and a uv_timer_t and hand readiness back with curl_multi_socket_action(). Nothing
+// blocks the loop: name resolution runs in libcurl's resolver thread, bodies arrive through the
+// easy handles' write callbacks on this thread.
+//
+// One CurlLoop is one connection pool: keep-alive connections and HTTP/2 multiplexing are shared
+// by the transfers added to it. sync keeps one per upstream ([origin] and each [[origin.route]]),
+// so each origin has its own pool and its own credentials.
+//
+// Ownership: the caller owns its easy handles; Add() lends them until `done` ran or Remove().
+// Thread safety: loop thread only.
+#pragma once
+
+#include <curl/curl.h>
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <string_view>
+
+#include "relay/base/status.h"
+
+namespace siterelay::sync {
+
+// The one translation of libcurl's codes into a Status: timeouts and connection failures are
+// kUnavailable (try later, serve the last good copy), the rest kInternal.
+Status CurlError(std::string_view what, CURLcode code);
+
+class CurlLoop {
+ public:
+  explicit CurlLoop(uv_loop_t* loop);
+  // Removes every transfer still running (their callbacks never run) and frees the loop's
+  // handles through their close callbacks.
+  ~CurlLoop();
+  CurlLoop(const CurlLoop&) = delete;
+  CurlLoop& operator=(const CurlLoop&) = delete;
+
+  // Starts `easy`. If this returns an error `done` never runs; otherwise it runs exactly once on
+  // the loop thread when the transfer ends, after the handle was taken out of the multi handle.
+  Status Add(CURL* easy, std::function<void(CURLcode)> done);
+  // Stops a transfer early; its `done` does not run.
+  void Remove(CURL* easy);
+  size_t running() const { return done_.size(); }
+
+ private:
+  struct Socket;
+  struct Timer;
+  static int OnSocket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp) noexcept;
+  static int OnTimer(CURLM* multi, long timeout_ms, void* userp) noexcept;
+  void Action(curl_socket_t s, int events);
+  void ReapDone();
+  void Unwatch(Socket* sock);
+
+  uv_loop_t* loop_;
+  CURLM* multi_;
+  Timer* timer_;  // freed in its close callback
+  std::set<Socket*> sockets_;  // watched now; each freed in its close callback
+  bool closing_ = false;
+  std::map<CURL*, std::function<void(CURLcode)>> done_;
+};
+
+}  // namespace siterelay::sync

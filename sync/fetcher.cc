@@ -1,0 +1,492 @@
+#include "sync/fetcher.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+
+#include "relay/base/http_date.h"
+#include "relay/base/log.h"
+#include "relay/base/mime.h"
+#include "relay/base/strings.h"
+#include "relay/base/uv.h"
+#include "siterelay_version.h"
+
+namespace siterelay::sync {
+namespace {
+
+// Connection set-up to the origin; a stalled body is cut after kStallSeconds below 1 byte/s
+// (then resumed, see kMaxResumes).
+constexpr long kConnectTimeoutSeconds = 10;
+constexpr long kStallSeconds = 30;
+constexpr uint64_t kResumeBackoffMs = 500;  // doubled per attempt
+
+bool IsFileUrl(std::string_view url) { return url.starts_with("file:"); }
+
+// "bytes 100-199/1000" -> 100.
+std::optional<uint64_t> ContentRangeStart(std::string_view v) {
+  v = TrimOws(v);
+  if (!v.starts_with("bytes ")) return std::nullopt;
+  v.remove_prefix(6);
+  uint64_t first = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), first);
+  if (ec != std::errc() || p == v.data() || p == v.data() + v.size() || *p != '-') {
+    return std::nullopt;
+  }
+  return first;
+}
+
+}  // namespace
+
+struct Fetcher::Transfer {
+  Fetcher* owner = nullptr;
+  std::string path;
+  size_t upstream = 0;
+  std::string url;
+  CURL* easy = nullptr;
+  curl_slist* request_headers = nullptr;
+  std::vector<Waiter> waiters;
+  // The cached copy's validators, for a conditional request.
+  bool conditional = false;
+  std::string cached_etag, cached_last_modified;
+  // The response being received (the last one, after redirects).
+  size_t header_bytes = 0;
+  std::string etag, last_modified, content_encoding, content_range;
+  bool body_started = false;
+  bool storing = false;  // the body is the file (200/206), not an error page
+  long status = 0;
+  Status write_error;
+  // The body, across resumes.
+  std::unique_ptr<cache::BlobWriter> writer;
+  std::shared_ptr<cache::GrowingFile> growing;  // shared with every reader streaming it
+  std::string body_etag, body_last_modified;    // validators of the body being written
+  bool body_encoded = false;
+  int64_t modified = 0;
+  int resumes = 0;
+  std::unique_ptr<Timer> retry;
+
+  void ResetResponse() {
+    header_bytes = 0;
+    etag.clear();
+    last_modified.clear();
+    content_encoding.clear();
+    content_range.clear();
+    body_started = false;
+    storing = false;
+    status = 0;
+    write_error = Status::Ok();
+  }
+  void FreeHandle() {
+    if (easy != nullptr) curl_easy_cleanup(easy);
+    easy = nullptr;
+    if (request_headers != nullptr) curl_slist_free_all(request_headers);
+    request_headers = nullptr;
+  }
+  ~Transfer() { FreeHandle(); }
+};
+
+Fetcher::Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cache, Clock* clock)
+    : loop_(loop), cache_(cache), clock_(clock), config_(config), origins_(config) {
+  for (size_t i = 0; i < origins_.upstreams().size(); ++i) {
+    pools_.push_back(std::make_unique<CurlLoop>(loop));
+  }
+}
+
+Fetcher::~Fetcher() {
+  *alive_ = false;
+  for (auto& [path, t] : transfers_) {
+    if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
+  }
+  transfers_.clear();
+  pools_.clear();
+}
+
+bool Fetcher::KnownMissing(std::string_view path) {
+  auto it = missing_.find(path);
+  if (it == missing_.end()) return false;
+  if (clock_->NowSeconds() < it->second) return true;
+  missing_.erase(it);
+  return false;
+}
+
+void Fetcher::Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done) {
+  if (auto it = transfers_.find(path); it != transfers_.end()) {
+    Transfer* t = it->second.get();
+    // Single flight: attach to the transfer already running for this path.
+    if (want == Want::kBody && t->growing && !t->growing->failed()) {
+      done(FetchOutcome{Status::Ok(), t->growing, t->modified});
+      return;
+    }
+    t->waiters.push_back(Waiter{want, std::move(done)});
+    return;
+  }
+  auto owned = std::make_unique<Transfer>();
+  Transfer* t = owned.get();
+  t->owner = this;
+  t->path = path;
+  t->upstream = origins_.Route(path);
+  t->url = origins_.UrlFor(t->upstream, path);
+  t->retry = std::make_unique<Timer>(loop_);
+  const cache::Entry* e = cache_->Lookup(path);
+  if (e != nullptr && e->source == cache::Source::kOrigin &&
+      (!e->etag.empty() || !e->last_modified.empty())) {
+    t->conditional = true;
+    t->cached_etag = e->etag;
+    t->cached_last_modified = e->last_modified;
+  }
+  t->waiters.push_back(Waiter{want, std::move(done)});
+  transfers_.emplace(path, std::move(owned));
+  // Started from the next loop iteration: Fetch() may be called from inside a libcurl callback
+  // (a reader finishing one body asks for the next file), where libcurl forbids adding handles.
+  t->retry->Start(0, [this, t] { Start(t); });
+}
+
+void Fetcher::Configure(Transfer* t) {
+  CURL* h = t->easy;
+  const Upstream& up = origins_.upstreams()[t->upstream];
+  curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // Every encoding this libcurl decodes (zstd, br, gzip, deflate): configs and XML shrink
+  // several times on the wire. What is stored is the decoded file.
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "siterelay/" SITERELAY_VERSION);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+  if (!up.user.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, up.password.c_str());
+  }
+  if (!up.ca_file.empty()) {
+    // An extra trust anchor: the file, and the system's anchors next to it.
+    curl_easy_setopt(h, CURLOPT_CAINFO, up.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Fetcher::OnHeader);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Fetcher::OnWrite);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, t);
+
+  curl_slist* headers = nullptr;
+  if (t->writer && t->writer->size() > 0) {
+    // Resume after a cut (RFC 9110 section 14.2): the rest, but only if the file is still the
+    // one we have the beginning of (If-Range); otherwise the origin sends all of it.
+    std::string range = std::to_string(t->writer->size()) + "-";
+    curl_easy_setopt(h, CURLOPT_RANGE, range.c_str());
+    std::string validator = !t->body_etag.empty() ? t->body_etag : t->body_last_modified;
+    headers = curl_slist_append(headers, ("If-Range: " + validator).c_str());
+  } else if (t->conditional) {
+    if (!t->cached_etag.empty()) {
+      headers = curl_slist_append(headers, ("If-None-Match: " + t->cached_etag).c_str());
+    }
+    if (!t->cached_last_modified.empty()) {
+      headers =
+          curl_slist_append(headers, ("If-Modified-Since: " + t->cached_last_modified).c_str());
+    }
+  }
+  t->request_headers = headers;
+  if (headers != nullptr) curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+}
+
+void Fetcher::Start(Transfer* t) {
+  t->ResetResponse();
+  t->easy = curl_easy_init();
+  if (t->easy == nullptr) {
+    End(t, Status::Internal("out of memory for a curl handle"));
+    return;
+  }
+  Configure(t);
+  ++stats_.transfers;
+  if (t->conditional && !t->writer) ++stats_.revalidations;
+  Status s = pools_[t->upstream]->Add(t->easy, [this, t](CURLcode code) { Done(t, code); });
+  if (!s.ok()) End(t, s);
+}
+
+size_t Fetcher::OnHeader(char* data, size_t size, size_t n, void* userp) noexcept {
+  auto* t = static_cast<Transfer*>(userp);
+  size_t len = size * n;
+  t->header_bytes += len;
+  if (t->header_bytes > kMaxHeaderBytes) {
+    t->write_error = Status::InvalidArgument("response headers over " +
+                                             std::to_string(kMaxHeaderBytes) + " bytes");
+    return 0;  // libcurl fails the transfer
+  }
+  std::string_view line(data, len);
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.starts_with("HTTP/")) {
+    // A new response (after a redirect or a 100): forget the previous one's fields.
+    size_t total = t->header_bytes;
+    t->ResetResponse();
+    t->header_bytes = total;
+    return len;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return len;
+  std::string_view name = line.substr(0, colon);
+  std::string value(TrimOws(line.substr(colon + 1)));
+  if (EqualsIgnoreCase(name, "etag")) {
+    t->etag = value;
+  } else if (EqualsIgnoreCase(name, "last-modified")) {
+    t->last_modified = value;
+  } else if (EqualsIgnoreCase(name, "content-encoding")) {
+    t->content_encoding = value;
+  } else if (EqualsIgnoreCase(name, "content-range")) {
+    t->content_range = value;
+  }
+  return len;
+}
+
+size_t Fetcher::OnWrite(char* data, size_t size, size_t n, void* userp) noexcept {
+  auto* t = static_cast<Transfer*>(userp);
+  size_t len = size * n;
+  Fetcher* self = t->owner;
+  if (!t->body_started) {
+    t->body_started = true;
+    if (!self->BeginBody(t)) return 0;
+  }
+  if (!t->storing) return len;  // an error page: not kept
+  Status s = t->writer->Append(std::span(reinterpret_cast<const uint8_t*>(data), len));
+  if (!s.ok()) {
+    t->write_error = s;
+    return 0;
+  }
+  self->stats_.bytes_from_origin += len;
+  t->growing->Grow(t->writer->size());
+  return len;
+}
+
+bool Fetcher::BeginBody(Transfer* t) {
+  long code = 0;
+  curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &code);
+  if (code == 0 && IsFileUrl(t->url)) code = 200;
+  t->status = code;
+  if (code == 206 && t->writer) {
+    auto start = ContentRangeStart(t->content_range);
+    if (!start || *start != t->writer->size()) {
+      t->write_error = Status::Unavailable("resume answered with Content-Range \"" +
+                                           t->content_range + "\", wanted byte " +
+                                           std::to_string(t->writer->size()));
+      return false;
+    }
+    t->storing = true;
+    return true;
+  }
+  if (code != 200) return true;
+  if (t->writer) {
+    // The origin sent the whole file to a resume: it changed since the cut. Readers that were
+    // sent the old beginning cannot be given the new end.
+    Status s = t->writer->Restart();
+    if (!s.ok()) {
+      t->write_error = s;
+      return false;
+    }
+    t->growing->Fail(Status::Unavailable(t->path + " changed at the origin during the transfer"));
+    t->growing.reset();
+  } else {
+    auto w = cache_->store().CreateStreaming();
+    if (!w.ok()) {
+      t->write_error = w.status();
+      return false;
+    }
+    t->writer = std::move(w).value();
+  }
+  int raw = ::open(t->writer->tmp_path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (raw < 0) {
+    t->write_error = PosixError("open " + t->writer->tmp_path(), errno);
+    return false;
+  }
+  t->body_encoded = !t->content_encoding.empty() && !EqualsIgnoreCase(t->content_encoding,
+                                                                      "identity");
+  std::optional<uint64_t> size;
+  curl_off_t length = -1;
+  curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+  // With a Content-Encoding the length is the encoded one; the decoded size is known at the end.
+  if (!t->body_encoded && length >= 0) size = static_cast<uint64_t>(length);
+  t->growing = std::make_shared<cache::GrowingFile>(ScopedFd(FileSystem::Default(), raw), size);
+  t->body_etag = t->etag.starts_with("W/") ? std::string() : t->etag;  // If-Range needs strong
+  t->body_last_modified = t->last_modified;
+  auto lm = ParseHttpDate(t->last_modified);
+  t->modified = lm ? *lm : clock_->NowSeconds();
+  t->storing = true;
+  Answer(t, FetchOutcome{Status::Ok(), t->growing, t->modified}, /*only_body_waiters=*/true);
+  return true;
+}
+
+void Fetcher::Done(Transfer* t, CURLcode code) {
+  if (t->status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
+  if (code == CURLE_OK && t->status == 0 && IsFileUrl(t->url)) t->status = 200;
+  if (code != CURLE_OK) {
+    Status why = !t->write_error.ok() ? t->write_error : CurlError(t->url, code);
+    if (why.Is(StatusCode::kNotFound)) {  // file:// origin without the file
+      t->status = 404;
+    } else {
+      bool resumable = t->storing && t->writer && t->writer->size() > 0 && !t->body_encoded &&
+                       (!t->body_etag.empty() || !t->body_last_modified.empty());
+      if (resumable && why.Is(StatusCode::kUnavailable) && t->resumes < kMaxResumes) {
+        Retry(t, why);
+        return;
+      }
+      End(t, why);
+      return;
+    }
+  }
+  if (t->status == 200 || t->status == 206) {
+    if (!t->storing && !t->body_started) {
+      // An empty file: no write callback ran.
+      t->body_started = true;
+      if (!BeginBody(t)) {
+        End(t, t->write_error);
+        return;
+      }
+    }
+    Finish(t);
+    return;
+  }
+  if (t->status == 304 && t->conditional) {
+    ++stats_.not_modified;
+    const cache::Entry* e = cache_->Lookup(t->path);
+    if (e == nullptr) {
+      End(t, Status::Unavailable("304 for " + t->path + ", which is no longer cached"));
+      return;
+    }
+    cache::Entry fresh = *e;
+    int64_t now = clock_->NowSeconds();
+    fresh.fetched_at = now;
+    fresh.fresh_until = now + config_.fresh_for;
+    if (!t->etag.empty()) fresh.etag = t->etag;
+    if (!t->last_modified.empty()) fresh.last_modified = t->last_modified;
+    Publish(t, {std::move(fresh)});
+    return;
+  }
+  if (t->status == 404 || t->status == 410) {
+    ++stats_.not_found;
+    if (missing_.size() >= kMaxNegativeEntries) {
+      int64_t now = clock_->NowSeconds();
+      std::erase_if(missing_, [now](const auto& kv) { return kv.second <= now; });
+      if (missing_.size() >= kMaxNegativeEntries) missing_.clear();
+    }
+    missing_[t->path] = clock_->NowSeconds() + config_.negative_for;
+    End(t, Status::NotFound(t->path + " is not on the origin"));
+    return;
+  }
+  End(t, Status::Unavailable(t->url + ": origin answered " + std::to_string(t->status)));
+}
+
+void Fetcher::Retry(Transfer* t, const Status& why) {
+  ++stats_.resumes;
+  uint64_t delay = kResumeBackoffMs << t->resumes;
+  ++t->resumes;
+  SR_LOG(kWarning) << "sync: " << MaskSecrets(why.message()) << "; resuming " << t->path
+                   << " at byte " << t->writer->size() << " in " << delay << " ms";
+  t->FreeHandle();
+  t->retry->Start(delay, [this, t] { Start(t); });
+}
+
+void Fetcher::Finish(Transfer* t) {
+  uint64_t got = t->writer->size();
+  if (t->growing->size() && *t->growing->size() != got) {
+    End(t, Status::Unavailable(t->url + ": body ended at " + std::to_string(got) + " of " +
+                               std::to_string(*t->growing->size()) + " bytes"));
+    return;
+  }
+  // The data is all in the file (written through); sealing here only finishes the hash.
+  auto sealed = t->writer->Seal(nullptr, /*sync=*/false);
+  if (!sealed.ok()) {
+    End(t, sealed.status());
+    return;
+  }
+  // Complete and correct as the origin sent it: readers may have the last byte now, while the
+  // blob is made durable and published.
+  t->growing->Complete();
+  t->FreeHandle();
+  cache::Entry e;
+  e.path = t->path;
+  e.sha256 = sealed->digest;
+  e.size = sealed->size;
+  e.content_type = std::string(ContentTypeForPath(t->path));
+  e.etag = t->body_etag.empty() ? t->etag : t->body_etag;
+  e.last_modified = t->body_last_modified;
+  int64_t now = clock_->NowSeconds();
+  e.fetched_at = now;
+  e.fresh_until = now + config_.fresh_for;
+  e.source = cache::Source::kOrigin;
+  auto blob = std::make_shared<cache::SealedBlob>(*sealed);
+  auto result = std::make_shared<Status>();
+  cache::ObjectStore* store = &cache_->store();
+  std::weak_ptr<bool> alive = alive_;
+  Status q = QueueWork(
+      loop_,
+      [store, blob, result] {
+        FileSystem* fs = store->fs();
+        auto fd = fs->Open(blob->tmp_path, O_RDONLY | O_CLOEXEC, 0);
+        Status s = fd.ok() ? fs->Fsync(*fd) : fd.status();
+        if (fd.ok()) (void)fs->Close(*fd);
+        std::vector<cache::SealedBlob> one{*blob};
+        if (s.ok()) {
+          s = store->Install(one, /*already_synced=*/true);
+        } else {
+          (void)fs->Unlink(blob->tmp_path);
+        }
+        *result = s;
+      },
+      [this, alive, t, result, e = std::move(e)]() mutable {
+        if (alive.expired() || !*alive.lock()) return;
+        if (!result->ok()) {
+          End(t, *result);
+          return;
+        }
+        Publish(t, {std::move(e)});
+      });
+  if (!q.ok()) {
+    (void)store->fs()->Unlink(blob->tmp_path);
+    End(t, q);
+  }
+}
+
+void Fetcher::Publish(Transfer* t, std::vector<cache::Entry> entries) {
+  std::weak_ptr<bool> alive = alive_;
+  bool body = t->status != 304;
+  cache_->PublishAsync(loop_, std::move(entries), [this, alive, t, body](Status s) {
+    if (alive.expired() || !*alive.lock()) return;
+    if (s.ok() && body) ++stats_.published;
+    End(t, s);
+  });
+}
+
+void Fetcher::Answer(Transfer* t, const FetchOutcome& o, bool only_body_waiters) {
+  std::vector<Waiter> now;
+  std::vector<Waiter> keep;
+  for (Waiter& w : t->waiters) {
+    (only_body_waiters && w.want != Want::kBody ? keep : now).push_back(std::move(w));
+  }
+  t->waiters = std::move(keep);
+  for (Waiter& w : now) w.done(o);
+}
+
+void Fetcher::End(Transfer* t, const Status& status) {
+  if (!status.ok() && !status.Is(StatusCode::kNotFound)) {
+    ++stats_.failures;
+    SR_LOG(kWarning) << "sync: " << t->path << ": " << MaskSecrets(status.message());
+  }
+  if (t->growing && !t->growing->complete()) {
+    t->growing->Fail(status.ok() ? Status::Internal("transfer ended early") : status);
+  }
+  if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
+  // Out of the map before anyone is told, so a waiter asking again starts a new transfer.
+  auto node = transfers_.extract(t->path);
+  std::unique_ptr<Transfer> owned = std::move(node.mapped());
+  std::vector<Waiter> waiters = std::move(t->waiters);
+  FetchOutcome o{status, nullptr, t->modified};
+  for (Waiter& w : waiters) w.done(o);
+}
+
+}  // namespace siterelay::sync

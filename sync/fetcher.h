@@ -1,0 +1,126 @@
+// Fetcher: pull-through from the origin with single flight (DESIGN.md "A read, end to end",
+// step 4; CONTRACT.md "Reads").
+//
+// Fetch(path) starts one transfer per path, however many readers ask while it runs: the 300th
+// phone asking for a cold firmware image attaches to the transfer the first one started. A
+// transfer's body is written to tmp/ through a streaming BlobWriter (hashed as it lands) and
+// exposed as a cache::GrowingFile, so every reader streams it while it arrives. When the origin
+// is done the blob is sealed, made durable, installed under objects/ and published; later readers
+// get the cached object.
+//
+// A stale entry is revalidated with If-None-Match / If-Modified-Since (a 304 costs no body and
+// only refreshes the entry). An origin 404 is remembered for `negative_for` seconds. A body cut
+// mid-way is resumed with a Range request validated by If-Range, up to kMaxResumes times with
+// backoff; an origin that answers the resume with the whole file starts it over (its readers are
+// cut off, since what they were sent may be an older version). Nothing unverified is ever
+// published: a transfer that fails leaves the cache as it was, and the caller decides to serve
+// the last good copy (FileService).
+//
+// Ownership: the Fetcher owns its transfers and their curl handles; GrowingFiles are shared with
+// readers. Destroying the Fetcher abandons transfers in flight without running their callbacks.
+// Thread safety: loop thread only; sealing and installing run on the libuv thread pool.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cache/cache.h"
+#include "cache/growing_file.h"
+#include "relay/base/clock.h"
+#include "relay/base/config.h"
+#include "relay/base/status.h"
+#include "sync/curl_loop.h"
+#include "sync/origin.h"
+
+namespace siterelay::sync {
+
+// Counters for the console (issue: bytes from the origin vs served, transfers, revalidations...).
+struct FetchStats {
+  uint64_t transfers = 0;          // requests sent to an origin
+  uint64_t bytes_from_origin = 0;  // body bytes received (decoded)
+  uint64_t revalidations = 0;      // conditional requests
+  uint64_t not_modified = 0;       // ... answered 304
+  uint64_t not_found = 0;          // origin 404/410
+  uint64_t failures = 0;           // transfers that ended without a usable answer
+  uint64_t resumes = 0;            // Range requests after a cut
+  uint64_t published = 0;          // bodies that became cached objects
+};
+
+// What a reader wants to be told.
+enum class Want {
+  kBody,      // as soon as a new body starts arriving (stream it while it grows)
+  kComplete,  // only once the answer is in the cache (HEAD, clients that cannot stream)
+};
+
+struct FetchOutcome {
+  // OK: `body` is arriving, or (no body) the cache now holds the path's current version.
+  // NotFound: the origin has no such file. Anything else: the origin failed; serve the last good
+  // copy if there is one.
+  Status status;
+  std::shared_ptr<cache::GrowingFile> body;
+  int64_t modified = 0;  // the body's Last-Modified (Unix seconds), or when it was fetched
+};
+
+// Ceilings on what the origin can make us hold.
+inline constexpr size_t kMaxHeaderBytes = 64 * 1024;     // all response header lines together
+inline constexpr size_t kMaxNegativeEntries = 100'000;   // remembered 404s
+inline constexpr int kMaxResumes = 3;                    // Range retries of one cut transfer
+
+class Fetcher {
+ public:
+  Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cache, Clock* clock);
+  ~Fetcher();
+  Fetcher(const Fetcher&) = delete;
+  Fetcher& operator=(const Fetcher&) = delete;
+
+  bool enabled() const { return origins_.enabled(); }
+  // The origin said 404 for `path` less than `negative_for` seconds ago.
+  bool KnownMissing(std::string_view path);
+  // Asks the origin for `path` (a catalog path). `done` runs exactly once on the loop thread,
+  // possibly before Fetch() returns.
+  void Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done);
+
+  const FetchStats& stats() const { return stats_; }
+  size_t in_flight() const { return transfers_.size(); }
+
+ private:
+  struct Transfer;
+  struct Waiter {
+    Want want;
+    std::function<void(FetchOutcome)> done;
+  };
+
+  void Start(Transfer* t);
+  void Configure(Transfer* t);
+  static size_t OnHeader(char* data, size_t size, size_t n, void* userp) noexcept;
+  static size_t OnWrite(char* data, size_t size, size_t n, void* userp) noexcept;
+  bool BeginBody(Transfer* t);
+  void Done(Transfer* t, CURLcode code);
+  void Finish(Transfer* t);
+  void Publish(Transfer* t, std::vector<cache::Entry> entries);
+  void Retry(Transfer* t, const Status& why);
+  // Answers waiters; kBody waiters are answered only by a body or the end.
+  void Answer(Transfer* t, const FetchOutcome& o, bool only_body_waiters);
+  void End(Transfer* t, const Status& status);
+
+  uv_loop_t* loop_;
+  cache::Cache* cache_;
+  Clock* clock_;
+  OriginConfig config_;
+  Origins origins_;
+  std::vector<std::unique_ptr<CurlLoop>> pools_;  // one per upstream
+  std::map<std::string, std::unique_ptr<Transfer>, std::less<>> transfers_;
+  std::map<std::string, int64_t, std::less<>> missing_;  // path -> remembered until
+  FetchStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for thread-pool completions
+};
+
+}  // namespace siterelay::sync
