@@ -5,8 +5,13 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <functional>
+#include <optional>
+
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
+#include "tests/testing/fake_origin.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -137,6 +142,117 @@ TEST_F(FileServiceTest, SightingsArePersistedInTheCatalog) {
   EXPECT_EQ(d.firmware, "8.0.2");
   EXPECT_EQ(d.ip, "10.1.2.3");
   EXPECT_EQ(d.first_seen, clock_.NowSeconds());
+}
+
+// Reads through the origin: FileService decides what is fresh, what to ask, what to fall back to.
+class PullThroughTest : public FileServiceTest {
+ protected:
+  void Serve(std::function<testing::OriginReply(const testing::OriginRequest&)> handler) {
+    origin_ = std::make_unique<testing::FakeOrigin>(std::move(handler));
+    Config c = Config::Defaults();
+    c.origin.url = origin_->url();
+    c.origin.fresh_for = 60;
+    fetcher_ = std::make_unique<sync::Fetcher>(loop_.get(), c.origin, cache_.get(), &clock_);
+    fs_ = std::make_unique<FileService>(c, cache_.get(), &clock_, fetcher_.get());
+  }
+  void TearDown() override {
+    fs_.reset();
+    fetcher_.reset();
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+  }
+
+  Result<OpenFile> Open(const std::string& path, ReadMode mode) {
+    std::optional<Result<OpenFile>> got;
+    fs_->Open(path, mode, [&](Result<OpenFile> f) { got = std::move(f); });
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!got && std::chrono::steady_clock::now() < deadline) {
+      uv_run(loop_.get(), UV_RUN_NOWAIT);
+      if (!got) ::usleep(1000);
+    }
+    if (!got) return Status::Internal("timed out");
+    return std::move(*got);
+  }
+
+  static std::string ReadAll(const OpenFile& f, size_t n) {
+    std::string out(n, '\0');
+    EXPECT_EQ(::pread(f.fd.get(), out.data(), n, 0), static_cast<ssize_t>(n));
+    return out;
+  }
+
+  Loop loop_;
+  std::unique_ptr<testing::FakeOrigin> origin_;
+  std::unique_ptr<sync::Fetcher> fetcher_;
+  std::unique_ptr<FileService> fs_;
+};
+
+TEST_F(PullThroughTest, MissStreamsFromTheOriginThenServesTheCachedObject) {
+  Serve([](const testing::OriginRequest&) {
+    testing::OriginReply r;
+    r.body = "<APPLICATION APP_FILE_PATH=\"sip.ld\"/>";
+    return r;
+  });
+  auto streamed = Open("000000000000.cfg", ReadMode::kStream);
+  ASSERT_TRUE(streamed.ok()) << streamed.status().ToString();
+  ASSERT_NE(streamed->growing, nullptr);
+  EXPECT_FALSE(streamed->has_digest);
+  auto whole = Open("000000000000.cfg", ReadMode::kWhole);  // attaches, waits for the cache
+  ASSERT_TRUE(whole.ok()) << whole.status().ToString();
+  EXPECT_EQ(whole->growing, nullptr);
+  EXPECT_EQ(whole->sha256, Sha256::Of("<APPLICATION APP_FILE_PATH=\"sip.ld\"/>"));
+  EXPECT_EQ(ReadAll(*streamed, whole->size), ReadAll(*whole, whole->size));
+  EXPECT_EQ(origin_->requests().size(), 1u);
+  auto again = Open("000000000000.cfg", ReadMode::kStream);  // fresh: no origin request
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->growing, nullptr);
+  EXPECT_EQ(origin_->requests().size(), 1u);
+}
+
+TEST_F(PullThroughTest, StaleCopyIsServedWhenTheOriginFails) {
+  bool down = false;
+  Serve([&](const testing::OriginRequest&) {
+    testing::OriginReply r;
+    if (down) {
+      r.status = 500;
+    } else {
+      r.body = "last good";
+      r.headers = {{"ETag", "\"1\""}};
+    }
+    return r;
+  });
+  ASSERT_TRUE(Open("site.cfg", ReadMode::kWhole).ok());
+  down = true;
+  clock_.Advance(120);  // stale now
+  auto f = Open("site.cfg", ReadMode::kStream);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  EXPECT_EQ(ReadAll(*f, f->size), "last good");
+  EXPECT_EQ(fs_->stale_serves(), 1u);
+  EXPECT_EQ(origin_->requests().size(), 2u);
+  EXPECT_TRUE(Open("never-cached.cfg", ReadMode::kStream).status().Is(StatusCode::kUnavailable));
+}
+
+TEST_F(PullThroughTest, OriginNotFoundIsNotFoundAndRemembered) {
+  Serve([](const testing::OriginRequest&) {
+    testing::OriginReply r;
+    r.status = 404;
+    return r;
+  });
+  EXPECT_TRUE(Open("0004f282e824.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  EXPECT_TRUE(Open("0004f282e824.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  EXPECT_EQ(origin_->requests().size(), 1u);  // the second 404 came from negative caching
+}
+
+TEST_F(PullThroughTest, LocalContentIsNeverAskedOfTheOrigin) {
+  Serve([](const testing::OriginRequest&) {
+    testing::OriginReply r;
+    r.body = "origin copy";
+    return r;
+  });
+  Put("imported.cfg", "from a usb stick");  // fresh_until 0: never goes stale
+  clock_.Advance(365 * 86400);
+  auto f = Open("imported.cfg", ReadMode::kStream);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(ReadAll(*f, f->size), "from a usb stick");
+  EXPECT_TRUE(origin_->requests().empty());
 }
 
 }  // namespace

@@ -7,10 +7,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fcntl.h>
+
 #include <functional>
+#include <optional>
 #include <thread>
 
 #include "relay/base/uv.h"
+#include "tests/testing/temp_dir.h"
 
 namespace siterelay::http {
 namespace {
@@ -28,8 +32,9 @@ class HelloHandler final : public Handler {
 // client is done. The loop wakes every 5 ms to notice that, never for longer than 10 s.
 class ServerTest : public ::testing::Test {
  protected:
-  void Start(ServerLimits limits) {
-    server_ = std::make_unique<HttpServer>(loop_.get(), files::Protocol::kHttp, &handler_, limits,
+  void Start(ServerLimits limits, Handler* handler = nullptr) {
+    server_ = std::make_unique<HttpServer>(loop_.get(), files::Protocol::kHttp,
+                                           handler != nullptr ? handler : &handler_, limits,
                                            nullptr);
     ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}).ok());
     port_ = server_->bound()[0].port;
@@ -161,6 +166,177 @@ TEST_F(ServerTest, OversizedHeadGets431) {
     ::close(fd);
   });
   EXPECT_EQ(got.rfind("HTTP/1.1 431 ", 0), 0u) << got.substr(0, 40);
+}
+
+
+// A body that arrives while it is served, as from the origin: the handler answers later (once the
+// first piece is there) with a GrowingFile that a loop timer fills a piece at a time.
+class GrowingHandler final : public Handler {
+ public:
+  GrowingHandler(uv_loop_t* loop, std::string path, std::string content, bool size_known,
+                 size_t fail_after_pieces = 0)
+      : loop_(loop), path_(std::move(path)), content_(std::move(content)),
+        size_known_(size_known), fail_after_(fail_after_pieces) {
+    siterelay::testing::WriteFile(path_, "");
+  }
+
+  Response Handle(const Request& req, const files::Peer&) override {
+    if (req.target != "/grow") return ErrorResponse(404);
+    Response r;
+    r.later = [this](std::function<void(Response)> answer) {
+      answer_ = std::move(answer);
+      StartGrowing();
+    };
+    return r;
+  }
+
+ private:
+  static constexpr size_t kPiece = 10000;
+
+  void StartGrowing() {
+    writer_ = ScopedFd(FileSystem::Default(), ::open(path_.c_str(), O_WRONLY | O_CLOEXEC));
+    growing_ = std::make_shared<cache::GrowingFile>(
+        ScopedFd(FileSystem::Default(), ::open(path_.c_str(), O_RDONLY | O_CLOEXEC)),
+        size_known_ ? std::optional<uint64_t>(content_.size()) : std::nullopt);
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) noexcept { static_cast<GrowingHandler*>(t->data)->Piece(); },
+        0, 10);
+  }
+
+  void Piece() {
+    if (fail_after_ > 0 && pieces_ == fail_after_) {
+      StopTimer();
+      growing_->Fail(Status::Unavailable("origin reset the connection"));
+      return;
+    }
+    size_t n = std::min(kPiece, content_.size() - written_);
+    ASSERT_EQ(::write(writer_.get(), content_.data() + written_, n), static_cast<ssize_t>(n));
+    written_ += n;
+    ++pieces_;
+    growing_->Grow(written_);
+    if (answer_) {  // the head goes out once the origin has answered
+      Response r;
+      r.growing = growing_;
+      r.file = std::move(growing_->Dup()).value();
+      r.file_length = content_.size();
+      std::function<void(Response)> answer = std::move(answer_);
+      answer_ = nullptr;
+      answer(std::move(r));
+    }
+    if (written_ == content_.size()) {
+      StopTimer();
+      growing_->Complete();
+    }
+  }
+
+  // Closed while the test's loop still runs, before the handler goes.
+  void StopTimer() { uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr); }
+
+  uv_loop_t* loop_;
+  std::string path_;
+  std::string content_;
+  bool size_known_;
+  size_t fail_after_;
+  ScopedFd writer_;
+  std::shared_ptr<cache::GrowingFile> growing_;
+  std::function<void(Response)> answer_;
+  uv_timer_t timer_{};
+  size_t written_ = 0;
+  size_t pieces_ = 0;
+};
+
+std::string Content(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>('a' + i % 23);
+  return s;
+}
+
+// Decodes a chunked body; nullopt unless it ends with the last chunk.
+std::optional<std::string> Dechunk(std::string_view body) {
+  std::string out;
+  for (;;) {
+    size_t eol = body.find("\r\n");
+    if (eol == std::string_view::npos) return std::nullopt;
+    size_t n = std::stoul(std::string(body.substr(0, eol)), nullptr, 16);
+    body.remove_prefix(eol + 2);
+    if (n == 0) return body == "\r\n" ? std::optional<std::string>(out) : std::nullopt;
+    if (body.size() < n + 2) return std::nullopt;
+    out += body.substr(0, n);
+    body.remove_prefix(n + 2);
+  }
+}
+
+class GrowingBodyTest : public ServerTest {
+ protected:
+  std::string Get(const std::string& extra_request = "") {
+    std::string got;
+    RunClient([&] {
+      int fd = Connect();
+      std::string req = "GET /grow HTTP/1.1\r\nHost: x\r\n\r\n" + extra_request;
+      ::send(fd, req.data(), req.size(), 0);
+      ::shutdown(fd, SHUT_WR);
+      got = ReadAll(fd);
+      ::close(fd);
+    });
+    return got;
+  }
+  static std::string Body(const std::string& response) {
+    return response.substr(response.find("\r\n\r\n") + 4);
+  }
+  siterelay::testing::TempDir dir_;
+};
+
+TEST_F(GrowingBodyTest, KnownSizeIsSentWithContentLengthAsItArrives) {
+  std::string content = Content(45000);
+  GrowingHandler h(loop_.get(), dir_ / "tmp", content, /*size_known=*/true);
+  Start({}, &h);
+  std::string got = Get();
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got.substr(0, 200);
+  EXPECT_NE(got.find("Content-Length: 45000\r\n"), std::string::npos);
+  EXPECT_EQ(Body(got), content);
+}
+
+TEST_F(GrowingBodyTest, UnknownSizeIsSentChunkedAndEndsWithTheLastChunk) {
+  std::string content = Content(45000);
+  GrowingHandler h(loop_.get(), dir_ / "tmp", content, /*size_known=*/false);
+  Start({}, &h);
+  std::string got = Get();
+  EXPECT_NE(got.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << got.substr(0, 200);
+  EXPECT_EQ(got.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(Dechunk(Body(got)), content);
+}
+
+TEST_F(GrowingBodyTest, FailedTransferCutsTheBodyShortOfContentLength) {
+  std::string content = Content(45000);
+  GrowingHandler h(loop_.get(), dir_ / "tmp", content, /*size_known=*/true,
+                   /*fail_after_pieces=*/2);
+  Start({}, &h);
+  std::string got = Get();
+  EXPECT_NE(got.find("Content-Length: 45000\r\n"), std::string::npos);
+  EXPECT_EQ(Body(got), content.substr(0, 20000));  // what had arrived, then the close
+}
+
+TEST_F(GrowingBodyTest, FailedTransferNeverSendsTheLastChunk) {
+  std::string content = Content(45000);
+  GrowingHandler h(loop_.get(), dir_ / "tmp", content, /*size_known=*/false,
+                   /*fail_after_pieces=*/2);
+  Start({}, &h);
+  std::string got = Get();
+  EXPECT_NE(got.find("Transfer-Encoding: chunked\r\n"), std::string::npos);
+  EXPECT_EQ(Dechunk(Body(got)), std::nullopt);
+  EXPECT_EQ(got.find("\r\n0\r\n\r\n"), std::string::npos);
+}
+
+TEST_F(GrowingBodyTest, KeepAliveCarriesOnAfterAGrowingBody) {
+  std::string content = Content(25000);
+  GrowingHandler h(loop_.get(), dir_ / "tmp", content, /*size_known=*/false);
+  Start({}, &h);
+  std::string got = Get("GET /other HTTP/1.1\r\nHost: x\r\n\r\n");  // pipelined
+  size_t second = got.find("HTTP/1.1 404 Not Found\r\n");
+  ASSERT_NE(second, std::string::npos) << got.substr(0, 300);
+  EXPECT_EQ(Dechunk(Body(got.substr(0, second))), content);
 }
 
 }  // namespace

@@ -1,0 +1,404 @@
+#include "sync/fetcher.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/base/sha256.h"
+#include "relay/base/uv.h"
+#include "tests/testing/cache.h"
+#include "tests/testing/fake_origin.h"
+#include "tests/testing/temp_dir.h"
+
+namespace siterelay::sync {
+namespace {
+
+using siterelay::testing::FakeOrigin;
+using siterelay::testing::OriginReply;
+using siterelay::testing::OriginRequest;
+
+std::string Pattern(size_t n, char seed = 'a') {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(static_cast<size_t>(seed) + (i * 7 + i / 251) % 26);
+  return s;
+}
+
+// Everything a GrowingFile holds once complete.
+std::string Contents(const cache::GrowingFile& g) {
+  auto fd = g.Dup();
+  EXPECT_TRUE(fd.ok());
+  std::string out(g.written(), '\0');
+  ssize_t n = ::pread(fd->get(), out.data(), out.size(), 0);
+  EXPECT_EQ(n, static_cast<ssize_t>(out.size()));
+  return out;
+}
+
+class FetcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override { cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_); }
+  void TearDown() override {
+    fetcher_.reset();
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+  }
+
+  void StartFetcher(const std::string& url) {
+    config_.url = url;
+    fetcher_ = std::make_unique<Fetcher>(loop_.get(), config_, cache_.get(), &clock_);
+  }
+
+  // Runs the loop until `done()` holds, for at most 10 s.
+  void RunUntil(const std::function<bool()>& done) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done() && std::chrono::steady_clock::now() < deadline) {
+      uv_run(loop_.get(), UV_RUN_NOWAIT);
+      if (!done()) ::usleep(1000);
+    }
+    ASSERT_TRUE(done()) << "timed out";
+  }
+
+  // One fetch to its end: the outcome for a reader that wants the whole file.
+  FetchOutcome FetchWhole(const std::string& path) {
+    std::optional<FetchOutcome> got;
+    fetcher_->Fetch(path, Want::kComplete, [&](FetchOutcome o) { got = std::move(o); });
+    RunUntil([&] { return got.has_value(); });
+    return got.value_or(FetchOutcome{Status::Internal("no answer"), nullptr, 0});
+  }
+
+  std::string CachedBytes(const std::string& path) {
+    const cache::Entry* e = cache_->Lookup(path);
+    if (e == nullptr) return "<not cached>";
+    return siterelay::testing::ReadFile(cache_->store().PathOf(e->sha256));
+  }
+
+  siterelay::testing::TempDir dir_;
+  ManualClock clock_;
+  Loop loop_;
+  std::unique_ptr<cache::Cache> cache_;
+  OriginConfig config_;
+  std::unique_ptr<Fetcher> fetcher_;
+};
+
+TEST_F(FetcherTest, ConcurrentReadersShareOneTransfer) {
+  std::string body = Pattern(512 * 1024);
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    r.body = body;
+    r.headers = {{"ETag", "\"v1\""}};
+    r.drip_bytes = 64 * 1024;
+    r.drip_ms = 5;
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::vector<std::shared_ptr<cache::GrowingFile>> bodies;
+  int completes = 0;
+  for (int i = 0; i < 20; ++i) {
+    fetcher_->Fetch("fw/sip.ld", Want::kBody, [&](FetchOutcome o) {
+      ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+      ASSERT_NE(o.body, nullptr);
+      bodies.push_back(o.body);
+    });
+  }
+  fetcher_->Fetch("fw/sip.ld", Want::kComplete, [&](FetchOutcome o) {
+    EXPECT_TRUE(o.status.ok());
+    EXPECT_EQ(o.body, nullptr);
+    ++completes;
+  });
+  RunUntil([&] { return completes == 1; });
+  ASSERT_EQ(bodies.size(), 20u);
+  for (const auto& b : bodies) EXPECT_EQ(b, bodies[0]);  // one transfer, one body
+  EXPECT_TRUE(bodies[0]->complete());
+  EXPECT_EQ(Contents(*bodies[0]), body);
+  EXPECT_EQ(origin.requests().size(), 1u);
+  EXPECT_EQ(CachedBytes("fw/sip.ld"), body);
+  const cache::Entry* e = cache_->Lookup("fw/sip.ld");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->sha256, Sha256::Of(body));
+  EXPECT_EQ(e->etag, "\"v1\"");
+  EXPECT_EQ(e->fresh_until, clock_.NowSeconds() + config_.fresh_for);
+  EXPECT_EQ(fetcher_->stats().published, 1u);
+  EXPECT_EQ(fetcher_->stats().bytes_from_origin, body.size());
+  EXPECT_EQ(fetcher_->in_flight(), 0u);
+}
+
+TEST_F(FetcherTest, ReadersGetBytesBeforeTheTransferEnds) {
+  std::string body = Pattern(256 * 1024);
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    r.body = body;
+    r.drip_bytes = 16 * 1024;
+    r.drip_ms = 20;
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> g;
+  fetcher_->Fetch("a.bin", Want::kBody, [&](FetchOutcome o) { g = o.body; });
+  RunUntil([&] { return g != nullptr && g->readable() > 0; });
+  EXPECT_FALSE(g->complete());
+  ASSERT_TRUE(g->size().has_value());
+  EXPECT_EQ(*g->size(), body.size());
+  EXPECT_LT(g->readable(), body.size());
+  RunUntil([&] { return g->complete(); });
+  EXPECT_EQ(Contents(*g), body);
+}
+
+TEST_F(FetcherTest, OriginNotFoundIsRememberedForNegativeFor) {
+  FakeOrigin origin([](const OriginRequest&) {
+    OriginReply r;
+    r.status = 404;
+    r.body = "no";
+    return r;
+  });
+  config_.negative_for = 30;
+  StartFetcher(origin.url());
+  FetchOutcome o = FetchWhole("0004f2aabbcc.cfg");
+  EXPECT_TRUE(o.status.Is(StatusCode::kNotFound)) << o.status.ToString();
+  EXPECT_TRUE(fetcher_->KnownMissing("0004f2aabbcc.cfg"));
+  EXPECT_FALSE(fetcher_->KnownMissing("000000000000.cfg"));
+  clock_.Advance(30);
+  EXPECT_FALSE(fetcher_->KnownMissing("0004f2aabbcc.cfg"));
+  EXPECT_EQ(cache_->Lookup("0004f2aabbcc.cfg"), nullptr);
+}
+
+TEST_F(FetcherTest, StaleEntryIsRevalidatedAndA304CostsNoBody) {
+  int version = 1;
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    std::string etag = "\"v" + std::to_string(version) + "\"";
+    const std::string* inm = req.Header("if-none-match");
+    if (inm != nullptr && *inm == etag) {
+      r.status = 304;
+      r.headers = {{"ETag", etag}};
+      return r;
+    }
+    r.headers = {{"ETag", etag}, {"Last-Modified", "Tue, 24 Nov 2026 10:00:00 GMT"}};
+    r.body = "<cfg v=\"" + std::to_string(version) + "\"/>";
+    return r;
+  });
+  config_.fresh_for = 60;
+  StartFetcher(origin.url());
+  ASSERT_TRUE(FetchWhole("site.cfg").status.ok());
+  clock_.Advance(61);
+  FetchOutcome o = FetchWhole("site.cfg");
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  EXPECT_EQ(o.body, nullptr);
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  ASSERT_NE(reqs[1].Header("if-none-match"), nullptr);
+  EXPECT_EQ(*reqs[1].Header("if-none-match"), "\"v1\"");
+  ASSERT_NE(reqs[1].Header("if-modified-since"), nullptr);
+  EXPECT_EQ(*reqs[1].Header("if-modified-since"), "Tue, 24 Nov 2026 10:00:00 GMT");
+  EXPECT_EQ(cache_->Lookup("site.cfg")->fresh_until, clock_.NowSeconds() + 60);
+  EXPECT_EQ(fetcher_->stats().not_modified, 1u);
+  EXPECT_EQ(fetcher_->stats().revalidations, 1u);
+
+  version = 2;  // changed at the origin: the revalidation brings the new file
+  clock_.Advance(61);
+  ASSERT_TRUE(FetchWhole("site.cfg").status.ok());
+  EXPECT_EQ(CachedBytes("site.cfg"), "<cfg v=\"2\"/>");
+}
+
+TEST_F(FetcherTest, OriginErrorLeavesTheCacheAsItWas) {
+  bool broken = false;
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    if (broken) {
+      r.status = 503;
+      r.body = "down for maintenance";
+    } else {
+      r.body = "good";
+      r.headers = {{"ETag", "\"g\""}};
+    }
+    return r;
+  });
+  StartFetcher(origin.url());
+  ASSERT_TRUE(FetchWhole("x.cfg").status.ok());
+  broken = true;
+  clock_.Advance(3600);
+  FetchOutcome o = FetchWhole("x.cfg");
+  EXPECT_TRUE(o.status.Is(StatusCode::kUnavailable)) << o.status.ToString();
+  EXPECT_EQ(CachedBytes("x.cfg"), "good");
+  EXPECT_EQ(fetcher_->stats().failures, 1u);
+}
+
+TEST_F(FetcherTest, CutBodyResumesWithRangeAndIfRange) {
+  std::string body = Pattern(300 * 1000);
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    r.headers = {{"ETag", "\"img1\""}};
+    if (const std::string* range = req.Header("range")) {
+      size_t from = std::stoul(range->substr(6));
+      r.status = 206;
+      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(from) + "-" +
+                                                  std::to_string(body.size() - 1) + "/" +
+                                                  std::to_string(body.size()));
+      r.body = body.substr(from);
+      return r;
+    }
+    r.body = body;
+    r.cut_after = 100 * 1000;  // the link drops a third of the way in
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> g;
+  fetcher_->Fetch("sip.ld", Want::kBody, [&](FetchOutcome o) { g = o.body; });
+  FetchOutcome o = FetchWhole("sip.ld");
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->complete());  // the same body carried on: its readers were never cut off
+  EXPECT_EQ(Contents(*g), body);
+  EXPECT_EQ(CachedBytes("sip.ld"), body);
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  ASSERT_NE(reqs[1].Header("range"), nullptr);
+  EXPECT_EQ(*reqs[1].Header("range"), "bytes=100000-");
+  ASSERT_NE(reqs[1].Header("if-range"), nullptr);
+  EXPECT_EQ(*reqs[1].Header("if-range"), "\"img1\"");
+  EXPECT_EQ(fetcher_->stats().resumes, 1u);
+}
+
+TEST_F(FetcherTest, ResumeAnsweredWithAChangedFileStartsOverAndCutsOldReaders) {
+  std::string old_body = Pattern(200 * 1000, 'a');
+  std::string new_body = Pattern(150 * 1000, 'k');
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    if (req.Header("range") != nullptr) {  // If-Range no longer matches: the whole new file
+      r.headers = {{"ETag", "\"img2\""}};
+      r.body = new_body;
+      return r;
+    }
+    r.headers = {{"ETag", "\"img1\""}};
+    r.body = old_body;
+    r.cut_after = 50 * 1000;
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> first;
+  fetcher_->Fetch("sip.ld", Want::kBody, [&](FetchOutcome o) { first = o.body; });
+  FetchOutcome o = FetchWhole("sip.ld");
+  ASSERT_TRUE(o.status.ok()) << o.status.ToString();
+  ASSERT_NE(first, nullptr);
+  EXPECT_TRUE(first->failed());
+  EXPECT_FALSE(first->complete());
+  EXPECT_EQ(CachedBytes("sip.ld"), new_body);
+}
+
+TEST_F(FetcherTest, CutBodyWithoutValidatorsFailsAndIsNeverCached) {
+  FakeOrigin origin([](const OriginRequest&) {
+    OriginReply r;
+    r.body = Pattern(100 * 1000);
+    r.cut_after = 10 * 1000;
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> g;
+  fetcher_->Fetch("a.ld", Want::kBody, [&](FetchOutcome o) { g = o.body; });
+  FetchOutcome o = FetchWhole("a.ld");
+  EXPECT_FALSE(o.status.ok());
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->failed());
+  EXPECT_LT(g->readable(), 100u * 1000);
+  EXPECT_EQ(cache_->Lookup("a.ld"), nullptr);
+  EXPECT_EQ(origin.requests().size(), 1u);
+}
+
+TEST_F(FetcherTest, CompressedTransferIsStoredDecoded) {
+  std::string xml;
+  for (int i = 0; i < 2000; ++i) xml += "<setting name=\"voice.codec." + std::to_string(i) + "\"/>\n";
+  std::string packed(ZSTD_compressBound(xml.size()), '\0');
+  size_t n = ZSTD_compress(packed.data(), packed.size(), xml.data(), xml.size(), 3);
+  ASSERT_FALSE(ZSTD_isError(n));
+  packed.resize(n);
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    const std::string* ae = req.Header("accept-encoding");
+    if (ae != nullptr && ae->find("zstd") != std::string::npos) {
+      r.headers = {{"Content-Encoding", "zstd"}};
+      r.body = packed;
+    } else {
+      r.body = xml;
+    }
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> g;
+  fetcher_->Fetch("site.cfg", Want::kBody, [&](FetchOutcome o) { g = o.body; });
+  ASSERT_TRUE(FetchWhole("site.cfg").status.ok());
+  ASSERT_NE(g, nullptr);
+  EXPECT_FALSE(g->size().has_value());  // the decoded size was not known up front
+  EXPECT_EQ(CachedBytes("site.cfg"), xml);
+  EXPECT_LT(packed.size() * 5, xml.size());  // the wire carried a fraction of it
+}
+
+TEST_F(FetcherTest, RoutesSendPathsToTheirOwnOrigin) {
+  FakeOrigin configs([](const OriginRequest&) {
+    OriginReply r;
+    r.body = "config";
+    return r;
+  });
+  FakeOrigin firmware([](const OriginRequest&) {
+    OriginReply r;
+    r.body = "firmware";
+    return r;
+  });
+  config_.routes.push_back(OriginRoute{"*.ld", firmware.url(), "", ""});
+  StartFetcher(configs.url());
+  ASSERT_TRUE(FetchWhole("fw/sip.ld").status.ok());
+  ASSERT_TRUE(FetchWhole("site.cfg").status.ok());
+  EXPECT_EQ(CachedBytes("fw/sip.ld"), "firmware");
+  EXPECT_EQ(CachedBytes("site.cfg"), "config");
+  ASSERT_EQ(firmware.requests().size(), 1u);
+  EXPECT_EQ(firmware.requests()[0].target, "/fw/sip.ld");
+  ASSERT_EQ(configs.requests().size(), 1u);
+  EXPECT_EQ(configs.requests()[0].target, "/site.cfg");
+}
+
+TEST_F(FetcherTest, SendsBasicAuthToTheOrigin) {
+  FakeOrigin origin([](const OriginRequest& req) {
+    OriginReply r;
+    const std::string* auth = req.Header("authorization");
+    if (auth == nullptr || *auth != "Basic dGVuYW50OnMzY3JldA==") {  // tenant:s3cret
+      r.status = 404;
+      return r;
+    }
+    r.body = "ok";
+    return r;
+  });
+  config_.user = "tenant";
+  config_.password = "s3cret";
+  StartFetcher(origin.url());
+  EXPECT_TRUE(FetchWhole("a.cfg").status.ok());
+  EXPECT_EQ(CachedBytes("a.cfg"), "ok");
+}
+
+TEST_F(FetcherTest, FileUrlOriginServesAMountedTree) {
+  siterelay::testing::TempDir share;
+  siterelay::testing::WriteFile(share / "fw/sip.ld", "from the usb stick");
+  StartFetcher("file://" + share.path() + "/");
+  ASSERT_TRUE(FetchWhole("fw/sip.ld").status.ok());
+  EXPECT_EQ(CachedBytes("fw/sip.ld"), "from the usb stick");
+  EXPECT_TRUE(FetchWhole("fw/none.ld").status.Is(StatusCode::kNotFound));
+}
+
+TEST_F(FetcherTest, EmptyFileIsCached) {
+  FakeOrigin origin([](const OriginRequest&) { return OriginReply{}; });
+  StartFetcher(origin.url());
+  ASSERT_TRUE(FetchWhole("empty.cfg").status.ok());
+  const cache::Entry* e = cache_->Lookup("empty.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->size, 0u);
+}
+
+TEST_F(FetcherTest, UnreachableOriginFailsAsUnavailable) {
+  StartFetcher("http://127.0.0.1:1/");  // nothing listens on port 1
+  FetchOutcome o = FetchWhole("a.cfg");
+  EXPECT_TRUE(o.status.Is(StatusCode::kUnavailable)) << o.status.ToString();
+}
+
+}  // namespace
+}  // namespace siterelay::sync
