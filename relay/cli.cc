@@ -18,6 +18,8 @@
 #include "relay/base/uv.h"
 #include "relay/serve.h"
 #include "siterelay_version.h"
+#include "sync/fetcher.h"
+#include "sync/prefetch.h"
 
 namespace siterelay {
 namespace {
@@ -32,7 +34,7 @@ A site-local caching relay and provisioning server for desk phones.
 
 commands:
   serve [--config FILE]          run the relay in the foreground (HTTP, HTTPS, admin /healthz)
-  sync [--config FILE]           one prefetch pass from the origin (not in this version yet)
+  sync [--config FILE]           one prefetch pass: fetch the manifest / prefetch list, verify
   import DIR [--config FILE]     seed the cache from a local folder, as if from the origin
   cache ls [--config FILE]       list cached entries: path, size, sha256, state
   cache verify [--config FILE]   re-hash every object; exit 1 and quarantine on a mismatch
@@ -86,7 +88,16 @@ SIGTERM or SIGINT stops accepting, lets transfers finish for up to 10 s and exit
 re-reads the config file (accounts, allow_from, certificates, HTTP/HTTPS/admin listeners). TFTP, FTP and the origin come
 with the next versions.
 )"},
-    {"sync", "usage: siterelay sync [--config FILE]\n\nNot in this version yet.\n"},
+    {"sync", R"(usage: siterelay sync [--config FILE]
+
+One prefetch pass from the origin, in the foreground: fetches [origin] manifest, downloads every
+listed file the cache lacks, checks each against its sha256 (a mismatch is discarded and retried,
+never kept), and publishes the whole set in one transaction once every file is here; then pulls
+and pins the [origin] prefetch paths. A progress bar (bytes, rate, ETA) on a terminal, one line
+per file otherwise. Exit status 0 only when everything listed is cached and verified, 1 when
+something is missing (nothing of a manifest is published then), 2 for a usage or config error.
+Run it while the relay is stopped, or ask a running relay with POST /api/v1/sync.
+)"},
     {"status", "usage: siterelay status [--config FILE]\n\nNot in this version yet.\n"},
 };
 
@@ -125,6 +136,8 @@ class Progress {
         start_(Clock::now()),
         last_draw_(start_) {}
 
+  bool tty() const { return tty_; }
+
   void Update(uint64_t done_bytes, uint64_t total_bytes, size_t done_items, size_t total_items) {
     auto now = Clock::now();
     bool last = done_items == total_items;
@@ -134,15 +147,22 @@ class Progress {
     double secs = std::chrono::duration<double>(now - start_).count();
     double rate = secs > 0 ? static_cast<double>(done_bytes) / secs : 0;
     int pct = total_bytes == 0 ? 100 : static_cast<int>(done_bytes * 100 / total_bytes);
-    char line[256];
+    char eta[32] = "";
+    if (rate > 0 && total_bytes > done_bytes) {
+      auto left = static_cast<uint64_t>(static_cast<double>(total_bytes - done_bytes) / rate);
+      std::snprintf(eta, sizeof eta, "  ETA %llu:%02llu",
+                    static_cast<unsigned long long>(left / 60),
+                    static_cast<unsigned long long>(left % 60));
+    }
+    char line[288];
     if (tty_) {
       int filled = pct * 30 / 100;
       std::string bar(static_cast<size_t>(filled), '#');
       bar.append(static_cast<size_t>(30 - filled), ' ');
-      std::snprintf(line, sizeof line, "\r%s [%s] %3d%%  %zu/%zu %s  %s/%s  %s/s ",
+      std::snprintf(line, sizeof line, "\r%s [%s] %3d%%  %zu/%zu %s  %s/%s  %s/s%s ",
                     verb_.c_str(), bar.c_str(), pct, done_items, total_items, unit_.c_str(),
                     HumanBytes(done_bytes).c_str(), HumanBytes(total_bytes).c_str(),
-                    HumanBytes(static_cast<uint64_t>(rate)).c_str());
+                    HumanBytes(static_cast<uint64_t>(rate)).c_str(), eta);
       std::fputs(line, stderr);
       if (last) std::fputs("\n", stderr);
     } else {
@@ -274,6 +294,57 @@ int CmdDhcpOption(const Args& args) {
   return kExitOk;
 }
 
+int CmdSync(const Args& args) {
+  if (!args.positional.empty()) return UsageError("sync takes no arguments");
+  auto config = LoadConfigFor(args);
+  if (!config.ok()) return Fail(config.status());
+  if (config->origin.url.empty()) {
+    return Fail(Status::InvalidArgument(config->source + ": sync needs [origin] url"));
+  }
+  if (config->origin.manifest.empty() && config->origin.prefetch.empty()) {
+    return Fail(Status::InvalidArgument(config->source +
+                                        ": nothing to sync: set [origin] manifest or prefetch"));
+  }
+  auto cache = OpenCache(*config, false);
+  if (!cache.ok()) return Fail(cache.status());
+  Loop loop;
+  Status result = Status::Internal("sync did not finish");
+  Progress progress("syncing", "files");
+  {
+    sync::Fetcher fetcher(loop.get(), config->origin, cache->get(), Clock::System());
+    sync::Prefetcher pass(loop.get(), config->origin, cache->get(), &fetcher, Clock::System());
+    pass.OnEvent([&](const std::string& line) {
+      // On a terminal the bar says it all, except what went wrong.
+      if (!progress.tty() || line.starts_with("failed")) {
+        std::cerr << (progress.tty() ? "\r\033[K" : "") << line << "\n";
+      }
+    });
+    Timer tick(loop.get());
+    std::function<void()> draw = [&] {
+      sync::SyncProgress p = pass.progress();
+      progress.Update(p.bytes_done, p.bytes_total, p.files_done + p.files_failed, p.files_total);
+      if (p.running) tick.Start(100, draw);
+    };
+    pass.Run([&](Status s) {
+      result = s;
+      tick.Stop();
+      draw();
+      uv_stop(loop.get());  // the fetcher's idle connections would keep the loop alive
+    });
+    tick.Start(100, draw);
+    (void)loop.Run();
+    sync::SyncProgress p = pass.progress();
+    if (result.ok()) {
+      std::cout << "synced " << p.files_done << " file(s); " << HumanBytes(p.bytes_done)
+                << " from the origin\n";
+    }
+  }
+  if (!result.ok()) return Fail(result.Is(StatusCode::kInvalidArgument)
+                                    ? Status::IoError(result.message())  // the origin's fault
+                                    : result);
+  return kExitOk;
+}
+
 int CmdNotYet(const Args& args) {
   // Validating the config still helps an operator preparing a deployment.
   auto config = LoadConfigFor(args);
@@ -339,7 +410,8 @@ int RunCli(int argc, char** argv) {
     if (!args.positional.empty()) return UsageError("serve takes no arguments");
     return Serve(args.config_path);
   }
-  if (args.command == "sync" || args.command == "status") {
+  if (args.command == "sync") return CmdSync(args);
+  if (args.command == "status") {
     return CmdNotYet(args);
   }
   return UsageError("unknown command '" + args.command + "'");

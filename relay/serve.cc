@@ -10,7 +10,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
+#include <ctime>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -28,6 +30,7 @@
 #include "relay/http/server.h"
 #include "relay/tls/tls.h"
 #include "sync/fetcher.h"
+#include "sync/prefetch.h"
 #include "siterelay_version.h"
 
 namespace siterelay {
@@ -36,6 +39,8 @@ namespace {
 constexpr uint64_t kStopGraceMs = 10'000;
 constexpr uint64_t kAccessFlushMs = 60'000;
 constexpr uint64_t kDevicesFlushMs = 10'000;
+constexpr uint64_t kWindowCheckMs = 60'000;
+constexpr uint64_t kSyncRetryMs = 300'000;
 
 // sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
 void Notify(const char* state) {
@@ -98,6 +103,11 @@ class Relay {
     }
     files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System(),
                                                   fetcher_.get());
+    if (fetcher_ != nullptr) {
+      prefetcher_ = std::make_unique<sync::Prefetcher>(loop_.get(), config_.origin, cache_.get(),
+                                                       fetcher_.get(), Clock::System());
+      if (!prefetcher_->configured()) prefetcher_.reset();
+    }
     uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), Clock::System());
     file_handler_ = std::make_unique<http::FileHandler>(files_.get(), uploads_.get(),
                                                         config_.upload_max_bytes);
@@ -140,6 +150,10 @@ class Relay {
       }
     }
     StartSignals();
+    if (prefetcher_ != nullptr) {
+      sync_timer_ = std::make_unique<Timer>(loop_.get());
+      ScheduleSync(0);
+    }
     Announce();
     Notify("READY=1");
     int rc = uv_run(loop_.get(), UV_RUN_DEFAULT);
@@ -207,6 +221,31 @@ class Relay {
         },
         kDevicesFlushMs, kDevicesFlushMs);
     uv_unref(reinterpret_cast<uv_handle_t*>(&devices_timer_));
+  }
+
+  // Background sync passes (CONTRACT.md sync_interval, window): at start, then every
+  // sync_interval; only inside the window, which is looked at again every minute while closed.
+  // A pass that fails is tried again after at most five minutes.
+  void ScheduleSync(uint64_t ms) {
+    sync_timer_->Start(ms, [this] {
+      if (!InSyncWindow()) {
+        ScheduleSync(kWindowCheckMs);
+        return;
+      }
+      prefetcher_->Run([this](Status s) {
+        if (sync_timer_ == nullptr) return;  // stopping
+        uint64_t interval = static_cast<uint64_t>(config_.origin.sync_interval) * 1000;
+        ScheduleSync(s.ok() ? interval : std::min(interval, kSyncRetryMs));
+      });
+    });
+  }
+
+  bool InSyncWindow() const {
+    if (config_.origin.window.any) return true;
+    std::time_t t = std::time(nullptr);
+    std::tm local{};
+    localtime_r(&t, &local);
+    return config_.origin.window.Contains(local.tm_hour * 60 + local.tm_min);
   }
 
   void Reload() {
@@ -316,6 +355,8 @@ class Relay {
     // Transfers still running are abandoned (their temp files go at the next start); the
     // fetcher's sockets and timers must close for the loop to end. Nothing asks it after this.
     files_->SetFetcher(nullptr);
+    sync_timer_.reset();
+    prefetcher_.reset();
     fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
     uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
@@ -332,6 +373,8 @@ class Relay {
   std::unique_ptr<cache::Cache> cache_;
   std::unique_ptr<sync::Fetcher> fetcher_;  // null without an origin
   std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<sync::Prefetcher> prefetcher_;  // null without a manifest or prefetch list
+  std::unique_ptr<Timer> sync_timer_;
   std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;

@@ -41,7 +41,11 @@ std::optional<uint64_t> ContentRangeStart(std::string_view v) {
 
 struct Fetcher::Transfer {
   Fetcher* owner = nullptr;
+  std::string key;  // in transfers_
   std::string path;
+  // FetchObject(): the digest the body must have, and no entry published for it.
+  std::optional<Digest> expected;
+  std::function<void(Status)> object_done;
   size_t upstream = 0;
   std::string url;
   CURL* easy = nullptr;
@@ -86,6 +90,18 @@ struct Fetcher::Transfer {
   ~Transfer() { FreeHandle(); }
 };
 
+struct Fetcher::Document {
+  CURL* easy = nullptr;
+  std::string url;
+  std::string body;
+  size_t max_bytes = 0;
+  bool too_big = false;
+  std::function<void(Result<std::string>)> done;
+  ~Document() {
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+};
+
 Fetcher::Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cache, Clock* clock)
     : loop_(loop), cache_(cache), clock_(clock), config_(config), origins_(config) {
   for (size_t i = 0; i < origins_.upstreams().size(); ++i) {
@@ -99,6 +115,8 @@ Fetcher::~Fetcher() {
     if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
   }
   transfers_.clear();
+  for (auto& [d, doc] : documents_) pools_[0]->Remove(doc->easy);
+  documents_.clear();
   pools_.clear();
 }
 
@@ -121,13 +139,7 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
     t->waiters.push_back(Waiter{want, std::move(done)});
     return;
   }
-  auto owned = std::make_unique<Transfer>();
-  Transfer* t = owned.get();
-  t->owner = this;
-  t->path = path;
-  t->upstream = origins_.Route(path);
-  t->url = origins_.UrlFor(t->upstream, path);
-  t->retry = std::make_unique<Timer>(loop_);
+  Transfer* t = NewTransfer(path, path);
   const cache::Entry* e = cache_->Lookup(path);
   if (e != nullptr && e->source == cache::Source::kOrigin &&
       (!e->etag.empty() || !e->last_modified.empty())) {
@@ -136,16 +148,38 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
     t->cached_last_modified = e->last_modified;
   }
   t->waiters.push_back(Waiter{want, std::move(done)});
-  transfers_.emplace(path, std::move(owned));
+}
+
+Fetcher::Transfer* Fetcher::NewTransfer(const std::string& key, const std::string& path) {
+  auto owned = std::make_unique<Transfer>();
+  Transfer* t = owned.get();
+  t->owner = this;
+  t->key = key;
+  t->path = path;
+  t->upstream = origins_.Route(path);
+  t->url = origins_.UrlFor(t->upstream, path);
+  t->retry = std::make_unique<Timer>(loop_);
+  transfers_.emplace(key, std::move(owned));
   // Started from the next loop iteration: Fetch() may be called from inside a libcurl callback
   // (a reader finishing one body asks for the next file), where libcurl forbids adding handles.
   t->retry->Start(0, [this, t] { Start(t); });
+  return t;
 }
 
-void Fetcher::Configure(Transfer* t) {
-  CURL* h = t->easy;
-  const Upstream& up = origins_.upstreams()[t->upstream];
-  curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
+void Fetcher::FetchObject(const std::string& path, const Digest& expected,
+                          std::function<void(Status)> done) {
+  std::string key = "\x01" + path;
+  if (transfers_.count(key) != 0) {
+    // The manifest pass asks once per path; a second ask is a caller bug, answered plainly.
+    done(Status::AlreadyExists(path + " is already being fetched"));
+    return;
+  }
+  Transfer* t = NewTransfer(key, path);
+  t->expected = expected;
+  t->object_done = std::move(done);
+}
+
+void Fetcher::Common(CURL* h, const Upstream& up, bool auth) {
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
@@ -161,7 +195,7 @@ void Fetcher::Configure(Transfer* t) {
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-  if (!up.user.empty()) {
+  if (auth && !up.user.empty()) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());
     curl_easy_setopt(h, CURLOPT_PASSWORD, up.password.c_str());
@@ -171,6 +205,12 @@ void Fetcher::Configure(Transfer* t) {
     curl_easy_setopt(h, CURLOPT_CAINFO, up.ca_file.c_str());
     curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
   }
+}
+
+void Fetcher::Configure(Transfer* t) {
+  CURL* h = t->easy;
+  Common(h, origins_.upstreams()[t->upstream], /*auth=*/true);
+  curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Fetcher::OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Fetcher::OnWrite);
@@ -399,7 +439,7 @@ void Fetcher::Finish(Transfer* t) {
     return;
   }
   // The data is all in the file (written through); sealing here only finishes the hash.
-  auto sealed = t->writer->Seal(nullptr, /*sync=*/false);
+  auto sealed = t->writer->Seal(t->expected ? &*t->expected : nullptr, /*sync=*/false);
   if (!sealed.ok()) {
     End(t, sealed.status());
     return;
@@ -444,6 +484,11 @@ void Fetcher::Finish(Transfer* t) {
           End(t, *result);
           return;
         }
+        if (t->expected) {  // a manifest's file: the pass publishes the set
+          ++stats_.published;
+          End(t, Status::Ok());
+          return;
+        }
         Publish(t, {std::move(e)});
       });
   if (!q.ok()) {
@@ -482,11 +527,85 @@ void Fetcher::End(Transfer* t, const Status& status) {
   }
   if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
   // Out of the map before anyone is told, so a waiter asking again starts a new transfer.
-  auto node = transfers_.extract(t->path);
+  auto node = transfers_.extract(t->key);
   std::unique_ptr<Transfer> owned = std::move(node.mapped());
   std::vector<Waiter> waiters = std::move(t->waiters);
   FetchOutcome o{status, nullptr, t->modified};
   for (Waiter& w : waiters) w.done(o);
+  if (t->object_done) t->object_done(status);
+}
+
+// ---- documents ---------------------------------------------------------------------------------
+
+
+namespace {
+
+// "https://host:port/a/b" -> "https://host:port/": where credentials may go.
+std::string_view SiteOf(std::string_view url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string_view::npos) return url;
+  size_t slash = url.find('/', scheme + 3);
+  return slash == std::string_view::npos ? url : url.substr(0, slash + 1);
+}
+
+}  // namespace
+
+void Fetcher::FetchDocument(const std::string& url, size_t max_bytes,
+                            std::function<void(Result<std::string>)> done) {
+  auto owned = std::make_unique<Document>();
+  Document* d = owned.get();
+  d->url = url;
+  d->max_bytes = max_bytes;
+  d->done = std::move(done);
+  d->easy = curl_easy_init();
+  if (d->easy == nullptr) {
+    d->done(Status::Internal("out of memory for a curl handle"));
+    return;
+  }
+  const Upstream& up = origins_.upstreams()[0];
+  Common(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url));
+  curl_easy_setopt(d->easy, CURLOPT_URL, d->url.c_str());
+  curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
+  curl_easy_setopt(
+      d->easy, CURLOPT_WRITEFUNCTION,
+      +[](char* data, size_t size, size_t n, void* userp) noexcept -> size_t {
+        auto* doc = static_cast<Document*>(userp);
+        size_t len = size * n;
+        if (doc->body.size() + len > doc->max_bytes) {
+          doc->too_big = true;
+          return 0;
+        }
+        doc->body.append(data, len);
+        return len;
+      });
+  documents_.emplace(d, std::move(owned));
+  ++stats_.transfers;
+  Status s = pools_[0]->Add(d->easy, [this, d](CURLcode code) {
+    auto node = documents_.extract(d);
+    std::unique_ptr<Document> doc = std::move(node.mapped());
+    long status = 0;
+    curl_easy_getinfo(doc->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (code == CURLE_OK && status == 0 && IsFileUrl(doc->url)) status = 200;
+    if (doc->too_big) {
+      doc->done(Status::ResourceExhausted(doc->url + ": larger than " +
+                                          std::to_string(doc->max_bytes) + " bytes"));
+    } else if (code != CURLE_OK) {
+      ++stats_.failures;
+      doc->done(CurlError(doc->url, code));
+    } else if (status == 404 || status == 410) {
+      doc->done(Status::NotFound(doc->url + ": origin answered " + std::to_string(status)));
+    } else if (status != 200) {
+      ++stats_.failures;
+      doc->done(Status::Unavailable(doc->url + ": origin answered " + std::to_string(status)));
+    } else {
+      stats_.bytes_from_origin += doc->body.size();
+      doc->done(std::move(doc->body));
+    }
+  });
+  if (!s.ok()) {
+    auto node = documents_.extract(d);
+    node.mapped()->done(s);
+  }
 }
 
 }  // namespace siterelay::sync

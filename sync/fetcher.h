@@ -87,6 +87,16 @@ class Fetcher {
   // Asks the origin for `path` (a catalog path). `done` runs exactly once on the loop thread,
   // possibly before Fetch() returns.
   void Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done);
+  // A manifest's file: downloads `path`, checks that it hashes to `expected` and installs it as
+  // an object WITHOUT publishing an entry (the manifest's set is published as a whole). A
+  // mismatch is kCorruption and leaves nothing behind. Not shared with pull-through readers:
+  // nothing unverified may reach a phone. `done` runs exactly once, later.
+  void FetchObject(const std::string& path, const Digest& expected,
+                   std::function<void(Status)> done);
+  // A small document (the manifest) from an absolute URL into memory, at most `max_bytes`.
+  // [origin]'s credentials go only to [origin]'s own scheme, host and port.
+  void FetchDocument(const std::string& url, size_t max_bytes,
+                     std::function<void(Result<std::string>)> done);
 
   const FetchStats& stats() const { return stats_; }
   size_t in_flight() const { return transfers_.size(); }
@@ -98,8 +108,13 @@ class Fetcher {
     std::function<void(FetchOutcome)> done;
   };
 
+  struct Document;
+  Transfer* NewTransfer(const std::string& key, const std::string& path);
   void Start(Transfer* t);
   void Configure(Transfer* t);
+  // Options every request to `up` shares: protocols, redirects, encodings, timeouts, TLS trust
+  // and, with `auth`, its credentials.
+  void Common(CURL* h, const Upstream& up, bool auth);
   static size_t OnHeader(char* data, size_t size, size_t n, void* userp) noexcept;
   static size_t OnWrite(char* data, size_t size, size_t n, void* userp) noexcept;
   bool BeginBody(Transfer* t);
@@ -117,7 +132,9 @@ class Fetcher {
   OriginConfig config_;
   Origins origins_;
   std::vector<std::unique_ptr<CurlLoop>> pools_;  // one per upstream
+  // By key: the path for pull-through, "\x01" + path for FetchObject().
   std::map<std::string, std::unique_ptr<Transfer>, std::less<>> transfers_;
+  std::map<Document*, std::unique_ptr<Document>> documents_;
   std::map<std::string, int64_t, std::less<>> missing_;  // path -> remembered until
   FetchStats stats_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for thread-pool completions
