@@ -46,6 +46,8 @@ struct Fetcher::Transfer {
   // FetchObject(): the digest the body must have, and no entry published for it.
   std::optional<Digest> expected;
   std::function<void(Status)> object_done;
+  bool background = false;
+  bool counted_foreground = false;  // in the limiter's count of phone-facing transfers
   size_t upstream = 0;
   std::string url;
   CURL* easy = nullptr;
@@ -103,7 +105,12 @@ struct Fetcher::Document {
 };
 
 Fetcher::Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cache, Clock* clock)
-    : loop_(loop), cache_(cache), clock_(clock), config_(config), origins_(config) {
+    : loop_(loop),
+      cache_(cache),
+      clock_(clock),
+      config_(config),
+      origins_(config),
+      limiter_(loop, static_cast<uint64_t>(config.max_rate)) {
   for (size_t i = 0; i < origins_.upstreams().size(); ++i) {
     pools_.push_back(std::make_unique<CurlLoop>(loop));
   }
@@ -128,9 +135,11 @@ bool Fetcher::KnownMissing(std::string_view path) {
   return false;
 }
 
-void Fetcher::Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done) {
+void Fetcher::Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done,
+                    bool background) {
   if (auto it = transfers_.find(path); it != transfers_.end()) {
     Transfer* t = it->second.get();
+    if (!background) SetForeground(t);
     // Single flight: attach to the transfer already running for this path.
     if (want == Want::kBody && t->growing && !t->growing->failed()) {
       done(FetchOutcome{Status::Ok(), t->growing, t->modified});
@@ -140,6 +149,8 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
     return;
   }
   Transfer* t = NewTransfer(path, path);
+  t->background = background;
+  if (!background) SetForeground(t);
   const cache::Entry* e = cache_->Lookup(path);
   if (e != nullptr && e->source == cache::Source::kOrigin &&
       (!e->etag.empty() || !e->last_modified.empty())) {
@@ -175,8 +186,17 @@ void Fetcher::FetchObject(const std::string& path, const Digest& expected,
     return;
   }
   Transfer* t = NewTransfer(key, path);
+  t->background = true;
   t->expected = expected;
   t->object_done = std::move(done);
+}
+
+void Fetcher::SetForeground(Transfer* t) {
+  t->background = false;
+  limiter_.Promote(t);
+  if (t->counted_foreground) return;
+  t->counted_foreground = true;
+  limiter_.ForegroundStarted();
 }
 
 void Fetcher::Common(CURL* h, const Upstream& up, bool auth) {
@@ -194,7 +214,7 @@ void Fetcher::Common(CURL* h, const Upstream& up, bool auth) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, limiter_.BufferBytes());
   if (auth && !up.user.empty()) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());
@@ -294,6 +314,12 @@ size_t Fetcher::OnWrite(char* data, size_t size, size_t n, void* userp) noexcept
     if (!self->BeginBody(t)) return 0;
   }
   if (!t->storing) return len;  // an error page: not kept
+  if (!self->limiter_.Take(len, t->background)) {
+    // Over max_rate, or a background transfer while a phone waits for another: libcurl keeps
+    // this chunk and delivers it again after the resume.
+    self->limiter_.Wait(t, t->background, [t] { curl_easy_pause(t->easy, CURLPAUSE_CONT); });
+    return CURL_WRITEFUNC_PAUSE;
+  }
   Status s = t->writer->Append(std::span(reinterpret_cast<const uint8_t*>(data), len));
   if (!s.ok()) {
     t->write_error = s;
@@ -423,6 +449,7 @@ void Fetcher::Done(Transfer* t, CURLcode code) {
 
 void Fetcher::Retry(Transfer* t, const Status& why) {
   ++stats_.resumes;
+  limiter_.Cancel(t);
   uint64_t delay = kResumeBackoffMs << t->resumes;
   ++t->resumes;
   SR_LOG(kWarning) << "sync: " << MaskSecrets(why.message()) << "; resuming " << t->path
@@ -526,6 +553,8 @@ void Fetcher::End(Transfer* t, const Status& status) {
     t->growing->Fail(status.ok() ? Status::Internal("transfer ended early") : status);
   }
   if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
+  limiter_.Cancel(t);
+  if (t->counted_foreground) limiter_.ForegroundEnded();
   // Out of the map before anyone is told, so a waiter asking again starts a new transfer.
   auto node = transfers_.extract(t->key);
   std::unique_ptr<Transfer> owned = std::move(node.mapped());

@@ -39,6 +39,7 @@
 #include "relay/base/status.h"
 #include "sync/curl_loop.h"
 #include "sync/origin.h"
+#include "sync/rate_limiter.h"
 
 namespace siterelay::sync {
 
@@ -85,12 +86,14 @@ class Fetcher {
   // The origin said 404 for `path` less than `negative_for` seconds ago.
   bool KnownMissing(std::string_view path);
   // Asks the origin for `path` (a catalog path). `done` runs exactly once on the loop thread,
-  // possibly before Fetch() returns.
-  void Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done);
+  // possibly before Fetch() returns. `background` (prefetch): yields to phone-facing transfers;
+  // a phone's ask for the same path makes the shared transfer phone-facing.
+  void Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done,
+             bool background = false);
   // A manifest's file: downloads `path`, checks that it hashes to `expected` and installs it as
   // an object WITHOUT publishing an entry (the manifest's set is published as a whole). A
   // mismatch is kCorruption and leaves nothing behind. Not shared with pull-through readers:
-  // nothing unverified may reach a phone. `done` runs exactly once, later.
+  // nothing unverified may reach a phone. A background transfer. `done` runs exactly once, later.
   void FetchObject(const std::string& path, const Digest& expected,
                    std::function<void(Status)> done);
   // A small document (the manifest) from an absolute URL into memory, at most `max_bytes`.
@@ -99,6 +102,8 @@ class Fetcher {
                      std::function<void(Result<std::string>)> done);
 
   const FetchStats& stats() const { return stats_; }
+  // The max_rate budget every upstream byte shares (uploads too).
+  RateLimiter& limiter() { return limiter_; }
   size_t in_flight() const { return transfers_.size(); }
 
  private:
@@ -125,12 +130,14 @@ class Fetcher {
   // Answers waiters; kBody waiters are answered only by a body or the end.
   void Answer(Transfer* t, const FetchOutcome& o, bool only_body_waiters);
   void End(Transfer* t, const Status& status);
+  void SetForeground(Transfer* t);
 
   uv_loop_t* loop_;
   cache::Cache* cache_;
   Clock* clock_;
   OriginConfig config_;
   Origins origins_;
+  RateLimiter limiter_;
   std::vector<std::unique_ptr<CurlLoop>> pools_;  // one per upstream
   // By key: the path for pull-through, "\x01" + path for FetchObject().
   std::map<std::string, std::unique_ptr<Transfer>, std::less<>> transfers_;

@@ -400,5 +400,46 @@ TEST_F(FetcherTest, UnreachableOriginFailsAsUnavailable) {
   EXPECT_TRUE(o.status.Is(StatusCode::kUnavailable)) << o.status.ToString();
 }
 
+TEST_F(FetcherTest, MaxRateCapsTheTransfer) {
+  std::string body = Pattern(640 * 1000);
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    r.body = body;
+    return r;
+  });
+  config_.max_rate = 200'000;  // bytes/s; the bucket starts with 40 kB saved
+  StartFetcher(origin.url());
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(FetchWhole("sip.ld").status.ok());
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(took, 0.9 * 600'000 / 200'000);
+  EXPECT_LT(took, 1.5 * 600'000 / 200'000);
+  EXPECT_EQ(CachedBytes("sip.ld"), body);
+}
+
+TEST_F(FetcherTest, BackgroundDownloadWaitsForAPhoneFacingOne) {
+  std::string image = Pattern(300 * 1000);
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    r.body = req.target == "/phone.ld" ? image : "background";
+    r.drip_bytes = 30 * 1000;
+    r.drip_ms = 20;
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::vector<std::string> order;
+  fetcher_->Fetch("phone.ld", Want::kComplete, [&](FetchOutcome) { order.push_back("phone"); });
+  std::optional<Status> object;
+  fetcher_->FetchObject("bg.cfg", Sha256::Of("background"), [&](Status s) {
+    object = s;
+    order.push_back("background");
+  });
+  RunUntil([&] { return order.size() == 2; });
+  EXPECT_EQ(order, (std::vector<std::string>{"phone", "background"}));
+  ASSERT_TRUE(object->ok()) << object->ToString();
+  EXPECT_TRUE(cache_->store().SizeOf(Sha256::Of("background")).ok());  // durable under objects/
+  EXPECT_EQ(cache_->Lookup("bg.cfg"), nullptr);  // installed, not published
+}
+
 }  // namespace
 }  // namespace siterelay::sync
