@@ -12,6 +12,7 @@
 #include "relay/base/strings.h"
 #include "relay/base/uv.h"
 #include "siterelay_version.h"
+#include "sync/backoff.h"
 
 namespace siterelay::sync {
 namespace {
@@ -58,7 +59,7 @@ struct Fetcher::Transfer {
   std::string cached_etag, cached_last_modified;
   // The response being received (the last one, after redirects).
   size_t header_bytes = 0;
-  std::string etag, last_modified, content_encoding, content_range;
+  std::string etag, last_modified, content_encoding, content_range, retry_after;
   bool body_started = false;
   bool storing = false;  // the body is the file (200/206), not an error page
   long status = 0;
@@ -78,6 +79,7 @@ struct Fetcher::Transfer {
     last_modified.clear();
     content_encoding.clear();
     content_range.clear();
+    retry_after.clear();
     body_started = false;
     storing = false;
     status = 0;
@@ -114,6 +116,7 @@ Fetcher::Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cach
   for (size_t i = 0; i < origins_.upstreams().size(); ++i) {
     pools_.push_back(std::make_unique<CurlLoop>(loop));
   }
+  busy_until_.assign(origins_.upstreams().size(), 0);
 }
 
 Fetcher::~Fetcher() {
@@ -258,6 +261,17 @@ void Fetcher::Configure(Transfer* t) {
 }
 
 void Fetcher::Start(Transfer* t) {
+  int64_t wait = busy_until_[t->upstream] - clock_->NowSeconds();
+  if (wait > 0) {
+    if (!t->background) {
+      // A phone does not wait an origin's Retry-After: it gets the last good copy now.
+      End(t, Status::Unavailable(origins_.upstreams()[t->upstream].name + " asked to wait " +
+                                 std::to_string(wait) + " s (Retry-After)"));
+      return;
+    }
+    t->retry->Start(static_cast<uint64_t>(wait) * 1000, [this, t] { Start(t); });
+    return;
+  }
   t->ResetResponse();
   t->easy = curl_easy_init();
   if (t->easy == nullptr) {
@@ -301,6 +315,8 @@ size_t Fetcher::OnHeader(char* data, size_t size, size_t n, void* userp) noexcep
     t->content_encoding = value;
   } else if (EqualsIgnoreCase(name, "content-range")) {
     t->content_range = value;
+  } else if (EqualsIgnoreCase(name, "retry-after")) {
+    t->retry_after = value;
   }
   return len;
 }
@@ -326,6 +342,7 @@ size_t Fetcher::OnWrite(char* data, size_t size, size_t n, void* userp) noexcept
     return 0;
   }
   self->stats_.bytes_from_origin += len;
+  self->stats_.bytes_by_class[static_cast<size_t>(ContentClassOf(t->path))] += len;
   t->growing->Grow(t->writer->size());
   return len;
 }
@@ -444,13 +461,19 @@ void Fetcher::Done(Transfer* t, CURLcode code) {
     End(t, Status::NotFound(t->path + " is not on the origin"));
     return;
   }
+  if ((t->status == 429 || t->status == 503) && !t->retry_after.empty()) {
+    // The origin says when to come back (RFC 9110 section 10.2.3): nothing goes to it before.
+    if (auto secs = ParseRetryAfter(t->retry_after, clock_->NowSeconds())) {
+      busy_until_[t->upstream] = clock_->NowSeconds() + *secs;
+    }
+  }
   End(t, Status::Unavailable(t->url + ": origin answered " + std::to_string(t->status)));
 }
 
 void Fetcher::Retry(Transfer* t, const Status& why) {
   ++stats_.resumes;
   limiter_.Cancel(t);
-  uint64_t delay = kResumeBackoffMs << t->resumes;
+  uint64_t delay = Backoff(kResumeBackoffMs, t->resumes);
   ++t->resumes;
   SR_LOG(kWarning) << "sync: " << MaskSecrets(why.message()) << "; resuming " << t->path
                    << " at byte " << t->writer->size() << " in " << delay << " ms";

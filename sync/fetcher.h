@@ -36,6 +36,7 @@
 #include "cache/growing_file.h"
 #include "relay/base/clock.h"
 #include "relay/base/config.h"
+#include "relay/base/mime.h"
 #include "relay/base/status.h"
 #include "sync/curl_loop.h"
 #include "sync/origin.h"
@@ -47,6 +48,7 @@ namespace siterelay::sync {
 struct FetchStats {
   uint64_t transfers = 0;          // requests sent to an origin
   uint64_t bytes_from_origin = 0;  // body bytes received (decoded)
+  uint64_t bytes_by_class[kContentClasses] = {};  // the same, by ContentClassOf(path)
   uint64_t revalidations = 0;      // conditional requests
   uint64_t not_modified = 0;       // ... answered 304
   uint64_t not_found = 0;          // origin 404/410
@@ -139,6 +141,7 @@ class Fetcher {
   Origins origins_;
   RateLimiter limiter_;
   std::vector<std::unique_ptr<CurlLoop>> pools_;  // one per upstream
+  std::vector<int64_t> busy_until_;  // per upstream: its Retry-After, in clock seconds
   // By key: the path for pull-through, "\x01" + path for FetchObject().
   std::map<std::string, std::unique_ptr<Transfer>, std::less<>> transfers_;
   std::map<Document*, std::unique_ptr<Document>> documents_;

@@ -5,6 +5,7 @@
 
 #include "relay/base/log.h"
 #include "relay/base/mime.h"
+#include "sync/backoff.h"
 
 namespace siterelay::sync {
 namespace {
@@ -122,7 +123,7 @@ void Prefetcher::PumpDownloads() {
   if (!retry_.empty()) {
     int attempts = 0;
     for (const Download& d : retry_) attempts = std::max(attempts, d.attempts);
-    uint64_t delay = kRetryBackoffMs << (attempts - 1);
+    uint64_t delay = Backoff(kRetryBackoffMs, attempts - 1);
     backoff_->Start(delay, [this] {
       for (Download& d : retry_) queue_.push_back(std::move(d));
       retry_.clear();

@@ -123,6 +123,8 @@ TEST_F(FetcherTest, ConcurrentReadersShareOneTransfer) {
   EXPECT_EQ(e->fresh_until, clock_.NowSeconds() + config_.fresh_for);
   EXPECT_EQ(fetcher_->stats().published, 1u);
   EXPECT_EQ(fetcher_->stats().bytes_from_origin, body.size());
+  EXPECT_EQ(fetcher_->stats().bytes_by_class[static_cast<size_t>(ContentClass::kFirmware)],
+            body.size());
   EXPECT_EQ(fetcher_->in_flight(), 0u);
 }
 
@@ -439,6 +441,24 @@ TEST_F(FetcherTest, BackgroundDownloadWaitsForAPhoneFacingOne) {
   ASSERT_TRUE(object->ok()) << object->ToString();
   EXPECT_TRUE(cache_->store().SizeOf(Sha256::Of("background")).ok());  // durable under objects/
   EXPECT_EQ(cache_->Lookup("bg.cfg"), nullptr);  // installed, not published
+}
+
+TEST_F(FetcherTest, RetryAfterKeepsEveryRequestAwayFromTheOriginUntilThen) {
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    r.status = 503;
+    r.headers = {{"Retry-After", "120"}};
+    return r;
+  });
+  StartFetcher(origin.url());
+  EXPECT_TRUE(FetchWhole("a.cfg").status.Is(StatusCode::kUnavailable));
+  FetchOutcome o = FetchWhole("b.cfg");  // a phone does not wait: it fails over at once
+  EXPECT_TRUE(o.status.Is(StatusCode::kUnavailable));
+  EXPECT_NE(o.status.message().find("Retry-After"), std::string::npos) << o.status.message();
+  EXPECT_EQ(origin.requests().size(), 1u);
+  clock_.Advance(121);
+  EXPECT_TRUE(FetchWhole("b.cfg").status.Is(StatusCode::kUnavailable));
+  EXPECT_EQ(origin.requests().size(), 2u);
 }
 
 }  // namespace

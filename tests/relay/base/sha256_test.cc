@@ -48,5 +48,15 @@ TEST(MimeTest, ContractTypes) {
   EXPECT_EQ(ContentTypeForPath("a.cfg/strange.wav"), "application/octet-stream");
 }
 
+TEST(MimeTest, ContentClasses) {
+  EXPECT_EQ(ContentClassOf("fw/3111-44500-001.sip.LD"), ContentClass::kFirmware);
+  EXPECT_EQ(ContentClassOf("bootrom.bin"), ContentClass::kFirmware);
+  EXPECT_EQ(ContentClassOf("000000000000.cfg"), ContentClass::kConfig);
+  EXPECT_EQ(ContentClassOf("0004f282e824-directory.xml"), ContentClass::kConfig);
+  EXPECT_EQ(ContentClassOf("sip.ver"), ContentClass::kOther);
+  EXPECT_EQ(ContentClassOf("a.ld/readme"), ContentClass::kOther);
+  EXPECT_EQ(ContentClassName(ContentClass::kFirmware), "firmware");
+}
+
 }  // namespace
 }  // namespace siterelay
