@@ -150,7 +150,7 @@ class Relay {
       }
     }
     StartSignals();
-    if (prefetcher_ != nullptr) {
+    if (prefetcher_ != nullptr && config_.origin.sync_interval > 0) {  // 0: no background passes
       sync_timer_ = std::make_unique<Timer>(loop_.get());
       ScheduleSync(0);
     }
