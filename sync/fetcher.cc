@@ -407,14 +407,18 @@ bool Fetcher::BeginBody(Transfer* t) {
 void Fetcher::Done(Transfer* t, CURLcode code) {
   if (t->status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
   if (code == CURLE_OK && t->status == 0 && IsFileUrl(t->url)) t->status = 200;
+  // A body already partly here (this attempt's or an earlier one's) is asked for again from where
+  // it stopped, whatever ended this attempt: a cut, a refused connection, a 5xx.
+  bool resumable = t->growing && !t->growing->failed() && t->writer && t->writer->size() > 0 &&
+                   !t->body_encoded &&
+                   (!t->body_etag.empty() || !t->body_last_modified.empty()) &&
+                   t->resumes < kMaxResumes;
   if (code != CURLE_OK) {
     Status why = !t->write_error.ok() ? t->write_error : CurlError(t->url, code);
     if (why.Is(StatusCode::kNotFound)) {  // file:// origin without the file
       t->status = 404;
     } else {
-      bool resumable = t->storing && t->writer && t->writer->size() > 0 && !t->body_encoded &&
-                       (!t->body_etag.empty() || !t->body_last_modified.empty());
-      if (resumable && why.Is(StatusCode::kUnavailable) && t->resumes < kMaxResumes) {
+      if (resumable && why.Is(StatusCode::kUnavailable)) {
         Retry(t, why);
         return;
       }
@@ -467,7 +471,12 @@ void Fetcher::Done(Transfer* t, CURLcode code) {
       busy_until_[t->upstream] = clock_->NowSeconds() + *secs;
     }
   }
-  End(t, Status::Unavailable(t->url + ": origin answered " + std::to_string(t->status)));
+  Status why = Status::Unavailable(t->url + ": origin answered " + std::to_string(t->status));
+  if (resumable && t->status >= 500) {
+    Retry(t, why);
+    return;
+  }
+  End(t, why);
 }
 
 void Fetcher::Retry(Transfer* t, const Status& why) {

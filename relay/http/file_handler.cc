@@ -125,7 +125,9 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
                              ? files::ReadMode::kWhole
                              : files::ReadMode::kStream;
   files_->Open(*path, mode, [pending, path = *path](Result<files::OpenFile> file) {
-    if (!file.ok() && !file.status().Is(StatusCode::kNotFound)) {
+    // An origin that is away was logged by sync once per transfer; this is about the disk.
+    if (!file.ok() && !file.status().Is(StatusCode::kNotFound) &&
+        !file.status().Is(StatusCode::kUnavailable)) {
       SR_LOG(kError) << "http: " << path << ": " << file.status().ToString();
     }
     Response r = FileResponse(pending->conditions, std::move(file));

@@ -461,5 +461,40 @@ TEST_F(FetcherTest, RetryAfterKeepsEveryRequestAwayFromTheOriginUntilThen) {
   EXPECT_EQ(origin.requests().size(), 2u);
 }
 
+TEST_F(FetcherTest, ResumeCarriesOnThroughAnOriginThatIsBrieflyAway) {
+  std::string body = Pattern(200 * 1000);
+  int attempt = 0;
+  FakeOrigin origin([&](const OriginRequest& req) {
+    OriginReply r;
+    r.headers = {{"ETag", "\"img1\""}};
+    ++attempt;
+    if (attempt == 1) {
+      r.body = body;
+      r.cut_after = 50 * 1000;
+    } else if (attempt == 2) {
+      r.status = 503;  // the first resume finds the origin restarting
+    } else {
+      size_t from = std::stoul(req.Header("range")->substr(6));
+      r.status = 206;
+      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(from) + "-" +
+                                                  std::to_string(body.size() - 1) + "/" +
+                                                  std::to_string(body.size()));
+      r.body = body.substr(from);
+    }
+    return r;
+  });
+  StartFetcher(origin.url());
+  std::shared_ptr<cache::GrowingFile> g;
+  fetcher_->Fetch("sip.ld", Want::kBody, [&](FetchOutcome o) { g = o.body; });
+  ASSERT_TRUE(FetchWhole("sip.ld").status.ok());
+  ASSERT_NE(g, nullptr);
+  EXPECT_TRUE(g->complete());
+  EXPECT_EQ(Contents(*g), body);
+  auto reqs = origin.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  ASSERT_NE(reqs[2].Header("range"), nullptr);
+  EXPECT_EQ(*reqs[2].Header("range"), "bytes=50000-");
+}
+
 }  // namespace
 }  // namespace siterelay::sync
