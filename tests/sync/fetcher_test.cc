@@ -14,6 +14,7 @@
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
 #include "tests/testing/fake_origin.h"
+#include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::sync {
@@ -27,6 +28,19 @@ std::string Pattern(size_t n, char seed = 'a') {
   std::string s(n, '\0');
   for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(static_cast<size_t>(seed) + (i * 7 + i / 251) % 26);
   return s;
+}
+
+// What an origin answers to "Range: bytes=N-" of `body`: 206 with the rest.
+OriginReply Rest(const std::string& body, const OriginRequest& req, const std::string& etag) {
+  size_t from = std::stoul(req.Header("range")->substr(6));
+  OriginReply r;
+  r.status = 206;
+  r.headers = {{"ETag", etag},
+               {"Content-Range", "bytes " + std::to_string(from) + "-" +
+                                     std::to_string(body.size() - 1) + "/" +
+                                     std::to_string(body.size())}};
+  r.body = body.substr(from);
+  return r;
 }
 
 // Everything a GrowingFile holds once complete.
@@ -52,14 +66,8 @@ class FetcherTest : public ::testing::Test {
     fetcher_ = std::make_unique<Fetcher>(loop_.get(), config_, cache_.get(), &clock_);
   }
 
-  // Runs the loop until `done()` holds, for at most 10 s.
   void RunUntil(const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      uv_run(loop_.get(), UV_RUN_NOWAIT);
-      if (!done()) ::usleep(1000);
-    }
-    ASSERT_TRUE(done()) << "timed out";
+    siterelay::testing::RunUntil(loop_.get(), done);
   }
 
   // One fetch to its end: the outcome for a reader that wants the whole file.
@@ -231,17 +239,9 @@ TEST_F(FetcherTest, OriginErrorLeavesTheCacheAsItWas) {
 TEST_F(FetcherTest, CutBodyResumesWithRangeAndIfRange) {
   std::string body = Pattern(300 * 1000);
   FakeOrigin origin([&](const OriginRequest& req) {
+    if (req.Header("range") != nullptr) return Rest(body, req, "\"img1\"");
     OriginReply r;
     r.headers = {{"ETag", "\"img1\""}};
-    if (const std::string* range = req.Header("range")) {
-      size_t from = std::stoul(range->substr(6));
-      r.status = 206;
-      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(from) + "-" +
-                                                  std::to_string(body.size() - 1) + "/" +
-                                                  std::to_string(body.size()));
-      r.body = body.substr(from);
-      return r;
-    }
     r.body = body;
     r.cut_after = 100 * 1000;  // the link drops a third of the way in
     return r;
@@ -474,12 +474,7 @@ TEST_F(FetcherTest, ResumeCarriesOnThroughAnOriginThatIsBrieflyAway) {
     } else if (attempt == 2) {
       r.status = 503;  // the first resume finds the origin restarting
     } else {
-      size_t from = std::stoul(req.Header("range")->substr(6));
-      r.status = 206;
-      r.headers.emplace_back("Content-Range", "bytes " + std::to_string(from) + "-" +
-                                                  std::to_string(body.size() - 1) + "/" +
-                                                  std::to_string(body.size()));
-      r.body = body.substr(from);
+      r = Rest(body, req, "\"img1\"");
     }
     return r;
   });

@@ -15,6 +15,7 @@
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
 #include "tests/testing/fake_origin.h"
+#include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::sync {
@@ -91,12 +92,7 @@ class PrefetcherTest : public ::testing::Test {
   }
 
   void RunUntil(const std::function<bool()>& done) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!done() && std::chrono::steady_clock::now() < deadline) {
-      uv_run(loop_.get(), UV_RUN_NOWAIT);
-      if (!done()) ::usleep(1000);
-    }
-    ASSERT_TRUE(done()) << "timed out";
+    siterelay::testing::RunUntil(loop_.get(), done);
   }
 
   Status Sync() {

@@ -12,6 +12,7 @@
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
 #include "tests/testing/fake_origin.h"
+#include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -164,12 +165,9 @@ class PullThroughTest : public FileServiceTest {
   Result<OpenFile> Open(const std::string& path, ReadMode mode) {
     std::optional<Result<OpenFile>> got;
     fs_->Open(path, mode, [&](Result<OpenFile> f) { got = std::move(f); });
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!got && std::chrono::steady_clock::now() < deadline) {
-      uv_run(loop_.get(), UV_RUN_NOWAIT);
-      if (!got) ::usleep(1000);
+    if (!testing::RunUntil(loop_.get(), [&] { return got.has_value(); })) {
+      return Status::Internal("timed out");
     }
-    if (!got) return Status::Internal("timed out");
     return std::move(*got);
   }
 
