@@ -332,6 +332,9 @@ class Connection {
   // File bytes that may be sent now, counted from file_offset.
   uint64_t SendLimit() const {
     if (!resp_.growing) return resp_.file_length;
+    // A failed transfer may already be rewriting the file (an origin that changed it): not one
+    // more byte of it.
+    if (resp_.growing->failed()) return file_sent_;
     uint64_t r = resp_.growing->readable();
     return chunked_out_ ? std::min(r, chunk_end_) : r;
   }
