@@ -10,25 +10,23 @@
 
 namespace siterelay::sync {
 
-Status CurlError(std::string_view what, CURLcode code) {
-  std::string msg = std::string(what) + ": " + curl_easy_strerror(code);
+Status CurlError(std::string_view what, CURLcode code, const char* detail) {
+  std::string msg = std::string(what) + ": " +
+                    (detail != nullptr && detail[0] != '\0' ? detail : curl_easy_strerror(code));
   switch (code) {
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return Status::Unavailable(msg);
     case CURLE_FILE_COULDNT_READ_FILE:
       return Status::NotFound(msg);
-    default:
+    // Our own side: memory, options, a write the relay refused.
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_FAILED_INIT:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_UNKNOWN_OPTION:
+    case CURLE_WRITE_ERROR:
       return Status::Internal(msg);
+    // Everything else is the origin or the way to it (refused, timed out, reset, TLS trust,
+    // HTTP/2 errors...): try later, serve the last good copy meanwhile.
+    default:
+      return Status::Unavailable(msg);
   }
 }
 

@@ -25,9 +25,11 @@
 
 namespace siterelay::sync {
 
-// The one translation of libcurl's codes into a Status: timeouts and connection failures are
-// kUnavailable (try later, serve the last good copy), the rest kInternal.
-Status CurlError(std::string_view what, CURLcode code);
+// The one translation of libcurl's codes into a Status: failures of the origin or the way to it
+// (refused, timed out, reset, TLS trust...) are kUnavailable (try later, serve the last good
+// copy), a file:// origin without the file kNotFound, the relay's own failures kInternal.
+// `detail`: the handle's CURLOPT_ERRORBUFFER, more precise than the code's text when set.
+Status CurlError(std::string_view what, CURLcode code, const char* detail = nullptr);
 
 class CurlLoop {
  public:

@@ -72,6 +72,7 @@ struct Fetcher::Transfer {
   int64_t modified = 0;
   int resumes = 0;
   std::unique_ptr<Timer> retry;
+  char error[CURL_ERROR_SIZE] = {};  // libcurl's detail on a failure
 
   void ResetResponse() {
     header_bytes = 0;
@@ -84,6 +85,7 @@ struct Fetcher::Transfer {
     storing = false;
     status = 0;
     write_error = Status::Ok();
+    error[0] = '\0';
   }
   void FreeHandle() {
     if (easy != nullptr) curl_easy_cleanup(easy);
@@ -101,6 +103,7 @@ struct Fetcher::Document {
   size_t max_bytes = 0;
   bool too_big = false;
   std::function<void(Result<std::string>)> done;
+  char error[CURL_ERROR_SIZE] = {};
   ~Document() {
     if (easy != nullptr) curl_easy_cleanup(easy);
   }
@@ -202,7 +205,8 @@ void Fetcher::SetForeground(Transfer* t) {
   limiter_.ForegroundStarted();
 }
 
-void Fetcher::Common(CURL* h, const Upstream& up, bool auth) {
+void Fetcher::Common(CURL* h, const Upstream& up, bool auth, char* error) {
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
   curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
@@ -232,7 +236,7 @@ void Fetcher::Common(CURL* h, const Upstream& up, bool auth) {
 
 void Fetcher::Configure(Transfer* t) {
   CURL* h = t->easy;
-  Common(h, origins_.upstreams()[t->upstream], /*auth=*/true);
+  Common(h, origins_.upstreams()[t->upstream], /*auth=*/true, t->error);
   curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Fetcher::OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
@@ -414,7 +418,7 @@ void Fetcher::Done(Transfer* t, CURLcode code) {
                    (!t->body_etag.empty() || !t->body_last_modified.empty()) &&
                    t->resumes < kMaxResumes;
   if (code != CURLE_OK) {
-    Status why = !t->write_error.ok() ? t->write_error : CurlError(t->url, code);
+    Status why = !t->write_error.ok() ? t->write_error : CurlError(t->url, code, t->error);
     if (why.Is(StatusCode::kNotFound)) {  // file:// origin without the file
       t->status = 404;
     } else {
@@ -624,7 +628,7 @@ void Fetcher::FetchDocument(const std::string& url, size_t max_bytes,
     return;
   }
   const Upstream& up = origins_.upstreams()[0];
-  Common(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url));
+  Common(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url), d->error);
   curl_easy_setopt(d->easy, CURLOPT_URL, d->url.c_str());
   curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
   curl_easy_setopt(
@@ -652,7 +656,7 @@ void Fetcher::FetchDocument(const std::string& url, size_t max_bytes,
                                           std::to_string(doc->max_bytes) + " bytes"));
     } else if (code != CURLE_OK) {
       ++stats_.failures;
-      doc->done(CurlError(doc->url, code));
+      doc->done(CurlError(doc->url, code, doc->error));
     } else if (status == 404 || status == 410) {
       doc->done(Status::NotFound(doc->url + ": origin answered " + std::to_string(status)));
     } else if (status != 200) {

@@ -2,9 +2,13 @@
 # Pull-through from a real origin (CONTRACT.md "[origin]", "What phones get"): nginx on loopback
 # serves the files, the relay fetches a miss once however many phones ask (single flight) and
 # streams it to all of them, revalidates stale copies, remembers 404s, serves the last good copy
-# while the origin is down and resumes a body cut mid-way with Range + If-Range. Every case checks
-# the bytes (sha256), the status codes and what the origin's access log says it was asked.
-# Needs /usr/sbin/nginx (or $NGINX). About 30 s. KEEP_WORK=1 keeps the scratch directory.
+# while the origin is down and resumes a body cut mid-way with Range + If-Range; it speaks HTTP/2
+# to an https origin trusted through ca_file (and refuses it without), sends [origin]'s Basic auth
+# (and keeps the password out of its log), and sends each [[origin.route]] path to its own origin
+# with that route's credentials. Every case checks the bytes (sha256), the status codes and what
+# the origin's access log says it was asked.
+# Needs /usr/sbin/nginx (or $NGINX) and openssl. About 35 s. KEEP_WORK=1 keeps the scratch
+# directory.
 source "$(dirname "$0")/lib.sh"
 SITERELAY=$(realpath "$SITERELAY")  # a relative path works from the scratch directory too
 cd "$WORK" || exit 1
@@ -76,10 +80,28 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM  # ctest's timeout: still stop nginx and the relay
 
-# write_nginx_conf PORT: one worker, the origin tree as root; the two images rate-limited so a
-# transfer lasts long enough for concurrent clients and a cut. The access log has the request
-# line, the status and the headers a pull-through relay sends.
+# nginx_server PORT ROOT LOG [LISTEN_FLAGS [DIRECTIVE...]]: one server block on 127.0.0.1:PORT
+# serving ROOT, logging (format origin) to $NGINX_DIR/LOG; LISTEN_FLAGS e.g. "ssl http2", each
+# DIRECTIVE a line as nginx wants it (with its ';').
+nginx_server() {
+  local port=$1 root=$2 log=$3 flags=${4:-}
+  shift $(($# < 4 ? $# : 4))
+  echo "  server {"
+  echo "    listen 127.0.0.1:$port${flags:+ $flags};"
+  echo "    root $root;"
+  echo "    access_log $NGINX_DIR/$log origin;"
+  local directive
+  for directive in "$@"; do echo "    $directive"; done
+  echo "  }"
+}
+
+# write_nginx_conf PORT [SERVER...]: one worker, the origin tree as root on PORT (log access.log);
+# the three images rate-limited so a transfer lasts long enough for concurrent clients and a cut.
+# Any SERVER (nginx_server's text) is added. The access log has the request line, the status, the
+# headers a pull-through relay sends, the protocol it spoke and the Basic-auth user it sent.
 write_nginx_conf() {
+  local port=$1
+  shift
   {
     (($(id -u) == 0)) && echo "user root root;"  # the workers must read the private $WORK
     cat <<EOF
@@ -92,30 +114,29 @@ http {
   default_type application/octet-stream;
   log_format origin '"\$request" \$status range="\$http_range" if_range="\$http_if_range" '
                     'inm="\$http_if_none_match" ims="\$http_if_modified_since" '
-                    'bytes=\$body_bytes_sent';
-  access_log $NGINX_DIR/access.log origin;
+                    'bytes=\$body_bytes_sent proto=\$server_protocol user="\$remote_user"';
   sendfile on;
   client_body_temp_path $NGINX_DIR/tmp/body;
   proxy_temp_path $NGINX_DIR/tmp/proxy;
   fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
   uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
   scgi_temp_path $NGINX_DIR/tmp/scgi;
-  server {
-    listen 127.0.0.1:$1;
-    root $ORIGIN;
-    location = /big.sip.ld { limit_rate 50m; }
-    location = /resume.sip.ld { limit_rate 4m; }
-    location = /late.sip.ld { limit_rate 4m; }
-  }
-}
 EOF
+    nginx_server "$port" "$ORIGIN" access.log "" \
+      "location = /big.sip.ld { limit_rate 50m; }" \
+      "location = /resume.sip.ld { limit_rate 4m; }" \
+      "location = /late.sip.ld { limit_rate 4m; }"
+    local server
+    for server in "$@"; do echo "$server"; done
+    echo "}"
   } > "$NGINX_DIR/nginx.conf"
 }
 
-# launch_nginx PORT: starts nginx in the background and waits (5 s at most) until it answers.
-# Returns 1 when it did not start (e.g. the port is taken).
+# launch_nginx PORT [SERVER...]: starts nginx (write_nginx_conf's arguments) in the background and
+# waits (5 s at most) until it answers on PORT; the master binds every listener before a worker
+# answers, so the other servers are up too. Returns 1 when it did not start (e.g. a port is taken).
 launch_nginx() {
-  write_nginx_conf "$1"
+  write_nginx_conf "$@"
   : > "$NGINX_DIR/error.log"
   "$NGINX" -e "$NGINX_DIR/error.log" -c "$NGINX_DIR/nginx.conf" -p "$NGINX_DIR/" \
     > "$NGINX_DIR/stdout.log" 2>&1 &
@@ -131,12 +152,21 @@ launch_nginx() {
   return 1
 }
 
+# pick_port: a random loopback port nothing listens on now.
+pick_port() {
+  local port
+  while :; do
+    port=$(shuf -i 20000-60000 -n 1)
+    ss -Htln "sport = :$port" | grep -q . || break
+  done
+  echo "$port"
+}
+
 # start_nginx: on a free port (a few tries), sets NGINX_PORT. The readiness probe's 404 for
 # /ping is the only line in access.log before the cases run; each case counts its own paths.
 start_nginx() {
   for _ in $(seq 1 10); do
-    NGINX_PORT=$(shuf -i 20000-60000 -n 1)
-    ss -Htln "sport = :$NGINX_PORT" | grep -q . && continue
+    NGINX_PORT=$(pick_port)
     launch_nginx "$NGINX_PORT" && return 0
   done
   echo "nginx did not start:" >&2
@@ -144,9 +174,9 @@ start_nginx() {
   exit 1
 }
 
-# origin_log PATH: the origin's access-log lines for one path.
-origin_log() { grep -F "\"GET /$1 HTTP/" "$NGINX_DIR/access.log"; }
-origin_gets() { origin_log "$1" | wc -l; }
+# origin_log PATH [LOG]: the origin's access-log lines (access.log or LOG) for one path.
+origin_log() { grep -F "\"GET /$1 HTTP/" "$NGINX_DIR/${2:-access.log}"; }
+origin_gets() { origin_log "$@" | wc -l; }
 # sha256 of stdin / of a file (openssl's SHA-NI code: 100 clients hash 10 GB in case 1).
 digest() { openssl dgst -sha256 -r | cut -c1-64; }
 sha() { digest < "$1"; }
@@ -280,7 +310,7 @@ rm -f got4.ld
 expect_contains "origin down: the relay says it served the last good copy" \
   "last good copy of site.cfg" "$(grep 'last good copy' serve.log)"
 code=$(curl -s -o /dev/null --max-time 30 -w '%{http_code}' "$base/never-cached.cfg")
-[[ $code == 5[0-9][0-9] ]] && pass || fail "origin down: never-cached path: expected 5xx, got $code"
+expect_eq "origin down: never-cached path gets Bad Gateway" 502 "$code"
 
 # ---- 5. Resume: the origin dies mid-body and comes back ----------------------------------------
 # 40 MB at 4 MB/s; after ~2 s nginx is killed hard and a new one starts on the same port with the
@@ -342,5 +372,170 @@ expect_eq "late origin: the rest asked with Range + If-Range, answered 206" \
 
 stop_relay_bounded
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+
+# ---- 6-8. Setup: an https origin, one with Basic auth, two for routes -------------------------
+# One nginx, more servers: TLS + HTTP/2 with a throwaway CA (6), auth_basic (7), and two plain
+# origins for [[origin.route]] (8), each with its own access log. Every relay below has its own
+# config and a fresh data dir in $WORK/<name>, so no case is answered from another's cache.
+
+# start_relay_in NAME TOML: a relay with $WORK/NAME/relay.toml and its data in $WORK/NAME/data
+# (lib.sh's write_config puts data_dir under $WORK). Its log is serve.log as before. Sets base.
+start_relay_in() {
+  RELAY_DIR=$WORK/$1
+  mkdir -p "$RELAY_DIR"
+  WORK=$RELAY_DIR write_config "$RELAY_DIR/relay.toml" "$2"
+  start_relay "$RELAY_DIR/relay.toml"
+  base="http://127.0.0.1:$HTTP_PORT"
+}
+# stop_relay_in WHAT: stops it, checks its exit code and keeps its log next to its config.
+stop_relay_in() {
+  stop_relay_bounded
+  expect_eq "$1: SIGTERM exit code" 0 "$STOP_RC"
+  cp serve.log "$RELAY_DIR/serve.log"
+}
+status_of() { curl -s -o /dev/null --max-time 30 -w '%{http_code}' "$base/$1"; }
+
+# A CA and a certificate for 127.0.0.1 signed by it (P-256: quick to make).
+PKI=$WORK/pki
+mkdir -p "$PKI"
+if ! {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=siterelay test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$PKI/ca.key" -out "$PKI/ca.pem" &&
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+    -subj "/CN=127.0.0.1" -keyout "$PKI/origin.key" -out "$PKI/origin.csr" &&
+  printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' > "$PKI/ext.cnf" &&
+  openssl x509 -req -in "$PKI/origin.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
+    -CAcreateserial -days 2 -extfile "$PKI/ext.cnf" -out "$PKI/origin.pem"
+} > "$PKI/openssl.log" 2>&1; then
+  cat "$PKI/openssl.log" >&2
+  fail "could not make the test CA and certificate"
+fi
+
+# Basic auth at the origin: a password with ':' and '@' (both legal in Basic auth), and a wrong
+# one sharing nothing with it, so a grep for either finds only that one.
+AUTH_USER=phoneprov
+AUTH_PW="Pr0v:s3cret@$RANDOM-origin"
+WRONG_PW="Wr0ng@pass:$RANDOM-guess"
+FW_USER=fwuser
+FW_PW="Fw-R0ute:$RANDOM@cdn"
+printf '%s:%s\n' "$AUTH_USER" "$(openssl passwd -apr1 "$AUTH_PW")" > "$NGINX_DIR/htpasswd"
+printf '%s:%s\n' "$FW_USER" "$(openssl passwd -apr1 "$FW_PW")" > "$NGINX_DIR/htpasswd-fw"
+
+# Route origins: A ([origin]) and B (the "*.ld" route, under /ucs/) each hold both paths with
+# different bytes, so a path fetched from the wrong origin also shows in the bytes.
+mkdir -p "$WORK/origin-a/fw" "$WORK/origin-b/ucs/fw"
+head -c 3000000 /dev/urandom > "$ORIGIN/tls.sip.ld"
+printf '<PHONE_CONFIG><ALL device.set="1" auth="origin"/></PHONE_CONFIG>\n' > "$ORIGIN/auth.cfg"
+printf '<PHONE_CONFIG><ALL from="origin A"/></PHONE_CONFIG>\n' > "$WORK/origin-a/route.cfg"
+printf '<PHONE_CONFIG><ALL from="origin B"/></PHONE_CONFIG>\n' > "$WORK/origin-b/ucs/route.cfg"
+head -c 500000 /dev/urandom > "$WORK/origin-a/fw/x.ld"
+head -c 700000 /dev/urandom > "$WORK/origin-b/ucs/fw/x.ld"
+tls_sha=$(sha "$ORIGIN/tls.sip.ld")
+auth_sha=$(sha "$ORIGIN/auth.cfg")
+route_cfg_sha=$(sha "$WORK/origin-a/route.cfg")
+route_ld_sha=$(sha "$WORK/origin-b/ucs/fw/x.ld")
+
+stop_nginx
+for try in $(seq 1 10); do
+  TLS_PORT=$(pick_port) AUTH_PORT=$(pick_port) A_PORT=$(pick_port) B_PORT=$(pick_port)
+  (($(printf '%s\n' "$NGINX_PORT" "$TLS_PORT" "$AUTH_PORT" "$A_PORT" "$B_PORT" |
+     sort -u | wc -l) == 5)) &&
+  launch_nginx "$NGINX_PORT" \
+    "$(nginx_server "$TLS_PORT" "$ORIGIN" tls.log "ssl http2" \
+         "ssl_certificate $PKI/origin.pem;" "ssl_certificate_key $PKI/origin.key;")" \
+    "$(nginx_server "$AUTH_PORT" "$ORIGIN" auth.log "" \
+         'auth_basic "origin";' "auth_basic_user_file $NGINX_DIR/htpasswd;")" \
+    "$(nginx_server "$A_PORT" "$WORK/origin-a" origin-a.log)" \
+    "$(nginx_server "$B_PORT" "$WORK/origin-b" origin-b.log "" \
+         'auth_basic "fw";' "auth_basic_user_file $NGINX_DIR/htpasswd-fw;")" && break
+  ((try == 10)) && { cat "$NGINX_DIR/stdout.log" "$NGINX_DIR/error.log" >&2; exit 1; }
+done
+
+# ---- 6. https origin: HTTP/2, trusted through ca_file ------------------------------------------
+start_relay_in tls "[origin]
+url = \"https://127.0.0.1:$TLS_PORT/\"
+ca_file = \"$PKI/ca.pem\""
+expect_eq "https origin: status" 200 "$(get tls.sip.ld got6)"
+expect_eq "https origin: bytes" "$tls_sha" "$(sha got6)"
+# The request reached nginx over HTTP/2 (ALPN h2), once.
+expect_eq "https origin: asked once, over HTTP/2" \
+  "\"GET /tls.sip.ld HTTP/2.0\" 200 proto=HTTP/2.0 bytes=3000000" \
+  "$(sed -E 's/^("[^"]*" [0-9]+) .*bytes=([0-9]+) proto=([^ ]+).*/\1 proto=\3 bytes=\2/' \
+     "$NGINX_DIR/tls.log")"
+stop_relay_in "https origin"
+
+# Without ca_file the certificate is not trusted: the phone gets a 502, nothing reaches nginx as
+# a request (the handshake fails first), and the relay says why.
+start_relay_in tls-untrusted "[origin]
+url = \"https://127.0.0.1:$TLS_PORT/\""
+code=$(status_of tls.sip.ld)
+expect_eq "https origin without ca_file: Bad Gateway (certificate not trusted)" 502 "$code"
+expect_eq "https origin without ca_file: no request got through" 1 "$(origin_gets tls.sip.ld tls.log)"
+expect_contains "https origin without ca_file: the relay logs the certificate problem" \
+  "certificate" "$(grep -i 'tls.sip.ld' serve.log)"
+stop_relay_in "https origin without ca_file"
+
+# ---- 7. Basic auth at the origin -----------------------------------------------------------------
+# Preemptive Basic: one request, answered 200, with the configured user.
+start_relay_in auth "[origin]
+url = \"http://127.0.0.1:$AUTH_PORT/\"
+user = \"$AUTH_USER\"
+password = \"$AUTH_PW\""
+expect_eq "origin auth: status" 200 "$(get auth.cfg got7)"
+expect_eq "origin auth: bytes" "$auth_sha" "$(sha got7)"
+expect_eq "origin auth: one request, 200, as $AUTH_USER" \
+  "\"GET /auth.cfg HTTP/1.1\" 200 user=\"$AUTH_USER\"" \
+  "$(sed -E 's/^("[^"]*" [0-9]+) .*(user="[^"]*")$/\1 \2/' "$NGINX_DIR/auth.log")"
+stop_relay_in "origin auth"
+
+# A wrong password: the origin says 401, the phone gets a 5xx (not the 401: the phone's own
+# credentials are not the problem), and neither password shows in the relay's log, plain or as
+# the Basic-auth token.
+: > "$NGINX_DIR/auth.log"
+start_relay_in auth-wrong "[origin]
+url = \"http://127.0.0.1:$AUTH_PORT/\"
+user = \"$AUTH_USER\"
+password = \"$WRONG_PW\""
+code=$(status_of auth.cfg)
+expect_eq "origin auth, wrong password: Bad Gateway" 502 "$code"
+expect_contains "origin auth, wrong password: the origin refused $AUTH_USER" \
+  "\"GET /auth.cfg HTTP/1.1\" 401 " "$(origin_log auth.cfg auth.log | grep -F "user=\"$AUTH_USER\"")"
+stop_relay_in "origin auth, wrong password"
+grep -q 'auth.cfg' serve.log && pass ||
+  fail "origin auth, wrong password: the relay logged nothing about auth.cfg (is the grep below blind?)"
+for secret in "$WRONG_PW" "$(printf '%s' "$AUTH_USER:$WRONG_PW" | base64 -w0)" \
+              "$AUTH_PW" "$(printf '%s' "$AUTH_USER:$AUTH_PW" | base64 -w0)"; do
+  leaked=$(grep -F -- "$secret" serve.log)
+  [[ -z $leaked ]] && pass || fail "origin auth: a password is in the relay's log: [$leaked]"
+done
+
+# ---- 8. Routes: "*.ld" from origin B (its own credentials), the rest from origin A ------------
+# The second route also matches fw/x.ld but comes later: the first match wins. A does not ask for
+# auth but logs the user it was sent: [origin]'s, never the route's.
+start_relay_in routes "[origin]
+url = \"http://127.0.0.1:$A_PORT/\"
+user = \"cfguser\"
+password = \"cfg-pass\"
+[[origin.route]]
+match = \"*.ld\"
+url = \"http://127.0.0.1:$B_PORT/ucs/\"
+user = \"$FW_USER\"
+password = \"$FW_PW\"
+[[origin.route]]
+match = \"fw/*\"
+url = \"http://127.0.0.1:$A_PORT/\""
+expect_eq "routes: route.cfg status" 200 "$(get route.cfg got8.cfg)"
+expect_eq "routes: route.cfg from origin A" "$route_cfg_sha" "$(sha got8.cfg)"
+expect_eq "routes: fw/x.ld status" 200 "$(get fw/x.ld got8.ld)"
+expect_eq "routes: fw/x.ld from origin B" "$route_ld_sha" "$(sha got8.ld)"
+expect_eq "routes: origin A asked for route.cfg only, with [origin]'s user" \
+  '"GET /route.cfg HTTP/1.1" 200 user="cfguser"' \
+  "$(sed -E 's/^("[^"]*" [0-9]+) .*(user="[^"]*")$/\1 \2/' "$NGINX_DIR/origin-a.log")"
+expect_eq "routes: origin B asked for ucs/fw/x.ld only, with the route's user" \
+  "\"GET /ucs/fw/x.ld HTTP/1.1\" 200 user=\"$FW_USER\"" \
+  "$(sed -E 's/^("[^"]*" [0-9]+) .*(user="[^"]*")$/\1 \2/' "$NGINX_DIR/origin-b.log")"
+stop_relay_in "routes"
+
 stop_nginx
 finish
