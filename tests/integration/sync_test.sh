@@ -537,5 +537,69 @@ expect_eq "routes: origin B asked for ucs/fw/x.ld only, with the route's user" \
   "$(sed -E 's/^("[^"]*" [0-9]+) .*(user="[^"]*")$/\1 \2/' "$NGINX_DIR/origin-b.log")"
 stop_relay_in "routes"
 
+# ---- 9. Manifest: `siterelay sync` publishes a verified set, or nothing ------------------------
+# bad.json states a wrong digest for m/sip.ld: the pass fails (exit 1) after its retries and
+# publishes nothing, not even the file that was right. good.json: exit 0, both files cached as
+# the manifest's (pinned), then served by a relay whose origin is gone.
+mkdir -p "$ORIGIN/m"
+printf '<APPLICATION APP_FILE_PATH="m/sip.ld"/>\n' > "$ORIGIN/m/000000000000.cfg"
+head -c 2000000 /dev/urandom > "$ORIGIN/m/sip.ld"
+m_cfg_sha=$(sha "$ORIGIN/m/000000000000.cfg")
+m_ld_sha=$(sha "$ORIGIN/m/sip.ld")
+manifest() {  # manifest SHA_OF_SIP_LD
+  printf '{"files": [{"path": "m/000000000000.cfg", "size": %d, "sha256": "%s"},
+                     {"path": "m/sip.ld", "size": %d, "sha256": "%s"}]}\n' \
+    "$(stat -c %s "$ORIGIN/m/000000000000.cfg")" "$m_cfg_sha" \
+    "$(stat -c %s "$ORIGIN/m/sip.ld")" "$1"
+}
+manifest "$(printf '%064d' 0)" > "$ORIGIN/bad.json"
+manifest "$m_ld_sha" > "$ORIGIN/good.json"
+MANIFEST_DIR=$WORK/manifest
+mkdir -p "$MANIFEST_DIR"
+for which in bad good; do
+  WORK=$MANIFEST_DIR write_config "$MANIFEST_DIR/$which.toml" "[origin]
+url = \"http://127.0.0.1:$NGINX_PORT/\"
+manifest = \"$which.json\"
+sync_interval = 0"
+done
+rc=0
+timeout 60 "$SITERELAY" sync --config "$MANIFEST_DIR/bad.toml" > sync-bad.out 2> sync-bad.err || rc=$?
+expect_eq "manifest with a wrong digest: sync exit code" 1 "$rc"
+expect_contains "manifest with a wrong digest: sync names the file" "m/sip.ld" "$(cat sync-bad.err)"
+listing=$("$SITERELAY" cache ls --config "$MANIFEST_DIR/bad.toml" 2>&1)
+expect_eq "manifest with a wrong digest: nothing of the set published" "" \
+  "$(grep '^m/' <<< "$listing")"
+rc=0
+timeout 60 "$SITERELAY" sync --config "$MANIFEST_DIR/good.toml" > sync-good.out 2> sync-good.err ||
+  rc=$?
+expect_eq "good manifest: sync exit code" 0 "$rc"
+listing=$("$SITERELAY" cache ls --config "$MANIFEST_DIR/good.toml" 2>&1)
+expect_eq "good manifest: both files cached and pinned" \
+  "m/000000000000.cfg $m_cfg_sha pinned
+m/sip.ld $m_ld_sha pinned" "$(grep '^m/' <<< "$listing" | awk '{print $1, $3, $4}')"
+ld_gets=$(origin_gets m/sip.ld)
+start_relay "$MANIFEST_DIR/good.toml"
+base="http://127.0.0.1:$HTTP_PORT"
+expect_eq "good manifest: the relay serves the image" 200 "$(get m/sip.ld got9.ld)"
+expect_eq "good manifest: the image's bytes" "$m_ld_sha" "$(sha got9.ld)"
+expect_eq "good manifest: served without asking the origin" "$ld_gets" "$(origin_gets m/sip.ld)"
+RELAY_DIR=$MANIFEST_DIR stop_relay_in "manifest"
+
+# ---- 10. max_rate: 10 MB through a 2 MB/s cap ------------------------------------------------------
+# The bucket starts with a fifth of a second saved (400 kB): (10 MB - 0.4 MB) / 2 MB/s = 4.8 s.
+# CONTRACT: accurate within 10%.
+head -c 10000000 /dev/urandom > "$ORIGIN/rate.sip.ld"
+start_relay_in rate "[origin]
+url = \"http://127.0.0.1:$NGINX_PORT/\"
+max_rate = 2000000"
+took=$(curl -s -o got10.ld --max-time 30 -w '%{time_total}' "$base/rate.sip.ld")
+expect_eq "max_rate: bytes" "$(sha "$ORIGIN/rate.sip.ld")" "$(sha got10.ld)"
+if awk -v t="$took" 'BEGIN { exit !(t >= 4.8 * 0.9 && t <= 4.8 * 1.1) }'; then
+  pass
+else
+  fail "max_rate: 10 MB at 2 MB/s took ${took} s, expected 4.8 s +- 10%"
+fi
+stop_relay_in "max_rate"
+
 stop_nginx
 finish
