@@ -22,6 +22,10 @@ namespace {
 constexpr long kConnectTimeoutSeconds = 10;
 constexpr long kStallSeconds = 30;
 constexpr uint64_t kResumeBackoffMs = 500;  // doubled per attempt
+// Readers hear of new bytes at most this often (the first bytes at once). libcurl hands the body
+// over in 16 KiB pieces; waking a hundred readers for each, inside libcurl's callback, cost more
+// sendfile(2) calls than bytes and starved the rest of the loop (docs/BENCHMARKS.md, boot storm).
+constexpr uint64_t kReaderTickMs = 10;
 
 bool IsFileUrl(std::string_view url) { return url.starts_with("file:"); }
 
@@ -72,6 +76,7 @@ struct Fetcher::Transfer {
   int64_t modified = 0;
   int resumes = 0;
   std::unique_ptr<Timer> retry;
+  std::unique_ptr<Timer> tick;  // tells readers of bytes written since the last tick
   char error[CURL_ERROR_SIZE] = {};  // libcurl's detail on a failure
 
   void ResetResponse() {
@@ -176,6 +181,7 @@ Fetcher::Transfer* Fetcher::NewTransfer(const std::string& key, const std::strin
   t->upstream = origins_.Route(path);
   t->url = origins_.UrlFor(t->upstream, path);
   t->retry = std::make_unique<Timer>(loop_);
+  t->tick = std::make_unique<Timer>(loop_);
   transfers_.emplace(key, std::move(owned));
   // Started from the next loop iteration: Fetch() may be called from inside a libcurl callback
   // (a reader finishing one body asks for the next file), where libcurl forbids adding handles.
@@ -347,7 +353,11 @@ size_t Fetcher::OnWrite(char* data, size_t size, size_t n, void* userp) noexcept
   }
   self->stats_.bytes_from_origin += len;
   self->stats_.bytes_by_class[static_cast<size_t>(ContentClassOf(t->path))] += len;
-  t->growing->Grow(t->writer->size());
+  if (t->growing->written() == 0) {
+    t->growing->Grow(t->writer->size());  // the first bytes go out at once
+  } else if (!t->tick->active()) {
+    t->tick->Start(kReaderTickMs, [t] { t->growing->Grow(t->writer->size()); });
+  }
   return len;
 }
 
@@ -376,6 +386,7 @@ bool Fetcher::BeginBody(Transfer* t) {
       t->write_error = s;
       return false;
     }
+    t->tick->Stop();
     t->growing->Fail(Status::Unavailable(t->path + " changed at the origin during the transfer"));
     t->growing.reset();
   } else {
@@ -509,6 +520,8 @@ void Fetcher::Finish(Transfer* t) {
   }
   // Complete and correct as the origin sent it: readers may have the last byte now, while the
   // blob is made durable and published.
+  t->tick->Stop();
+  t->growing->Grow(got);
   t->growing->Complete();
   t->FreeHandle();
   cache::Entry e;
