@@ -467,7 +467,7 @@ children_cpu_seconds() {
 # answers it within the time the busy cores take to schedule it. Lines: "status bytes seconds".
 start_probe() {
   local url="http://127.0.0.1:$relay_port/$cfg_path" i
-  rm -f "$work/probe.txt"
+  : >"$work/probe.txt"  # read below before curl may have opened it
   # Cached (and so not asked of the origin again: fresh_for) before the storm starts.
   curl -sS -o /dev/null --max-time 30 "$url" || relay_failed "the relay did not serve $cfg_path"
   # Enough requests to outlast the longest storm the clients' --max-time allows.
@@ -476,12 +476,24 @@ start_probe() {
   done >"$work/probe.curl"
   # The lines go to stderr, which curl does not buffer: it is stopped with a signal.
   curl -s --rate 10/s --max-time "$client_max_time" -K "$work/probe.curl" \
-    -w '%{stderr}%{http_code} %{size_download} %{time_total}\n' >/dev/null 2>"$work/probe.txt" &
+    -w '%{stderr}%{http_code} %{size_download} %{time_total}\n' >/dev/null 2>>"$work/probe.txt" &
   probe_pid=$!
-  # Connected and answered once before the storm starts.
+  # Connected and answered once before the storm starts: one whole line (see probe_lines).
   local tenths=$((kStartSeconds * 10))
-  while ! [[ -s $work/probe.txt ]] && ((tenths-- > 0)); do sleep 0.1; done
-  [[ -s $work/probe.txt ]] || relay_failed "the probe for $cfg_path got no answer"
+  while (($(wc -l <"$work/probe.txt") == 0 && tenths-- > 0)); do sleep 0.1; done
+  (($(wc -l <"$work/probe.txt") > 0)) || relay_failed "the probe for $cfg_path got no answer"
+}
+
+# The probe's records once it is stopped: its lines that end in a newline. curl writes a line
+# in pieces to its unbuffered stderr, so the signal that stops it can cut the last one short
+# (a bare "2", or "200 2048 0.00"): that is the stop's doing, not an answer, and is left out.
+# A whole line that is not "200 <size>" still fails the run.
+probe_lines() {
+  if [[ -n $(tail -c 1 "$work/probe.txt") ]]; then
+    sed '$d' "$work/probe.txt"
+  else
+    cat "$work/probe.txt"
+  fi
 }
 
 # Runs case $1 (a, b or c) with $2 clients against the running relay. Appends to the arrays:
@@ -544,11 +556,12 @@ run_case() {
     stop_probe
     local -n probe=probe_$case
     local probe_bad
-    probe_bad=$(awk -v size="$kCfgBytes" '$1 != 200 || $2 != size' "$work/probe.txt")
+    probe_lines >"$work/probe-lines.txt"
+    probe_bad=$(awk -v size="$kCfgBytes" '$1 != 200 || $2 != size' "$work/probe-lines.txt")
     [[ -z $probe_bad ]] ||
       relay_failed "case ($case): the probe for $cfg_path got $(head -n 1 <<<"$probe_bad")" \
         "(status bytes seconds)"
-    probe+=("$(awk '{print $3}' "$work/probe.txt" | sort -g | awk '{v[NR] = $1}
+    probe+=("$(awk '{print $3}' "$work/probe-lines.txt" | sort -g | awk '{v[NR] = $1}
       END {printf "%d %.6f %.6f\n", NR, v[int((NR + 1) / 2)], v[NR]}')")
   fi
   children_cpu_seconds >"$work/cpu1"
