@@ -290,7 +290,8 @@ echo "importing into the relay's cache ..." >&2
 
 # Sets relay_pid, relay_port and admin_port.
 start_relay() {
-  "$relay" serve --config "$config" 2>"$relay_log" &
+  : >"$relay_log"  # before the reads below: the child opens it only once it runs
+  "$relay" serve --config "$config" 2>>"$relay_log" &
   relay_pid=$!
   local tenths=$((kStartSeconds * 10))
   relay_port=
