@@ -26,6 +26,7 @@
 #include "relay/base/clock.h"
 #include "relay/base/config.h"
 #include "relay/base/fs.h"
+#include "relay/base/mime.h"
 #include "relay/base/status.h"
 #include "sync/fetcher.h"
 
@@ -113,6 +114,12 @@ class FileService {
   // What is stored for a path now, without asking the origin: NotFound when nothing is.
   Result<OpenFile> OpenCached(std::string_view path);
   uint64_t stale_serves() const { return stale_serves_; }
+  // Body bytes handed to phones, by ContentClassOf(path): the console's "served" next to sync's
+  // "from the origin" (WAN saved). Front-ends report each body they send in full.
+  void CountServed(std::string_view path, uint64_t bytes) {
+    served_bytes_[static_cast<size_t>(ContentClassOf(path))] += bytes;
+  }
+  uint64_t served_bytes(ContentClass c) const { return served_bytes_[static_cast<size_t>(c)]; }
   // Stops asking the origin (shutdown): what is cached is all there is from now on.
   void SetFetcher(sync::Fetcher* fetcher) { fetcher_ = fetcher; }
 
@@ -132,6 +139,7 @@ class FileService {
   Clock* clock_;
   sync::Fetcher* fetcher_;
   uint64_t stale_serves_ = 0;
+  uint64_t served_bytes_[kContentClasses] = {};
   std::vector<Account> accounts_;
   Account anonymous_;
   std::vector<Cidr> allow_http_, allow_https_, allow_tftp_, allow_ftp_;

@@ -255,3 +255,20 @@ TEST_F(PullThroughTest, LocalContentIsNeverAskedOfTheOrigin) {
 
 }  // namespace
 }  // namespace siterelay::files
+
+namespace siterelay::files {
+namespace {
+
+TEST_F(FileServiceTest, CountsServedBytesPerContentClass) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  fs.CountServed("fw/3111-44500-001.sip.ld", 1000);
+  fs.CountServed("000000000000.cfg", 10);
+  fs.CountServed("0004f282e824-directory.xml", 5);
+  fs.CountServed("sip.ver", 1);
+  EXPECT_EQ(fs.served_bytes(ContentClass::kFirmware), 1000u);
+  EXPECT_EQ(fs.served_bytes(ContentClass::kConfig), 15u);
+  EXPECT_EQ(fs.served_bytes(ContentClass::kOther), 1u);
+}
+
+}  // namespace
+}  // namespace siterelay::files
