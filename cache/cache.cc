@@ -222,23 +222,47 @@ Status Cache::Publish(std::vector<Entry> entries) {
 
 void Cache::PublishAsync(uv_loop_t* loop, std::vector<Entry> entries,
                          std::function<void(Status)> done) {
+  PublishWrite(loop, std::move(entries), std::nullopt,
+               [done = std::move(done)](Result<int64_t> r) { done(r.status()); });
+}
+
+void Cache::PublishSetAsync(uv_loop_t* loop, std::vector<Entry> entries,
+                            GenerationRecord generation,
+                            std::function<void(Result<int64_t>)> done) {
+  PublishWrite(loop, std::move(entries), std::move(generation), std::move(done));
+}
+
+void Cache::PublishWrite(uv_loop_t* loop, std::vector<Entry> entries,
+                         std::optional<GenerationRecord> generation,
+                         std::function<void(Result<int64_t>)> done) {
   if (options_.read_only) {
     done(Status::PermissionDenied("cache opened read-only"));
     return;
   }
   int64_t now = options_.clock->NowSeconds();
   // Shared by the two closures of one write only.
-  auto batch = std::make_shared<std::pair<std::vector<Entry>, std::vector<ObjectInfo>>>();
-  batch->first = std::move(entries);
+  struct Batch {
+    std::vector<Entry> entries;
+    std::vector<ObjectInfo> objects;
+    std::optional<GenerationRecord> generation;
+  };
+  auto batch = std::make_shared<Batch>();
+  batch->entries = std::move(entries);
+  batch->generation = std::move(generation);
   writes_.push_back(PendingWrite{
       loop,
       [this, batch, now]() -> Status {
-        SR_ASSIGN_OR_RETURN(batch->second, PrepareObjects(batch->first, now));
-        return catalog_->Publish(batch->second, batch->first);
+        SR_ASSIGN_OR_RETURN(batch->objects, PrepareObjects(batch->entries, now));
+        return catalog_->Publish(batch->objects, batch->entries,
+                                 batch->generation ? &*batch->generation : nullptr);
       },
       [this, batch, now, done = std::move(done)](Status s) {
-        if (s.ok()) ApplyPublished(batch->second, std::move(batch->first), now);
-        done(s);
+        if (!s.ok()) {
+          done(s);
+          return;
+        }
+        ApplyPublished(batch->objects, std::move(batch->entries), now);
+        done(batch->generation ? batch->generation->id : 0);
       }});
   StartNextWrite();
 }

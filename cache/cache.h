@@ -21,6 +21,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -87,6 +88,10 @@ class Cache {
   // in flight, the synchronous write methods must not be called.
   void PublishAsync(uv_loop_t* loop, std::vector<Entry> entries,
                     std::function<void(Status)> done);
+  // The same for a manifest's set: `generation` is recorded in the same transaction, and `done`
+  // gets the id it was given.
+  void PublishSetAsync(uv_loop_t* loop, std::vector<Entry> entries, GenerationRecord generation,
+                       std::function<void(Result<int64_t>)> done);
   Status Remove(std::string_view path);
 
   // Runs `work` against the catalog on the thread pool, queued behind every other asynchronous
@@ -95,6 +100,9 @@ class Cache {
                   std::function<void(Status)> done);
   // Reads the devices table (start-up, on the owning thread).
   Status LoadDevices(std::vector<DeviceRecord>* devices) { return catalog_->LoadDevices(devices); }
+  Status LoadGenerations(size_t limit, std::vector<GenerationRecord>* out) {
+    return catalog_->LoadGenerations(limit, out);
+  }
 
   // Records a read of an object for LRU order; kept in memory until FlushAccess().
   void Touch(const Digest& d);
@@ -131,6 +139,9 @@ class Cache {
   void ApplyPublished(const std::vector<ObjectInfo>& objects, std::vector<Entry> entries,
                       int64_t now);
   void StartNextWrite();
+  void PublishWrite(uv_loop_t* loop, std::vector<Entry> entries,
+                    std::optional<GenerationRecord> generation,
+                    std::function<void(Result<int64_t>)> done);
 
   struct PendingWrite {
     uv_loop_t* loop;

@@ -6,7 +6,7 @@ namespace siterelay::cache {
 namespace {
 
 // Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 3> kMigrations = {
     R"sql(
 CREATE TABLE objects (
   sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -39,6 +39,15 @@ CREATE TABLE devices (
   first_seen INTEGER NOT NULL,
   last_seen  INTEGER NOT NULL
 ) WITHOUT ROWID;
+)sql",
+    R"sql(
+CREATE TABLE generations (
+  id           INTEGER PRIMARY KEY AUTOINCREMENT,
+  published_at INTEGER NOT NULL,
+  manifest     TEXT NOT NULL,
+  files        INTEGER NOT NULL,
+  bytes        INTEGER NOT NULL
+);
 )sql",
 };
 
@@ -218,7 +227,8 @@ Status Catalog::LoadAll(std::vector<ObjectInfo>* objects, std::vector<Entry>* en
   return Status::Ok();
 }
 
-Status Catalog::Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries) {
+Status Catalog::Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries,
+                        GenerationRecord* generation) {
   return Transaction([&]() -> Status {
     Stmt obj;
     SR_RETURN_IF_ERROR(Prepare(db_,
@@ -253,6 +263,19 @@ Status Catalog::Publish(std::span<const ObjectInfo> objects, std::span<const Ent
       sqlite3_bind_int(ent.s, 10, e.pinned ? 1 : 0);
       sqlite3_bind_int(ent.s, 11, e.forwarded ? 1 : 0);
       SR_RETURN_IF_ERROR(StepDone(db_, ent.s, "insert entry").Annotate(e.path));
+    }
+    if (generation != nullptr) {
+      Stmt gen;
+      SR_RETURN_IF_ERROR(Prepare(db_,
+                                 "INSERT INTO generations(published_at, manifest, files, bytes) "
+                                 "VALUES(?1, ?2, ?3, ?4)",
+                                 &gen));
+      sqlite3_bind_int64(gen.s, 1, generation->published_at);
+      BindText(gen.s, 2, generation->manifest);
+      sqlite3_bind_int64(gen.s, 3, static_cast<sqlite3_int64>(generation->files));
+      sqlite3_bind_int64(gen.s, 4, static_cast<sqlite3_int64>(generation->bytes));
+      SR_RETURN_IF_ERROR(StepDone(db_, gen.s, "insert generation"));
+      generation->id = sqlite3_last_insert_rowid(db_);
     }
     return Status::Ok();
   });
@@ -346,6 +369,28 @@ Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
     devices->push_back(std::move(d));
   }
   if (rc != SQLITE_DONE) return SqliteError("load devices", db_, rc);
+  return Status::Ok();
+}
+
+Status Catalog::LoadGenerations(size_t limit, std::vector<GenerationRecord>* out) {
+  out->clear();
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(db_,
+                             "SELECT id, published_at, manifest, files, bytes FROM generations "
+                             "ORDER BY id DESC LIMIT ?1",
+                             &s));
+  sqlite3_bind_int64(s.s, 1, static_cast<sqlite3_int64>(limit));
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    GenerationRecord g;
+    g.id = sqlite3_column_int64(s.s, 0);
+    g.published_at = sqlite3_column_int64(s.s, 1);
+    g.manifest = ColumnText(s.s, 2);
+    g.files = static_cast<uint64_t>(sqlite3_column_int64(s.s, 3));
+    g.bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 4));
+    out->push_back(std::move(g));
+  }
+  if (rc != SQLITE_DONE) return SqliteError("load generations", db_, rc);
   return Status::Ok();
 }
 

@@ -39,9 +39,19 @@ struct DeviceRecord {
   int64_t last_seen = 0;
 };
 
+// A manifest's set published as a whole (DESIGN.md "On disk": manifest generations): the
+// console's sync history. `id` counts up from 1 over the life of the data_dir.
+struct GenerationRecord {
+  int64_t id = 0;
+  int64_t published_at = 0;
+  std::string manifest;  // its URL
+  uint64_t files = 0;
+  uint64_t bytes = 0;
+};
+
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Creates the file when missing. With `read_only`, a missing file is NotFound.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);
@@ -53,8 +63,10 @@ class Catalog {
 
   Status LoadAll(std::vector<ObjectInfo>* objects, std::vector<Entry>* entries);
 
-  // Upserts `objects`, then `entries`, in one transaction.
-  Status Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries);
+  // Upserts `objects`, then `entries`, in one transaction; with `generation`, records it in the
+  // same transaction (its id is assigned and stored back).
+  Status Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries,
+                 GenerationRecord* generation = nullptr);
   Status RemoveEntries(std::span<const std::string> paths);
   // Removes the objects and every entry that points at them, in one transaction.
   Status RemoveObjects(std::span<const Digest> digests);
@@ -64,6 +76,8 @@ class Catalog {
   // or firmware does not erase a known one).
   Status UpsertDevices(std::span<const DeviceRecord> devices);
   Status LoadDevices(std::vector<DeviceRecord>* devices);
+  // The newest `limit` generations, newest first.
+  Status LoadGenerations(size_t limit, std::vector<GenerationRecord>* out);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

@@ -25,7 +25,12 @@ Prefetcher::Prefetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache
       cache_(cache),
       fetcher_(fetcher),
       clock_(clock),
-      backoff_(std::make_unique<Timer>(loop)) {}
+      backoff_(std::make_unique<Timer>(loop)) {
+  std::vector<cache::GenerationRecord> last;
+  Status s = cache_->LoadGenerations(1, &last);
+  if (!s.ok()) SR_LOG(kWarning) << "sync: " << s.ToString();
+  if (!last.empty()) progress_.generation = static_cast<uint64_t>(last[0].id);
+}
 
 Prefetcher::~Prefetcher() { *alive_ = false; }
 
@@ -217,15 +222,21 @@ void Prefetcher::PublishManifest() {
     return;
   }
   size_t n = entries.size();
+  cache::GenerationRecord generation;
+  generation.published_at = now;
+  generation.manifest = ManifestUrl(config_);
+  generation.files = manifest_.files.size();
+  generation.bytes = manifest_.total_bytes;
   std::weak_ptr<bool> alive = alive_;
-  cache_->PublishAsync(loop_, std::move(entries), [this, alive, n](Status s) {
+  cache_->PublishSetAsync(loop_, std::move(entries), std::move(generation),
+                          [this, alive, n](Result<int64_t> id) {
     if (alive.expired() || !*alive.lock()) return;
-    if (s.ok()) {
-      ++progress_.generation;
-      Event("published the manifest's set: " + std::to_string(n) +
+    if (id.ok()) {
+      progress_.generation = static_cast<uint64_t>(*id);
+      Event("published generation " + std::to_string(*id) + ": " + std::to_string(n) +
             (n == 1 ? " entry" : " entries") + " in one transaction");
     } else {
-      failures_.push_back("publishing the manifest's set: " + s.message());
+      failures_.push_back("publishing the manifest's set: " + id.status().message());
     }
     PrefetchPaths();
   });

@@ -44,7 +44,7 @@ struct SyncProgress {
   size_t files_failed = 0;
   uint64_t bytes_total = 0;  // of the files still to download at the start of the pass
   uint64_t bytes_done = 0;
-  uint64_t generation = 0;   // manifest sets published since start
+  uint64_t generation = 0;   // id of the newest manifest set published (catalog generations)
   Status result;             // of the last finished pass
 };
 

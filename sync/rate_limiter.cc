@@ -65,8 +65,8 @@ void RateLimiter::Schedule() {
   if (rate_ != 0) {
     Refill();
     if (tokens_ <= 0) {
-      delay = static_cast<uint64_t>(std::ceil(-tokens_ * 1000.0 / static_cast<double>(rate_)));
-      delay = std::max<uint64_t>(delay, 1);
+      // One millisecond past the debt, so the bucket is above zero when the timer fires.
+      delay = static_cast<uint64_t>(std::ceil(-tokens_ * 1000.0 / static_cast<double>(rate_))) + 1;
     }
   }
   // From the timer, never from inside a libcurl callback: resuming calls curl_easy_pause().

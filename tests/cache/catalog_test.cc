@@ -111,14 +111,14 @@ TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
   {  // What a relay of schema version 1 left behind.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir / "catalog.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; PRAGMA user_version=1", nullptr, nullptr,
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; DROP TABLE generations; PRAGMA user_version=1", nullptr, nullptr,
                            nullptr),
               SQLITE_OK);
     sqlite3_close(db);
   }
   auto c = Catalog::Open(dir / "catalog.db");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
-  EXPECT_EQ((*c)->schema_version(), 2);
+  EXPECT_EQ((*c)->schema_version(), Catalog::kSchemaVersion);
   DeviceRecord dev{"0004f282e824", "VVX_500", "5.9.7", "10.1.2.3", "http", 10, 20};
   ASSERT_TRUE((*c)->UpsertDevices({&dev, 1}).ok());
   DeviceRecord later{"0004f282e824", "", "", "10.1.2.9", "tftp", 30, 40};
@@ -163,6 +163,33 @@ TEST(CatalogTest, NotADatabaseIsCorruption) {
   auto c = Catalog::Open(dir / "catalog.db");
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(c.status().Is(StatusCode::kCorruption)) << c.status().ToString();
+}
+
+}  // namespace
+}  // namespace siterelay::cache
+
+namespace siterelay::cache {
+namespace {
+
+TEST(CatalogGenerationsTest, RecordedWithTheirSetAndListedNewestFirst) {
+  siterelay::testing::TempDir dir;
+  auto c = Catalog::Open(dir / "catalog.db");
+  ASSERT_TRUE(c.ok());
+  GenerationRecord g1{0, 100, "https://prov.example.com/manifest.json", 2, 3000};
+  ASSERT_TRUE((*c)->Publish({}, {}, &g1).ok());
+  GenerationRecord g2{0, 200, "https://prov.example.com/manifest.json", 3, 4000};
+  ASSERT_TRUE((*c)->Publish({}, {}, &g2).ok());
+  EXPECT_EQ(g1.id, 1);
+  EXPECT_EQ(g2.id, 2);
+  std::vector<GenerationRecord> got;
+  ASSERT_TRUE((*c)->LoadGenerations(10, &got).ok());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].id, 2);
+  EXPECT_EQ(got[0].published_at, 200);
+  EXPECT_EQ(got[0].files, 3u);
+  EXPECT_EQ(got[1].bytes, 3000u);
+  ASSERT_TRUE((*c)->LoadGenerations(1, &got).ok());
+  EXPECT_EQ(got.size(), 1u);
 }
 
 }  // namespace

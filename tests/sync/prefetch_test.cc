@@ -171,6 +171,14 @@ TEST_F(PrefetcherTest, ANewSetReplacesTheOldAndDroppedFilesBecomeStalePullThroug
   EXPECT_FALSE(old->pinned);
   EXPECT_LE(old->fresh_until, clock_.NowSeconds());  // asked of the origin before it is served
   EXPECT_EQ(pass_->progress().generation, 2u);
+  std::vector<cache::GenerationRecord> history;
+  ASSERT_TRUE(cache_->LoadGenerations(10, &history).ok());
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[0].files, 2u);  // v2 lists 000000000000.cfg and new.ld
+  EXPECT_EQ(history[0].manifest, origin_->url() + "manifest.json");
+  // A relay started later carries on counting from the catalog.
+  Prefetcher again(loop_.get(), config_, cache_.get(), fetcher_.get(), &clock_);
+  EXPECT_EQ(again.progress().generation, 2u);
 }
 
 TEST_F(PrefetcherTest, FilesAlreadyHereAreNotDownloadedAgain) {
