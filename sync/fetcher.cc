@@ -450,6 +450,10 @@ void Fetcher::Done(Transfer* t, CURLcode code) {
         return;
       }
     }
+    if (!t->storing) {  // a 206 nobody asked for: not the file
+      End(t, Status::Unavailable(t->url + ": origin answered 206 to a request without Range"));
+      return;
+    }
     Finish(t);
     return;
   }

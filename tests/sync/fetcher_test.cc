@@ -491,5 +491,18 @@ TEST_F(FetcherTest, ResumeCarriesOnThroughAnOriginThatIsBrieflyAway) {
   EXPECT_EQ(*reqs[2].Header("range"), "bytes=50000-");
 }
 
+TEST_F(FetcherTest, PartialContentNobodyAskedForIsNotTheFile) {
+  FakeOrigin origin([](const OriginRequest&) {
+    OriginReply r;
+    r.status = 206;
+    r.headers = {{"Content-Range", "bytes 0-3/100"}};
+    r.body = "part";
+    return r;
+  });
+  StartFetcher(origin.url());
+  EXPECT_TRUE(FetchWhole("a.ld").status.Is(StatusCode::kUnavailable));
+  EXPECT_EQ(cache_->Lookup("a.ld"), nullptr);
+}
+
 }  // namespace
 }  // namespace siterelay::sync
