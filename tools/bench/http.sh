@@ -56,20 +56,12 @@ readonly kTargetBigRatio=0.9    # relay MB/s / nginx MB/s on the big file, at le
 readonly kTargetBigRatioTls=0.8 # the same over HTTPS (--tls)
 readonly kTargetSmallRatio=0.6  # relay req/s / nginx req/s on the small file, at least
 readonly kTargetRssMiB=64       # peak resident set of the relay during the run, below
-readonly kSeed=20240601         # contents of the generated files (as tools/bench/import.sh)
 readonly kMiB=$((1 << 20))
 readonly kSmallBytes=2048
 readonly kBigConnections=20
 readonly kSmallConnections=50
 readonly kWrkThreads=2
 readonly kWarmupSeconds=1   # an unmeasured wrk run per server and file before the rounds
-readonly kStartSeconds=10   # for a server to start listening
-readonly kStopSeconds=15    # for a server to stop (the relay drains for up to 10 s)
-
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo_root=$(cd "$script_dir/../.." && pwd)
-command_line=$(printf '%q ' "$0" "$@")
-command_line=${command_line% }
 
 usage() {
   cat <<EOF
@@ -92,35 +84,24 @@ EOF
 
 bench_name=http.sh
 # shellcheck source=tools/bench/lib.sh
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 tls=0
 duration=
-while (($#)); do
-  bench_common_option "$@"
-  if ((BENCH_SHIFT)); then
-    shift "$BENCH_SHIFT"
-    continue
-  fi
+bench_own_option() {
+  BENCH_SHIFT=1
   case $1 in
     --tls) tls=1 ;;
     --duration)
       (($# >= 2)) || die "--duration needs a number of seconds"
       duration=$2
-      shift
+      BENCH_SHIFT=2
       ;;
     --duration=*) duration=${1#--duration=} ;;
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *)
-      usage >&2
-      exit 2
-      ;;
+    *) BENCH_SHIFT=0 ;;
   esac
-  shift
-done
+}
+bench_parse_options "$@"
 
 if ((quick)); then
   big_bytes=$((20 * kMiB))
@@ -136,104 +117,29 @@ else
   scheme=http
   target_big_ratio=$kTargetBigRatio
 fi
-[[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration needs a positive integer, not '$duration'"
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive integer, not '$runs'"
+bench_positive --duration "$duration"
+bench_positive --runs "$runs"
 ((duration <= 600)) || die "--duration is at most 600 s"
 
 # ---- prerequisites ----------------------------------------------------------------------------
 
-missing_tool() {
-  die "$1 is missing; tools/install-deps installs it (Debian package '$2')"
-}
-# Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
-nginx=$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx) || missing_tool nginx nginx
-command -v wrk >/dev/null || missing_tool wrk wrk
-command -v curl >/dev/null || missing_tool curl curl
-command -v openssl >/dev/null || missing_tool openssl openssl
-command -v ss >/dev/null || missing_tool ss iproute2
-command -v pgrep >/dev/null || missing_tool pgrep procps
-command -v timeout >/dev/null || missing_tool timeout coreutils
-[[ -x $binary ]] || die "no siterelay binary at $binary; build it with:" \
-  "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build"
-binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+bench_find_nginx
+bench_need_tools wrk:wrk curl:curl openssl:openssl ss:iproute2 pgrep:procps timeout:coreutils
+bench_resolve_binary
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/siterelay-bench-http.XXXXXX")
-work=$(cd "$work" && pwd)  # absolute: [tls] cert and key must be
-# data_dir goes into a TOML literal string and paths into nginx.conf: no quotes, blanks or ';'.
-[[ $work != *[\'\"\;[:space:]]* ]] || die "the work directory $work has a quote, blank or ';'"
-
-relay_pid=
-nginx_pid=
-keep_work=0
-
-# Waits up to $2 seconds for process $1 to exit; returns 1 if it is still there.
-wait_gone() {
-  local pid=$1 tenths=$(($2 * 10))
-  while ((tenths-- > 0)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  ! kill -0 "$pid" 2>/dev/null
-}
-
-stop_relay() {
-  [[ -n $relay_pid ]] || return 0
-  kill -TERM "$relay_pid" 2>/dev/null || true
-  wait_gone "$relay_pid" "$kStopSeconds" || kill -KILL "$relay_pid" 2>/dev/null || true
-  wait "$relay_pid" 2>/dev/null || true
-  relay_pid=
-}
-
-stop_nginx() {
-  [[ -n $nginx_pid ]] || return 0
-  local workers
-  workers=$(pgrep -P "$nginx_pid" || true)
-  kill -QUIT "$nginx_pid" 2>/dev/null || true  # what `nginx -s quit` sends
-  if ! wait_gone "$nginx_pid" "$kStopSeconds"; then
-    # shellcheck disable=SC2086  # one pid a word
-    kill -KILL "$nginx_pid" $workers 2>/dev/null || true
-  fi
-  wait "$nginx_pid" 2>/dev/null || true
-  nginx_pid=
-}
-
-# shellcheck disable=SC2317  # run by the trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  stop_relay
-  stop_nginx
-  if ((keep_work)); then
-    echo "http.sh: kept $work (relay.log, nginx/error.log) for a look" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Every run uses a private copy, so a rebuild of build/ during the benchmark cannot swap it.
-relay="$work/siterelay"
-cp "$binary" "$relay"
+bench_work_dir "relay.log, nginx/error.log"
 
 # ---- the files --------------------------------------------------------------------------------
 
-# Contents are AES-128-CTR keystream under a fixed key (as in tools/bench/import.sh): the same
-# bytes on every machine, and incompressible, so neither server can be flattered by them.
-key=$(printf '%032x' "$kSeed")
+# Contents are keystream (bench_keystream, as in tools/bench/import.sh): the same bytes on every
+# machine, and incompressible, so neither server can be flattered by them.
 tree="$work/tree"
 big_path=firmware/3111-48300-001.sip.ld
 small_path=site/0004f2a1b2c3.cfg
 mkdir -p "$tree/firmware" "$tree/site"
-keystream() {  # size, iv index
-  head -c "$1" /dev/zero |
-    openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' "$2" 0)"
-}
 echo "generating a $((big_bytes / kMiB)) MiB image and a $kSmallBytes-byte cfg ..." >&2
-keystream "$big_bytes" 0 >"$tree/$big_path"
-keystream "$kSmallBytes" 1 >"$tree/$small_path"
+bench_keystream "$big_bytes" 0 >"$tree/$big_path"
+bench_keystream "$kSmallBytes" 1 >"$tree/$small_path"
 big_sha=$(sha256sum "$tree/$big_path" | cut -d' ' -f1)
 small_sha=$(sha256sum "$tree/$small_path" | cut -d' ' -f1)
 
@@ -255,147 +161,46 @@ fi
 # ---- siterelay --------------------------------------------------------------------------------
 
 config="$work/relay.toml"
-relay_log="$work/relay.log"
-if ((tls)); then
-  relay_listeners="[http]
-listen = []
-[https]
-listen = [\"127.0.0.1:0\"]
-[tls]
-cert = '$cert'
-key = '$cert_key'"
-else
-  relay_listeners="[http]
-listen = [\"127.0.0.1:0\"]
-[https]
-listen = []"
-fi
 cat >"$config" <<EOF
 # Written by tools/bench/http.sh: phones over ${scheme^^} and the admin port on loopback, any free
 # port.
 data_dir = '$work/data'
-$relay_listeners
-[tftp]
-listen = []
-[ftp]
-listen = []
-implicit_tls_listen = []
-[admin]
-listen = ["127.0.0.1:0"]
+$(bench_relay_listeners "$scheme")
 EOF
+if ((tls)); then
+  cat >>"$config" <<EOF
+[tls]
+cert = '$cert'
+key = '$cert_key'
+EOF
+fi
 
 echo "importing into the relay's cache ..." >&2
 "$relay" import "$tree" --config "$config" >"$work/import.log" 2>&1 ||
   { cat "$work/import.log" >&2; die "siterelay import failed; output above"; }
 
-# Sets relay_pid, relay_port and admin_port.
-start_relay() {
-  : >"$relay_log"  # before the reads below: the child opens it only once it runs
-  "$relay" serve --config "$config" 2>>"$relay_log" &
-  relay_pid=$!
-  local tenths=$((kStartSeconds * 10))
-  relay_port=
-  while ((tenths-- > 0)); do
-    relay_port=$(sed -n "s|.*phones: $scheme://127\\.0\\.0\\.1:\\([0-9]*\\)/.*|\\1|p" "$relay_log" |
-      head -n 1)
-    admin_port=$(sed -n 's|.*admin: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" | head -n 1)
-    [[ -n $relay_port && -n $admin_port ]] && return 0
-    kill -0 "$relay_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$relay_log" >&2
-  die "siterelay serve did not announce its ports within $kStartSeconds s; log above"
-}
-
 # ---- nginx ------------------------------------------------------------------------------------
 
-nginx_dir="$work/nginx"
-mkdir -p "$nginx_dir/tmp"
+# What is this benchmark's own in nginx.conf (lib.sh's write_nginx_conf writes the rest).
+nginx_about=.
 nginx_workers=$(nproc)
-
-write_nginx_conf() {  # port
-  local listen="listen 127.0.0.1:$1;"
-  if ((tls)); then
-    listen="listen 127.0.0.1:$1 ssl;
-    ssl_certificate $cert;
-    ssl_certificate_key $cert_key;
-    ssl_protocols TLSv1.2 TLSv1.3;"
-  fi
-  {
-    echo "# Written by tools/bench/http.sh."
-    # A root master would hand the workers to 'nobody', who cannot read the private work
-    # directory; as any other user the workers run as that user and 'user' must be absent.
-    (($(id -u) == 0)) && echo "user root root;"
-    cat <<EOF
-worker_processes $nginx_workers;
-daemon off;
-pid $nginx_dir/nginx.pid;
-error_log $nginx_dir/error.log warn;
-events { worker_connections 1024; }
-http {
-  types { application/octet-stream ld; application/xml cfg; }
-  default_type application/octet-stream;
+nginx_http="  types { application/octet-stream ld; application/xml cfg; }
   access_log $nginx_dir/access.log;
-  sendfile on;
-  tcp_nopush on;
   keepalive_timeout 65s;
-  keepalive_requests 100000000;
-  client_body_temp_path $nginx_dir/tmp/body;
-  proxy_temp_path $nginx_dir/tmp/proxy;
-  fastcgi_temp_path $nginx_dir/tmp/fastcgi;
-  uwsgi_temp_path $nginx_dir/tmp/uwsgi;
-  scgi_temp_path $nginx_dir/tmp/scgi;
-  server {
-    $listen
-    root $tree;
-  }
-}
-EOF
-  } >"$nginx_dir/nginx.conf"
-}
+  keepalive_requests 100000000;"
+nginx_listen=
+if ((tls)); then
+  nginx_http+="
+  ssl_certificate $cert;
+  ssl_certificate_key $cert_key;
+  ssl_protocols TLSv1.2 TLSv1.3;"
+  nginx_listen=ssl
+fi
 
-# A free port cannot be reserved for another process, so try a few random unlisted ones until
-# nginx binds one. Sets nginx_pid and nginx_port.
-start_nginx() {
-  local attempt tenths
-  for ((attempt = 0; attempt < 10; attempt++)); do
-    nginx_port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$nginx_port" | grep -q . && continue
-    write_nginx_conf "$nginx_port"
-    : >"$nginx_dir/error.log"
-    "$nginx" -e "$nginx_dir/error.log" -c "$nginx_dir/nginx.conf" -p "$nginx_dir/" \
-      >"$nginx_dir/stdout.log" 2>&1 &
-    nginx_pid=$!
-    tenths=$((kStartSeconds * 10))
-    while ((tenths-- > 0)); do
-      kill -0 "$nginx_pid" 2>/dev/null || break
-      if curl -s -o /dev/null --max-time 2 ${curl_tls[@]+"${curl_tls[@]}"} \
-        "$scheme://127.0.0.1:$nginx_port/$small_path"; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    if kill -0 "$nginx_pid" 2>/dev/null; then stop_nginx; fi
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=
-    grep -q "Address already in use" "$nginx_dir/error.log" || break
-  done
-  cat "$nginx_dir/stdout.log" "$nginx_dir/error.log" >&2
-  die "nginx did not start; its output above"
-}
-
-start_relay
-start_nginx
+start_relay "$work/relay.log" "$scheme"
+start_nginx "$scheme" "$small_path" ${curl_tls[@]+"${curl_tls[@]}"}
 relay_url="$scheme://127.0.0.1:$relay_port"
 nginx_url="$scheme://127.0.0.1:$nginx_port"
-
-# The relay fails the run, with its log kept, when it has died or answers wrongly.
-relay_failed() {
-  keep_work=1
-  echo "--- last lines of $relay_log:" >&2
-  grep -v ' https\? GET .* 200 ' "$relay_log" | tail -n 20 >&2 || true
-  die "siterelay: $*"
-}
 
 # Fetches $1 and checks status 200 and the body's digest $2; prints what is wrong otherwise.
 verify_body() {
@@ -423,11 +228,7 @@ done
 
 # ---- header: what ran where -------------------------------------------------------------------
 
-fs_type=$(findmnt -no FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work" 2>/dev/null ||
-  echo unknown)
-relay_version=$("$relay" --version 2>&1 || true)
-relay_sha=$(sha256sum "$relay" | cut -c1-12)
-source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
+bench_relay_facts "$work"
 nginx_version=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')
 wrk_version=$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2, $3}' || true)
 

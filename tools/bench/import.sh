@@ -25,13 +25,7 @@ export LC_ALL=C  # '.' as the decimal separator in $EPOCHREALTIME, awk and print
 
 readonly kTargetRatio=0.6  # import speed / openssl dgst speed, at least
 readonly kTargetRssMiB=64  # peak resident set of the relay during import, below
-readonly kSeed=20240601    # sizes and contents of the generated tree
 readonly kMiB=$((1 << 20))
-
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo_root=$(cd "$script_dir/../.." && pwd)
-command_line=$(printf '%q ' "$0" "$@")
-command_line=${command_line% }
 
 usage() {
   cat <<EOF
@@ -49,25 +43,9 @@ EOF
 
 bench_name=import.sh
 # shellcheck source=tools/bench/lib.sh
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-while (($#)); do
-  bench_common_option "$@"
-  if ((BENCH_SHIFT)); then
-    shift "$BENCH_SHIFT"
-    continue
-  fi
-  case $1 in
-    -h | --help)
-      usage
-      exit 0
-      ;;
-    *)
-      usage >&2
-      exit 2
-      ;;
-  esac
-done
+bench_parse_options "$@"
 
 if ((quick)); then
   n_files=100
@@ -85,7 +63,7 @@ else
   large_max=$((100 * kMiB))
   : "${runs:=3}"
 fi
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs needs a positive integer, not '$runs'"
+bench_positive --runs "$runs"
 
 # ---- prerequisites ----------------------------------------------------------------------------
 
@@ -93,9 +71,7 @@ fi
   "peak RSS. tools/install-deps installs it (Debian/Ubuntu package 'time')."
 command -v openssl >/dev/null || die "openssl is missing"
 command -v sha256sum >/dev/null || die "sha256sum (coreutils) is missing"
-[[ -x $binary ]] || die "no siterelay binary at $binary; build it with:" \
-  "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build"
-binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+bench_resolve_binary
 
 bench_dir=${BENCH_DIR:-/tmp/siterelay-bench-import}
 mkdir -p "$bench_dir"
@@ -167,7 +143,6 @@ plan_tree() {
 tree_name="tree-${n_files}f-${total_bytes}b-seed${kSeed}"
 tree="$bench_dir/$tree_name"
 plan="$bench_dir/$tree_name.plan"
-key=$(printf '%032x' "$kSeed")
 
 tree_is_complete() {
   [[ -d $tree && -f $plan ]] || return 1
@@ -186,11 +161,7 @@ generate_tree() {
   plan_tree >"$plan.tmp"
   while IFS=$'\t' read -r size rel; do
     mkdir -p "$tmp/$(dirname "$rel")"
-    # CTR mode: output length equals input length. The file index sits in the IV's high half so
-    # keystreams never overlap, even for 100 MB files.
-    head -c "$size" /dev/zero |
-      openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' "$i" 0)" \
-        >"$tmp/$rel"
+    bench_keystream "$size" "$i" >"$tmp/$rel"
     i=$((i + 1))
   done <"$plan.tmp"
   mv "$plan.tmp" "$plan"
@@ -207,11 +178,7 @@ find "$tree" -type f -print0 | sort -z >"$file_list"
 
 # ---- header: what ran where -------------------------------------------------------------------
 
-fs_type=$(findmnt -no FSTYPE -T "$bench_dir" 2>/dev/null ||
-  stat -f -c %T "$bench_dir" 2>/dev/null || echo unknown)
-relay_version=$("$relay" --version 2>&1 || true)
-relay_sha=$(sha256sum "$relay" | cut -c1-12)
-source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
+bench_relay_facts "$bench_dir"
 
 echo "# siterelay import benchmark"
 bench_machine_lines

@@ -57,17 +57,9 @@ export LC_ALL=C  # '.' as the decimal separator in awk and printf.
 
 readonly kTargetRatio=1.2   # (b) storm wall time / (a) single client wall time, at most
 readonly kTargetClients=100 # the goal is stated for this many clients
-readonly kSeed=20240601     # contents of the image (as tools/bench/import.sh and http.sh)
 readonly kMiB=$((1 << 20))
-readonly kStartSeconds=10   # for a server to start listening
-readonly kStopSeconds=15    # for a server to stop (the relay drains for up to 10 s)
 readonly kLogSeconds=5      # for nginx's access-log line after the last client is done
 readonly kConnectSeconds=10 # curl --connect-timeout
-
-script_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo_root=$(cd "$script_dir/../.." && pwd)
-command_line=$(printf '%q ' "$0" "$@")
-command_line=${command_line% }
 
 usage() {
   cat <<EOF
@@ -90,41 +82,35 @@ EOF
 
 bench_name=storm.sh
 # shellcheck source=tools/bench/lib.sh
-source "$script_dir/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 size_mb=
 rate_mb=
 clients=
-while (($#)); do
-  bench_common_option "$@"
-  if ((BENCH_SHIFT)); then
-    shift "$BENCH_SHIFT"
-    continue
-  fi
-  opt=${1%%=*}
+bench_own_option() {
+  local value
   case $1 in
     --size-mb | --rate-mb | --clients)
       (($# >= 2)) || die "$1 needs a number"
       value=$2
-      shift
+      BENCH_SHIFT=2
       ;;
-    --size-mb=* | --rate-mb=* | --clients=*) value=${1#*=} ;;
-    -h | --help)
-      usage
-      exit 0
+    --size-mb=* | --rate-mb=* | --clients=*)
+      value=${1#*=}
+      BENCH_SHIFT=1
       ;;
     *)
-      usage >&2
-      exit 2
+      BENCH_SHIFT=0
+      return
       ;;
   esac
-  case $opt in
+  case ${1%%=*} in
     --size-mb) size_mb=$value ;;
     --rate-mb) rate_mb=$value ;;
     --clients) clients=$value ;;
   esac
-  shift
-done
+}
+bench_parse_options "$@"
 
 if ((quick)); then
   : "${size_mb:=8}" "${clients:=10}" "${runs:=1}"
@@ -132,13 +118,10 @@ else
   : "${size_mb:=100}" "${clients:=100}" "${runs:=3}"
 fi
 : "${rate_mb:=20}"
-positive() {  # option, value
-  [[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive integer, not '$2'"
-}
-positive --size-mb "$size_mb"
-positive --rate-mb "$rate_mb"
-positive --clients "$clients"
-positive --runs "$runs"
+bench_positive --size-mb "$size_mb"
+bench_positive --rate-mb "$rate_mb"
+bench_positive --clients "$clients"
+bench_positive --runs "$runs"
 ((size_mb <= 4096)) || die "--size-mb is at most 4096"
 ((clients <= 1000)) || die "--clients is at most 1000"
 ((runs <= 50)) || die "--runs is at most 50"
@@ -149,65 +132,16 @@ client_max_time=$((10 * image_bytes / rate_bytes + 60))
 
 # ---- prerequisites ----------------------------------------------------------------------------
 
-missing_tool() {
-  die "$1 is missing; tools/install-deps installs it (Debian package '$2')"
-}
-# Debian installs nginx in /usr/sbin, which is not on a normal user's PATH.
-nginx=$(PATH="$PATH:/usr/sbin:/sbin" command -v nginx) || missing_tool nginx nginx
-command -v curl >/dev/null || missing_tool curl curl
-command -v openssl >/dev/null || missing_tool openssl openssl
-command -v ss >/dev/null || missing_tool ss iproute2
-command -v pgrep >/dev/null || missing_tool pgrep procps
-command -v timeout >/dev/null || missing_tool timeout coreutils
-command -v flock >/dev/null || missing_tool flock util-linux
-[[ -x $binary ]] || die "no siterelay binary at $binary; build it with:" \
-  "cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build build"
-binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+bench_find_nginx
+bench_need_tools curl:curl openssl:openssl ss:iproute2 pgrep:procps timeout:coreutils \
+  flock:util-linux
+bench_resolve_binary
 (($(ulimit -n) >= 2 * clients + 64)) ||
   die "the open-file limit ($(ulimit -n)) is too low for $clients clients; raise ulimit -n"
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/siterelay-bench-storm.XXXXXX")
-work=$(cd "$work" && pwd)
-# data_dir goes into a TOML literal string and paths into nginx.conf: no quotes, blanks or ';'.
-[[ $work != *[\'\"\;[:space:]]* ]] || die "the work directory $work has a quote, blank or ';'"
-
-relay_pid=
-nginx_pid=
 probe_pid=
 client_pids=()
 bodies=
-keep_work=0
-
-# Waits up to $2 seconds for process $1 to exit; returns 1 if it is still there.
-wait_gone() {
-  local pid=$1 tenths=$(($2 * 10))
-  while ((tenths-- > 0)); do
-    kill -0 "$pid" 2>/dev/null || return 0
-    sleep 0.1
-  done
-  ! kill -0 "$pid" 2>/dev/null
-}
-
-stop_relay() {
-  [[ -n $relay_pid ]] || return 0
-  kill -TERM "$relay_pid" 2>/dev/null || true
-  wait_gone "$relay_pid" "$kStopSeconds" || kill -KILL "$relay_pid" 2>/dev/null || true
-  wait "$relay_pid" 2>/dev/null || true
-  relay_pid=
-}
-
-stop_nginx() {
-  [[ -n $nginx_pid ]] || return 0
-  local workers
-  workers=$(pgrep -P "$nginx_pid" || true)
-  kill -QUIT "$nginx_pid" 2>/dev/null || true  # what `nginx -s quit` sends
-  if ! wait_gone "$nginx_pid" "$kStopSeconds"; then
-    # shellcheck disable=SC2086  # one pid a word
-    kill -KILL "$nginx_pid" $workers 2>/dev/null || true
-  fi
-  wait "$nginx_pid" 2>/dev/null || true
-  nginx_pid=
-}
 
 stop_probe() {
   [[ -n $probe_pid ]] || return 0
@@ -216,34 +150,19 @@ stop_probe() {
   probe_pid=
 }
 
+# For the trap, before it stops the servers: the clients and the probe; and the bodies, large and
+# worthless once checked, are removed even when the work directory is kept.
 # shellcheck disable=SC2317  # run by the trap
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
+bench_cleanup_own() {
   if ((${#client_pids[@]})); then
     kill -TERM "${client_pids[@]}" 2>/dev/null || true
     wait "${client_pids[@]}" 2>/dev/null || true
   fi
   stop_probe
-  stop_relay
-  stop_nginx
-  # The bodies are large and worthless once checked: removed even when the logs are kept.
-  [[ -n $bodies && $bodies != "$work"/* ]] && rm -rf "$bodies"
-  if ((keep_work)); then
-    rm -rf "$work/bodies"
-    echo "storm.sh: kept $work (relay-*.log, nginx/access.log, clients/) for a look" >&2
-  else
-    rm -rf "$work"
-  fi
-  exit "$rc"
+  if [[ -n $bodies ]]; then rm -rf "$bodies"; fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
-# Every run uses a private copy, so a rebuild of build/ during the benchmark cannot swap it.
-relay="$work/siterelay"
-cp "$binary" "$relay"
+bench_work_dir "relay-*.log, nginx/access.log, clients/"
 
 # ---- the image and the clients' body files ----------------------------------------------------
 
@@ -270,9 +189,8 @@ else
   bodies_fs=$(findmnt -no FSTYPE -T "$bodies" 2>/dev/null || echo unknown)
 fi
 
-# Contents are AES-128-CTR keystream under a fixed key (as in tools/bench/import.sh and http.sh):
-# the same bytes on every machine, and incompressible.
-key=$(printf '%032x' "$kSeed")
+# Contents are keystream (bench_keystream, as in tools/bench/import.sh and http.sh): the same bytes
+# on every machine, and incompressible.
 tree="$work/tree"
 image_path=firmware/3111-48300-001.sip.ld
 cfg_path=site/0004f2a1b2c3.cfg
@@ -280,11 +198,9 @@ readonly kCfgBytes=2048
 mkdir -p "$tree/firmware" "$tree/site" "$work/clients"
 echo ready >"$tree/ready.txt"
 echo "generating a $size_mb MiB image ..." >&2
-head -c "$image_bytes" /dev/zero |
-  openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' 0 0)" >"$tree/$image_path"
+bench_keystream "$image_bytes" 0 >"$tree/$image_path"
 image_sha=$(openssl dgst -sha256 -r "$tree/$image_path" | cut -d' ' -f1)
-head -c "$kCfgBytes" /dev/zero |
-  openssl enc -aes-128-ctr -nosalt -K "$key" -iv "$(printf '%016x%016x' 1 0)" >"$tree/$cfg_path"
+bench_keystream "$kCfgBytes" 1 >"$tree/$cfg_path"
 
 # Overwrites the first $1 body files with zeros, in place (the pages stay allocated), one dd a
 # core at a time.
@@ -300,81 +216,27 @@ zero_bodies "$clients"
 
 # ---- nginx, the origin ------------------------------------------------------------------------
 
-nginx_dir="$work/nginx"
-mkdir -p "$nginx_dir/tmp"
+# What is this benchmark's own in nginx.conf (lib.sh's write_nginx_conf writes the rest).
 access_log="$nginx_dir/access.log"
-
-write_nginx_conf() {  # port
-  {
-    echo "# Written by tools/bench/storm.sh: the origin, rate-limited like a WAN link."
-    # A root master would hand the workers to 'nobody', who cannot read the private work
-    # directory; as any other user the workers run as that user and 'user' must be absent.
-    (($(id -u) == 0)) && echo "user root root;"
-    cat <<EOF
-worker_processes 1;
-daemon off;
-pid $nginx_dir/nginx.pid;
-error_log $nginx_dir/error.log warn;
-events { worker_connections 1024; }
-http {
+nginx_about=": the origin, rate-limited like a WAN link."
+nginx_workers=1
+nginx_http=$(
+  cat <<EOF
   types { application/octet-stream ld; text/plain txt; }
-  default_type application/octet-stream;
   log_format storm '\$remote_addr [\$time_local] "\$request" \$status \$body_bytes_sent'
                    ' \$request_time "\$http_user_agent"';
   access_log $access_log storm;
-  sendfile on;
-  tcp_nopush on;
   limit_rate ${rate_mb}m;
-  client_body_temp_path $nginx_dir/tmp/body;
-  proxy_temp_path $nginx_dir/tmp/proxy;
-  fastcgi_temp_path $nginx_dir/tmp/fastcgi;
-  uwsgi_temp_path $nginx_dir/tmp/uwsgi;
-  scgi_temp_path $nginx_dir/tmp/scgi;
-  server {
-    listen 127.0.0.1:$1;
-    root $tree;
-  }
-}
 EOF
-  } >"$nginx_dir/nginx.conf"
-}
+)
+nginx_listen=
 
-# A free port cannot be reserved for another process, so try a few random unlisted ones until
-# nginx binds one. Sets nginx_pid and nginx_port.
-start_nginx() {
-  local attempt tenths
-  for ((attempt = 0; attempt < 10; attempt++)); do
-    nginx_port=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$nginx_port" | grep -q . && continue
-    write_nginx_conf "$nginx_port"
-    : >"$nginx_dir/error.log"
-    "$nginx" -e "$nginx_dir/error.log" -c "$nginx_dir/nginx.conf" -p "$nginx_dir/" \
-      >"$nginx_dir/stdout.log" 2>&1 &
-    nginx_pid=$!
-    tenths=$((kStartSeconds * 10))
-    while ((tenths-- > 0)); do
-      kill -0 "$nginx_pid" 2>/dev/null || break
-      if curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$nginx_port/ready.txt"; then
-        return 0
-      fi
-      sleep 0.1
-    done
-    if kill -0 "$nginx_pid" 2>/dev/null; then stop_nginx; fi
-    wait "$nginx_pid" 2>/dev/null || true
-    nginx_pid=
-    grep -q "Address already in use" "$nginx_dir/error.log" || break
-  done
-  cat "$nginx_dir/stdout.log" "$nginx_dir/error.log" >&2
-  die "nginx did not start; its output above"
-}
-
-start_nginx
+start_nginx http ready.txt
 origin_url="http://127.0.0.1:$nginx_port/"
 
 # ---- siterelay --------------------------------------------------------------------------------
 
 config="$work/relay.toml"
-relay_log=
 cat >"$config" <<EOF
 # Written by tools/bench/storm.sh: phones over HTTP and the admin port on loopback, any free
 # port; nginx on loopback as the origin. fresh_for is long so that (c) is served from the cache
@@ -384,48 +246,13 @@ data_dir = '$work/data'
 url = "$origin_url"
 fresh_for = 3600
 sync_interval = 0
-[http]
-listen = ["127.0.0.1:0"]
-[https]
-listen = []
-[tftp]
-listen = []
-[ftp]
-listen = []
-implicit_tls_listen = []
-[admin]
-listen = ["127.0.0.1:0"]
+$(bench_relay_listeners http)
 EOF
 
-# A relay on an empty data_dir, logging to relay-$1.log. Sets relay_pid, relay_port, relay_log.
-start_relay() {
+# A relay on an empty data_dir, logging to relay-$1.log (start_relay sets what it says).
+start_fresh_relay() {
   rm -rf "$work/data"
-  relay_log="$work/relay-$1.log"
-  : >"$relay_log"  # before the reads below: the child opens it only once it runs
-  "$relay" serve --config "$config" 2>>"$relay_log" &
-  relay_pid=$!
-  local tenths=$((kStartSeconds * 10))
-  relay_port=
-  while ((tenths-- > 0)); do
-    relay_port=$(sed -n 's|.*phones: http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$relay_log" |
-      head -n 1)
-    [[ -n $relay_port ]] && return 0
-    kill -0 "$relay_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  cat "$relay_log" >&2
-  die "siterelay serve did not announce its port within $kStartSeconds s; log above"
-}
-
-# The relay fails the run, with its logs kept, when it died, answered wrongly or asked the origin
-# more than once.
-relay_failed() {
-  keep_work=1
-  if [[ -n $relay_log ]]; then
-    echo "--- last lines of $relay_log other than 200s:" >&2
-    grep -v ' http GET .* 200 ' "$relay_log" | tail -n 20 >&2 || true
-  fi
-  die "siterelay: $*"
+  start_relay "$work/relay-$1.log" http
 }
 
 # ---- one case ---------------------------------------------------------------------------------
@@ -623,11 +450,7 @@ run_case() {
 
 # ---- header: what ran where -------------------------------------------------------------------
 
-fs_type=$(findmnt -no FSTYPE -T "$work" 2>/dev/null || stat -f -c %T "$work" 2>/dev/null ||
-  echo unknown)
-relay_version=$("$relay" --version 2>&1 || true)
-relay_sha=$(sha256sum "$relay" | cut -c1-12)
-source_rev=$(git -C "$repo_root" describe --always --dirty 2>/dev/null || echo "not a git checkout")
+bench_relay_facts "$work"
 nginx_version=$("$nginx" -v 2>&1 | sed 's/^nginx version: //')
 curl_version=$(curl --version | awk 'NR == 1 {print $1, $2}')
 wan_seconds=$(awk -v s="$image_bytes" -v r="$rate_bytes" 'BEGIN {printf "%.2f", s / r}')
@@ -661,12 +484,12 @@ declare -a rss_b=()
 all_logs=()
 for ((r = 1; r <= runs; r++)); do
   echo "round $r/$runs: (a) 1 client, cold ..." >&2
-  start_relay "a$r"
+  start_fresh_relay "a$r"
   all_logs+=("$relay_log")
   run_case a 1
   stop_relay
   echo "round $r/$runs: (b) $clients clients, cold ..." >&2
-  start_relay "b$r"
+  start_fresh_relay "b$r"
   all_logs+=("$relay_log")
   run_case b "$clients"
   rss_b+=("$(awk '/^VmHWM:/ {print $2}' "/proc/$relay_pid/status")")
