@@ -316,19 +316,27 @@ expect_eq "origin down: never-cached path gets Bad Gateway" 502 "$code"
 # 40 MB at 4 MB/s; after ~2 s nginx is killed hard and a new one starts on the same port with the
 # same file (same mtime and size, so the same ETag). The relay asks for the rest with Range +
 # If-Range; the client, which was streamed the beginning, gets the whole file.
+# cut_mid_body PATH OUT BYTES AWAY: a client streams PATH from the relay into OUT.body (headers in
+# OUT.hdr); once it has BYTES, nginx is killed hard and, AWAY seconds later, started again on the
+# same port. Returns when the client is done. (The killed nginx never logs the cut request: nginx
+# writes a line when a request ends.)
+cut_mid_body() {
+  curl -s --max-time 60 -D "$2.hdr" -o "$2.body" "$base/$1" &
+  local client=$!
+  for _ in $(seq 1 100); do
+    (($(stat -c %s "$2.body" 2>/dev/null || echo 0) >= $3)) && break
+    sleep 0.1
+  done
+  kill_nginx_hard
+  sleep "$4"
+  launch_nginx "$NGINX_PORT" || { cat "$NGINX_DIR/error.log" >&2; fail "nginx did not restart"; }
+  wait "$client"
+}
+
 mv "$NGINX_DIR/access.log" "$NGINX_DIR/access-before.log"
 launch_nginx "$NGINX_PORT" || { cat "$NGINX_DIR/error.log" >&2; fail "nginx did not restart"; }
-curl -s --max-time 60 -D c5.hdr -o c5.body "$base/resume.sip.ld" &
-client=$!
 # Cut once the client has been streamed a good part (about 2 s at the origin's rate).
-for _ in $(seq 1 100); do
-  (($(stat -c %s c5.body 2>/dev/null || echo 0) >= 8000000)) && break
-  sleep 0.1
-done
-# (The killed nginx never logs the cut request: nginx writes a line when a request ends.)
-kill_nginx_hard
-launch_nginx "$NGINX_PORT" || { cat "$NGINX_DIR/error.log" >&2; fail "nginx did not restart"; }
-wait "$client"
+cut_mid_body resume.sip.ld c5 8000000 0
 expect_eq "resume: client status" 200 "$(head -n 1 c5.hdr | cut -d' ' -f2)"
 expect_eq "resume: client bytes" "$resume_sha" "$(sha c5.body)"
 resumed=$(origin_log resume.sip.ld | head -n 1)
@@ -353,16 +361,7 @@ expect_eq "resume: a later request" "$resume_sha" \
 # attempts come 0.5 s, 1 s and 2 s apart (each jittered down to half): the first at most 0.5 s
 # after the cut, the third at least 1.75 s after it. nginx is back at about 1 s, so the first
 # attempt is refused and the second or the third must get the rest.
-curl -s --max-time 60 -D c5b.hdr -o c5b.body "$base/late.sip.ld" &
-client=$!
-for _ in $(seq 1 100); do
-  (($(stat -c %s c5b.body 2>/dev/null || echo 0) >= 4000000)) && break
-  sleep 0.1
-done
-kill_nginx_hard
-sleep 0.9
-launch_nginx "$NGINX_PORT" || { cat "$NGINX_DIR/error.log" >&2; fail "nginx did not restart"; }
-wait "$client"
+cut_mid_body late.sip.ld c5b 4000000 0.9
 expect_eq "late origin: client status" 200 "$(head -n 1 c5b.hdr | cut -d' ' -f2)"
 expect_eq "late origin: client bytes" "$late_sha" "$(sha c5b.body)"
 expect_eq "late origin: the rest asked with Range + If-Range, answered 206" \
