@@ -83,10 +83,11 @@ A backslash (DOMAIN\user) becomes %5C.
 
 Runs the relay in the foreground, logging to stderr: phones over HTTP ([http] listen) and HTTPS
 ([https] listen; without [tls] cert/key a self-signed certificate is made in data_dir/tls and its
-SHA-256 fingerprint logged), including their uploads; the operator's /healthz ([admin] listen).
-SIGTERM or SIGINT stops accepting, lets transfers finish for up to 10 s and exits 0; SIGHUP
-re-reads the config file (accounts, allow_from, certificates, HTTP/HTTPS/admin listeners). TFTP, FTP and the origin come
-with the next versions.
+SHA-256 fingerprint logged), including their uploads, and over TFTP ([tftp] listen; reads); files
+not cached are pulled through from [origin], and sync passes run every sync_interval; the
+operator's /healthz ([admin] listen). SIGTERM or SIGINT stops accepting, lets transfers finish for
+up to 10 s and exits 0; SIGHUP re-reads the config file (accounts, allow_from, certificates,
+HTTP/HTTPS/TFTP/admin listeners). FTP comes with the next version.
 )"},
     {"sync", R"(usage: siterelay sync [--config FILE]
 
@@ -96,7 +97,7 @@ never kept), and publishes the whole set in one transaction once every file is h
 and pins the [origin] prefetch paths. A progress bar (bytes, rate, ETA) on a terminal, one line
 per file otherwise. Exit status 0 only when everything listed is cached and verified, 1 when
 something is missing (nothing of a manifest is published then), 2 for a usage or config error.
-Run it while the relay is stopped, or ask a running relay with POST /api/v1/sync.
+Run it while the relay is stopped; a running relay syncs by itself every sync_interval.
 )"},
     {"status", "usage: siterelay status [--config FILE]\n\nNot in this version yet.\n"},
 };

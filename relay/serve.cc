@@ -28,6 +28,7 @@
 #include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
+#include "relay/tftp/server.h"
 #include "relay/tls/tls.h"
 #include "sync/fetcher.h"
 #include "sync/prefetch.h"
@@ -120,6 +121,7 @@ class Relay {
     https_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttps,
                                                 file_handler_.get(), http::ServerLimits{},
                                                 files_.get());
+    tftp_ = std::make_unique<tftp::TftpServer>(loop_.get(), files_.get());
     Status s;
     if (!config_.https.listen.empty()) {
       auto tls = tls::TlsContext::Create(config_.tls, config_.data_dir);
@@ -133,16 +135,17 @@ class Relay {
     if (s.ok()) s = phones_->Listen(config_.http.listen);
     if (s.ok()) s = https_->Listen(config_.https.listen);
     if (s.ok()) s = admin_server_->Listen(config_.admin.listen);
+    if (s.ok()) s = tftp_->Listen(config_.tftp.listen);
     if (!s.ok()) {
       std::cerr << "siterelay: " << s.message() << "\n";
       // Close what did bind, and let the loop run the close callbacks before the servers go.
       for (auto* server : Servers()) server->StopAccepting();
+      tftp_->StopAccepting();
       uv_run(loop_.get(), UV_RUN_DEFAULT);
       return 1;
     }
     for (const auto& [name, list] :
-         {std::pair{"tftp", &config_.tftp.listen},
-          std::pair{"ftp", &config_.ftp.listen},
+         {std::pair{"ftp", &config_.ftp.listen},
           std::pair{"ftp implicit TLS", &config_.ftp.implicit_tls_listen}}) {
       if (!list->empty()) {
         SR_LOG(kWarning) << name << " listeners are configured but not served by siterelay "
@@ -182,6 +185,10 @@ class Relay {
     for (const ListenAddress& a : https_->bound()) {
       SR_LOG(kInfo) << "phones: " << url("https", a) << "  (certificate " << tls_->cert_path()
                     << ", SHA-256 " << tls_->fingerprint() << ")";
+    }
+    for (const ListenAddress& a : tftp_->bound()) {
+      SR_LOG(kInfo) << "phones: " << url("tftp", a) << "  (try: curl " << url("tftp", a)
+                    << "000000000000.cfg)";
     }
     for (const ListenAddress& a : admin_server_->bound()) {
       SR_LOG(kInfo) << "admin: " << url("http", a) << "healthz";
@@ -304,9 +311,19 @@ class Relay {
       for (const ListenAddress& a : c.server->bound()) list += " " + a.ToString();
       SR_LOG(kInfo) << "reload: " << c.name << " listening on" << (list.empty() ? " nothing" : list);
     }
-    if (fresh.tftp.listen != config_.tftp.listen || fresh.ftp.listen != config_.ftp.listen ||
+    if (fresh.tftp.listen != config_.tftp.listen) {
+      Status s = tftp_->Listen(fresh.tftp.listen);
+      if (s.ok()) {
+        config_.tftp.listen = fresh.tftp.listen;
+        SR_LOG(kInfo) << "reload: tftp listening on " << fresh.tftp.listen.size()
+                      << " address(es)";
+      } else {
+        SR_LOG(kError) << "reload: tftp listeners not changed: " << s.message();
+      }
+    }
+    if (fresh.ftp.listen != config_.ftp.listen ||
         fresh.ftp.implicit_tls_listen != config_.ftp.implicit_tls_listen) {
-      SR_LOG(kWarning) << "reload: tftp and ftp are not served by this version";
+      SR_LOG(kWarning) << "reload: ftp is not served by this version";
     }
   }
 
@@ -319,14 +336,16 @@ class Relay {
     stopping_ = true;
     Notify("STOPPING=1");
     SR_LOG(kInfo) << "signal " << signum << ": no new connections; "
-                  << phones_->connections() + https_->connections()
+                  << phones_->connections() + https_->connections() + tftp_->transfers()
                   << " open, waiting up to " << kStopGraceMs / 1000 << " s";
-    pending_drains_ = 3;
+    pending_drains_ = 4;
     auto drained = [this] {
       if (--pending_drains_ == 0) Finish();
     };
     for (auto* server : Servers()) server->OnDrained(drained);
+    tftp_->OnDrained(drained);
     for (auto* server : Servers()) server->StopAccepting();
+    tftp_->StopAccepting();
     if (pending_drains_ == 0) return;  // Finish already ran
     uv_timer_init(loop_.get(), &grace_timer_);
     grace_timer_.data = this;
@@ -336,7 +355,8 @@ class Relay {
         [](uv_timer_t* t) noexcept {
           auto* r = static_cast<Relay*>(t->data);
           SR_LOG(kWarning) << "stop: cutting "
-                           << r->phones_->connections() + r->https_->connections()
+                           << r->phones_->connections() + r->https_->connections() +
+                                  r->tftp_->transfers()
                            << " transfer(s) still running after the grace period";
           r->Finish();
         },
@@ -352,6 +372,7 @@ class Relay {
     if (finished_) return;
     finished_ = true;
     for (auto* server : Servers()) server->CloseAll();
+    tftp_->CloseAll();
     // Transfers still running are abandoned (their temp files go at the next start); the
     // fetcher's sockets and timers must close for the loop to end. Nothing asks it after this.
     files_->SetFetcher(nullptr);
@@ -382,6 +403,7 @@ class Relay {
   std::unique_ptr<http::HttpServer> phones_;
   std::unique_ptr<http::HttpServer> https_;
   std::unique_ptr<http::HttpServer> admin_server_;
+  std::unique_ptr<tftp::TftpServer> tftp_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{};
   bool grace_started_ = false;

@@ -1,0 +1,604 @@
+#include "relay/tftp/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include "relay/base/log.h"
+#include "relay/base/strings.h"
+#include "relay/files/path.h"
+#include "relay/files/phone.h"
+
+namespace siterelay::tftp {
+namespace {
+
+// Biggest datagram the server reads: a DATA block of the largest blksize (RFC 2348) and header.
+constexpr size_t kRecvBuffer = 65464 + 4;
+// A file read for netascii conversion, per step.
+constexpr size_t kNetasciiRead = 64 * 1024;
+
+// A peer address that can be kept and compared (RFC 1350: the TID is the address and port).
+struct Endpoint {
+  sockaddr_storage ss{};
+
+  static Endpoint From(const sockaddr* sa) {
+    Endpoint e;
+    std::memcpy(&e.ss, sa, sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in));
+    return e;
+  }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&ss); }
+  bool operator==(const Endpoint& o) const {
+    if (ss.ss_family != o.ss.ss_family) return false;
+    if (ss.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      const auto* b = reinterpret_cast<const sockaddr_in*>(&o.ss);
+      return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+    const auto* b = reinterpret_cast<const sockaddr_in6*>(&o.ss);
+    return a->sin6_port == b->sin6_port &&
+           std::memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+  }
+};
+
+void SendTo(uv_udp_t* udp, const std::string& datagram, const Endpoint& to) {
+  uv_buf_t buf = uv_buf_init(const_cast<char*>(datagram.data()),
+                             static_cast<unsigned>(datagram.size()));
+  // A datagram the socket cannot take now is as good as lost: the retransmission covers it.
+  (void)uv_udp_try_send(udp, &buf, 1, to.get());
+}
+
+// One receive buffer for every socket: the loop thread handles one datagram at a time.
+uv_buf_t* SharedBuffer() {
+  static char storage[kRecvBuffer];
+  static uv_buf_t buf = uv_buf_init(storage, sizeof storage);
+  return &buf;
+}
+
+void Alloc(uv_handle_t*, size_t, uv_buf_t* buf) noexcept { *buf = *SharedBuffer(); }
+
+ErrorCode CodeFor(const Status& s) {
+  if (s.Is(StatusCode::kNotFound)) return ErrorCode::kFileNotFound;
+  if (s.Is(StatusCode::kPermissionDenied) || s.Is(StatusCode::kInvalidArgument)) {
+    return ErrorCode::kAccessViolation;
+  }
+  return ErrorCode::kNotDefined;
+}
+
+}  // namespace
+
+// ---- Transfer ---------------------------------------------------------------------------------
+
+class Transfer {
+ public:
+  Transfer(TftpServer* server, Endpoint peer, files::Peer fpeer, std::string filename,
+           std::string path, Request request, Negotiated n)
+      : server_(server),
+        peer_(peer),
+        fpeer_(std::move(fpeer)),
+        filename_(std::move(filename)),
+        path_(std::move(path)),
+        mode_(request.mode),
+        n_(std::move(n)),
+        start_ns_(uv_hrtime()) {
+    udp_.data = this;
+    timer_.data = this;
+    if (auto mac = files::MacFromFileName(files::BaseName(path_))) mac_ = *mac;
+  }
+
+  // The transfer's own socket (its TID), on the address the request came to.
+  Status Open(const ListenAddress& local) {
+    sockaddr_storage ss{};
+    if (local.ipv6) {
+      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+      in6->sin6_family = AF_INET6;
+      inet_pton(AF_INET6, local.host.c_str(), &in6->sin6_addr);
+    } else {
+      auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+      in4->sin_family = AF_INET;
+      inet_pton(AF_INET, local.host.c_str(), &in4->sin_addr);
+    }
+    int rc = uv_udp_init(server_->loop_, &udp_);
+    if (rc != 0) return UvError("uv_udp_init", rc);
+    ++handles_;
+    rc = uv_timer_init(server_->loop_, &timer_);
+    if (rc != 0) return UvError("uv_timer_init", rc);
+    ++handles_;
+    rc = uv_udp_bind(&udp_, reinterpret_cast<const sockaddr*>(&ss), 0);
+    if (rc != 0) return UvError("bind a transfer socket", rc);
+    rc = uv_udp_recv_start(&udp_, Alloc,
+                           [](uv_udp_t* u, ssize_t nread, const uv_buf_t* buf,
+                              const sockaddr* from, unsigned) noexcept {
+                             if (nread <= 0 || from == nullptr) return;
+                             static_cast<Transfer*>(u->data)->OnDatagram(
+                                 {reinterpret_cast<const uint8_t*>(buf->base),
+                                  static_cast<size_t>(nread)},
+                                 Endpoint::From(from));
+                           });
+    if (rc != 0) return UvError("uv_udp_recv_start", rc);
+    return Status::Ok();
+  }
+
+  // FileService's answer for the requested file.
+  void Begin(Result<files::OpenFile> file) {
+    if (closing_) return;
+    if (!file.ok()) {
+      Abort(CodeFor(file.status()),
+            file.status().Is(StatusCode::kNotFound) ? "file not found"
+            : CodeFor(file.status()) == ErrorCode::kAccessViolation ? "access violation"
+                                                                     : "file not available",
+            file.status().message());
+      return;
+    }
+    file_ = std::move(file).value();
+    std::optional<uint64_t> size;
+    if (!file_.growing) size = file_.size;
+    else if (file_.growing->size()) size = file_.growing->size();
+    if (n_.tsize_requested) {
+      // RFC 2349: the real size, when known; netascii's is not (it grows in conversion).
+      if (size && mode_ == Mode::kOctet) {
+        SetTsize(&n_, *size);
+      } else {
+        DropOption(&n_, "tsize");
+      }
+    }
+    retransmit_ms_ = n_.timeout_seconds > 0 ? static_cast<uint64_t>(n_.timeout_seconds) * 1000
+                                            : server_->limits_.retransmit_ms;
+    if (!n_.oack.empty()) {
+      waiting_oack_ = true;
+      EncodeOack(n_.oack, &oack_);
+      SendTo(&udp_, oack_, peer_);
+      ArmTimer();
+      return;
+    }
+    Pump();
+  }
+
+  void Close() {
+    if (closing_) return;
+    closing_ = true;
+    *alive_ = false;
+    if (handles_ == 0) {
+      server_->Ended(this);
+      return;
+    }
+    auto on_close = [](uv_handle_t* h) noexcept {
+      auto* t = static_cast<Transfer*>(h->data);
+      if (--t->handles_ == 0) t->server_->Ended(t);
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&udp_), on_close);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
+  }
+
+  // The error the client gets (terse) and the log line (detail).
+  void Abort(ErrorCode code, std::string_view to_client, std::string_view why) {
+    if (closing_) return;
+    std::string pkt;
+    EncodeError(code, to_client, &pkt);
+    if (handles_ > 0) SendTo(&udp_, pkt, peer_);
+    Log(std::string(why));
+    Close();
+  }
+
+  const files::Peer& fpeer() const { return fpeer_; }
+
+ private:
+  void Log(const std::string& outcome) {
+    uint64_t ms = (uv_hrtime() - start_ns_) / 1'000'000;
+    SR_LOG(kInfo) << "tftp RRQ " << EscapeControl(filename_) << " " << outcome << " " << bytes_
+                  << " " << ms << "ms " << fpeer_.ip << (mac_.empty() ? "" : " mac=" + mac_)
+                  << " blksize=" << n_.blksize << " windowsize=" << n_.windowsize;
+  }
+
+  void OnDatagram(std::span<const uint8_t> d, const Endpoint& from) {
+    if (closing_) return;
+    if (!(from == peer_)) {
+      // RFC 1350: a packet from another TID gets error 5; this transfer carries on.
+      std::string pkt;
+      EncodeError(ErrorCode::kUnknownTid, "unknown transfer ID", &pkt);
+      SendTo(&udp_, pkt, from);
+      return;
+    }
+    auto op = PeekOpcode(d);
+    if (op.ok() && *op == Opcode::kAck) {
+      auto ack = ParseAck(d);
+      if (ack.ok()) OnAck(ack->block);
+      return;
+    }
+    if (op.ok() && *op == Opcode::kError) {
+      auto e = ParseError(d);
+      Log("aborted by the client: " +
+          (e.ok() ? EscapeControl(e->message) : std::string("malformed error packet")));
+      Close();
+      return;
+    }
+    Abort(ErrorCode::kIllegalOperation, "illegal operation", "client sent an unexpected packet");
+  }
+
+  void OnAck(uint16_t block) {
+    if (waiting_oack_) {
+      if (block != 0) return;  // a stray: the OACK timer resends
+      waiting_oack_ = false;
+      Pump();
+      return;
+    }
+    // Which block of the window does it acknowledge? Blocks roll over at 65536: compare the wire
+    // numbers of the blocks in flight.
+    size_t k = 0;
+    for (size_t i = 1; i <= window_.size(); ++i) {
+      if (static_cast<uint16_t>(acked_ + i) == block) {
+        k = i;
+        break;
+      }
+    }
+    // A duplicate or old ACK: ignore it. Re-sending DATA for it would double every packet from
+    // then on (RFC 1123 4.2.3.1, Sorcerer's Apprentice); the timer resends what is really lost.
+    if (k == 0) return;
+    bool loss = k < sent_;  // RFC 7440: an ACK inside the window; resend from after it
+    acked_ += k;
+    for (size_t i = 0; i < k; ++i) window_.pop_front();
+    sent_ = loss ? 0 : sent_ - k;
+    retries_ = 0;
+    if (last_block_ != 0 && acked_ >= last_block_) {
+      files_served();
+      Log("done");
+      Close();
+      return;
+    }
+    Pump();
+  }
+
+  void files_served() { server_->files_->CountServed(path_, bytes_); }
+
+  // Fills the window from the file and sends what has not been sent.
+  void Pump() {
+    if (closing_) return;
+    while (window_.size() < n_.windowsize && last_block_ == 0) {
+      std::string block;
+      bool last = false;
+      int r = Produce(&block, &last);
+      if (r < 0) return;  // aborted
+      if (r == 0) break;  // waiting for the origin
+      window_.push_back(std::move(block));
+      if (last) last_block_ = acked_ + window_.size();
+    }
+    bool sent_any = false;
+    for (; sent_ < window_.size(); ++sent_) {
+      uint64_t abs = acked_ + sent_ + 1;
+      if (server_->drop_ && server_->drop_(abs)) continue;  // the test seam: lost on the way
+      SendTo(&udp_, window_[sent_], peer_);
+      sent_any = true;
+    }
+    if (sent_any || !window_.empty()) ArmTimer();
+  }
+
+  // The next block, header included: 1 made, 0 must wait for the origin, -1 aborted.
+  int Produce(std::string* block, bool* last) {
+    uint64_t abs = acked_ + window_.size() + 1;
+    EncodeDataHeader(static_cast<uint16_t>(abs), block);
+    cache::GrowingFile* g = file_.growing.get();
+    if (g != nullptr && g->failed()) {
+      Abort(ErrorCode::kNotDefined, "file not available",
+            "origin transfer failed: " + g->error().message());
+      return -1;
+    }
+    uint64_t avail = g != nullptr ? g->readable() : file_.size;
+    bool end_known = g == nullptr || g->complete();
+    size_t blksize = n_.blksize;
+    if (mode_ == Mode::kOctet) {
+      uint64_t off = (abs - 1) * blksize;
+      uint64_t have = avail > off ? avail - off : 0;
+      if (have < blksize && !end_known) return Wait(off + blksize - 1);
+      size_t n = static_cast<size_t>(std::min<uint64_t>(have, blksize));
+      if (!Read(off, n, block)) return -1;
+      *last = n < blksize;
+      bytes_ += n;
+      return 1;
+    }
+    // netascii: the converted stream, read on as needed.
+    while (pending_.size() < blksize) {
+      if (raw_read_ < avail) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(avail - raw_read_, kNetasciiRead));
+        std::string raw;
+        if (!Read(raw_read_, n, &raw)) return -1;
+        raw_read_ += n;
+        std::string converted;
+        netascii_.Encode({reinterpret_cast<const uint8_t*>(raw.data()), raw.size()}, &converted);
+        pending_ += converted;
+        continue;
+      }
+      if (!end_known) return Wait(raw_read_);
+      break;
+    }
+    size_t n = std::min(pending_.size(), blksize);
+    block->append(pending_, 0, n);
+    pending_.erase(0, n);
+    *last = n < blksize;
+    bytes_ += n;
+    return 1;
+  }
+
+  bool Read(uint64_t off, size_t n, std::string* out) {
+    size_t at = out->size();
+    out->resize(at + n);
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(file_.fd.get(), out->data() + at + done, n - done,
+                          static_cast<off_t>(off + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        Abort(ErrorCode::kNotDefined, "read error",
+              std::string("reading ") + path_ + ": " + (r < 0 ? std::strerror(errno) : "short"));
+        return false;
+      }
+      done += static_cast<size_t>(r);
+    }
+    return true;
+  }
+
+  int Wait(uint64_t offset) {
+    if (waiting_origin_) return 0;
+    waiting_origin_ = true;
+    std::weak_ptr<bool> alive = alive_;
+    file_.growing->Wait(offset, [this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      waiting_origin_ = false;
+      Pump();
+    });
+    return 0;
+  }
+
+  void ArmTimer() {
+    uv_timer_start(
+        &timer_, [](uv_timer_t* t) noexcept { static_cast<Transfer*>(t->data)->OnTimeout(); },
+        retransmit_ms_, 0);
+  }
+
+  void OnTimeout() {
+    if (closing_) return;
+    if (window_.empty() && !waiting_oack_) return;  // waiting for the origin, not the client
+    if (++retries_ > server_->limits_.max_retries) {
+      Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's ACK");
+      return;
+    }
+    if (waiting_oack_) {
+      SendTo(&udp_, oack_, peer_);
+      ArmTimer();
+      return;
+    }
+    sent_ = 0;  // resend the whole window
+    Pump();
+  }
+
+  TftpServer* server_;
+  Endpoint peer_;
+  files::Peer fpeer_;
+  std::string filename_;
+  std::string path_;
+  std::string mac_;
+  Mode mode_;
+  Negotiated n_;
+  uint64_t start_ns_;
+  uv_udp_t udp_{};
+  uv_timer_t timer_{};
+  int handles_ = 0;
+  bool closing_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  files::OpenFile file_;
+  uint64_t retransmit_ms_ = 1000;
+  int retries_ = 0;
+  bool waiting_oack_ = false;
+  std::string oack_;
+  // The window: blocks acked_+1 .. acked_+window_.size(), DATA header included.
+  std::deque<std::string> window_;
+  uint64_t acked_ = 0;      // absolute number of the last block acknowledged
+  size_t sent_ = 0;         // of window_, how many went out since the last ACK or timeout
+  uint64_t last_block_ = 0;  // absolute number of the short block that ends the file; 0: not yet
+  bool waiting_origin_ = false;
+  uint64_t bytes_ = 0;      // payload bytes produced
+  // netascii:
+  NetasciiEncoder netascii_;
+  std::string pending_;
+  uint64_t raw_read_ = 0;
+};
+
+// ---- Listeners and server ---------------------------------------------------------------------
+
+struct TftpServer::Listener {
+  TftpServer* server = nullptr;
+  ListenAddress configured;
+  ListenAddress actual;
+  uv_udp_t udp{};
+};
+
+TftpServer::TftpServer(uv_loop_t* loop, files::FileService* files, TftpLimits limits)
+    : loop_(loop), files_(files), limits_(limits) {}
+
+TftpServer::~TftpServer() = default;  // the owner closed everything and ran the loop first
+
+Result<std::unique_ptr<TftpServer::Listener>> TftpServer::Bind(const ListenAddress& a) {
+  sockaddr_storage ss{};
+  if (a.ipv6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(a.port);
+    inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
+  } else {
+    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(a.port);
+    inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
+  }
+  auto l = std::make_unique<Listener>();
+  l->server = this;
+  l->configured = a;
+  l->actual = a;
+  l->udp.data = l.get();
+  int rc = uv_udp_init(loop_, &l->udp);
+  if (rc != 0) return UvError("uv_udp_init", rc);
+  rc = uv_udp_bind(&l->udp, reinterpret_cast<const sockaddr*>(&ss),
+                   a.ipv6 ? UV_UDP_IPV6ONLY : 0);
+  if (rc == 0) {
+    int len = sizeof ss;
+    uv_udp_getsockname(&l->udp, reinterpret_cast<sockaddr*>(&ss), &len);
+    l->actual.port = ntohs(a.ipv6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    rc = uv_udp_recv_start(&l->udp, Alloc,
+                           [](uv_udp_t* u, ssize_t nread, const uv_buf_t* buf, const sockaddr* from,
+                              unsigned) noexcept {
+                             if (nread <= 0 || from == nullptr) return;
+                             auto* li = static_cast<Listener*>(u->data);
+                             li->server->OnRequest(li,
+                                                   {reinterpret_cast<const uint8_t*>(buf->base),
+                                                    static_cast<size_t>(nread)},
+                                                   from);
+                           });
+  }
+  if (rc != 0) {
+    Status s = UvError("tftp listen on " + a.ToString(), rc);
+    CloseListener(std::move(l));
+    return s;
+  }
+  return l;
+}
+
+void TftpServer::CloseListener(std::unique_ptr<Listener> l) {
+  Listener* raw = l.release();
+  uv_close(reinterpret_cast<uv_handle_t*>(&raw->udp),
+           [](uv_handle_t* h) noexcept { delete static_cast<Listener*>(h->data); });
+}
+
+Status TftpServer::Listen(const std::vector<ListenAddress>& addresses) {
+  std::vector<std::unique_ptr<Listener>> added;
+  for (const ListenAddress& a : addresses) {
+    bool have = false;
+    for (const auto& l : listeners_) have = have || l->configured == a;
+    if (have) continue;
+    auto l = Bind(a);
+    if (!l.ok()) {
+      for (auto& done : added) CloseListener(std::move(done));
+      return l.status();
+    }
+    added.push_back(std::move(l).value());
+  }
+  for (auto it = listeners_.begin(); it != listeners_.end();) {
+    bool keep = false;
+    for (const ListenAddress& a : addresses) keep = keep || (*it)->configured == a;
+    if (keep) {
+      ++it;
+    } else {
+      CloseListener(std::move(*it));
+      it = listeners_.erase(it);
+    }
+  }
+  for (auto& l : added) listeners_.push_back(std::move(l));
+  bound_.clear();
+  for (const auto& l : listeners_) bound_.push_back(l->actual);
+  return Status::Ok();
+}
+
+void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from) {
+  if (!accepting_) return;
+  Endpoint peer = Endpoint::From(from);
+  files::Peer fpeer = files::Peer::FromSockaddr(files::Protocol::kTftp, from);
+  auto reply_error = [&](ErrorCode code, std::string_view msg) {
+    std::string pkt;
+    EncodeError(code, msg, &pkt);
+    SendTo(&l->udp, pkt, peer);
+  };
+  auto request = ParseRequest(datagram);
+  if (!request.ok()) {
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": " << request.status().message();
+    reply_error(ErrorCode::kIllegalOperation, "illegal operation");
+    return;
+  }
+  if (!files_->Allowed(fpeer)) {
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << " is not in tftp.allow_from";
+    reply_error(ErrorCode::kAccessViolation, "access violation");
+    return;
+  }
+  if (request->write) {
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": WRQ " << EscapeControl(request->filename)
+                  << " refused: this version takes no uploads over TFTP";
+    reply_error(ErrorCode::kAccessViolation, "access violation");
+    return;
+  }
+  // Too busy: no answer, so the client's own retransmission of the request queues it briefly.
+  if (transfers_.size() >= limits_.max_transfers ||
+      per_peer_[fpeer.ip] >= limits_.max_transfers_per_peer) {
+    return;
+  }
+  // TFTP has no credentials: it sees the whole namespace, limited by tftp.allow_from.
+  static const Account kTftpAccount{"tftp", "", "/"};
+  const Account* account = files_->Anonymous();
+  if (account == nullptr) account = &kTftpAccount;
+  auto path = files_->Resolve(*account, request->filename, /*encoded=*/false);
+  if (!path.ok()) {
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": refused path: " << path.status().message();
+    reply_error(ErrorCode::kAccessViolation, "access violation");
+    return;
+  }
+  auto n = Negotiate(*request, ServerLimits{limits_.max_blksize, limits_.max_windowsize});
+  if (!n.ok()) {
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": options refused: " << n.status().message();
+    reply_error(ErrorCode::kOptionRefused, "option refused");
+    return;
+  }
+  files_->RecordSighting(fpeer, *path, "");
+  std::string filename = request->filename;
+  auto owned = std::make_unique<Transfer>(this, peer, fpeer, filename, *path,
+                                          std::move(request).value(), std::move(n).value());
+  Transfer* t = owned.get();
+  transfers_.emplace(t, std::move(owned));
+  ++per_peer_[fpeer.ip];
+  ListenAddress local = l->actual;
+  local.port = 0;
+  Status s = t->Open(local);
+  if (!s.ok()) {
+    SR_LOG(kError) << "tftp: " << s.ToString();
+    t->Close();
+    return;
+  }
+  files_->Open(*path, files::ReadMode::kStream,
+               [this, t](Result<files::OpenFile> f) {
+                 if (transfers_.count(t) == 0) return;  // ended meanwhile
+                 t->Begin(std::move(f));
+               });
+}
+
+void TftpServer::Ended(Transfer* t) {
+  auto it = transfers_.find(t);
+  if (it == transfers_.end()) return;
+  auto pp = per_peer_.find(t->fpeer().ip);
+  if (pp != per_peer_.end() && --pp->second == 0) per_peer_.erase(pp);
+  transfers_.erase(it);
+  if (!accepting_ && transfers_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+void TftpServer::StopAccepting() {
+  accepting_ = false;
+  for (auto& l : listeners_) CloseListener(std::move(l));
+  listeners_.clear();
+  bound_.clear();
+  if (transfers_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+void TftpServer::CloseAll() {
+  std::vector<Transfer*> all;
+  for (auto& [t, owned] : transfers_) all.push_back(t);
+  for (Transfer* t : all) t->Close();
+}
+
+}  // namespace siterelay::tftp

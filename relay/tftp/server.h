@@ -1,0 +1,81 @@
+// TftpServer: phones over TFTP (RFC 1350, options RFC 2347-2349, windowsize RFC 7440) on libuv
+// UDP. Reads go through FileService exactly as over HTTP, so a cache miss pulls through and
+// streams: a block that has not arrived from the origin yet is sent when it does.
+//
+// Each transfer has its own socket on an ephemeral port (RFC 1350's TID), bound to the address
+// the request came in on. Blocks are numbered from 1 and roll over past 65535 to 0 (as tftp-hpa,
+// curl and atftp expect), so files over 32 MiB at 512-byte blocks go through whole. A window
+// (windowsize blocks) is kept in memory until acknowledged: a timeout resends it, an ACK inside it
+// moves it on, and a duplicate ACK never re-sends DATA (RFC 1123 4.2.3.1: Sorcerer's Apprentice).
+// A datagram from any other address or port gets error 5 and leaves the transfer alone.
+//
+// Thread safety: loop thread only.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/base/config.h"
+#include "relay/base/status.h"
+#include "relay/files/file_service.h"
+#include "relay/tftp/packet.h"
+
+namespace siterelay::tftp {
+
+struct TftpLimits {
+  uint16_t max_blksize = 1468;  // one Ethernet frame: 1500 - IP 20 - UDP 8 - TFTP 4
+  uint16_t max_windowsize = 64;
+  uint64_t retransmit_ms = 1000;  // when the client asks no timeout
+  int max_retries = 5;            // resends of one window before giving up
+  size_t max_transfers = 1024;
+  // CONTRACT.md: at least 256 concurrent transfers from one address.
+  size_t max_transfers_per_peer = 256;
+};
+
+class TftpServer {
+ public:
+  TftpServer(uv_loop_t* loop, files::FileService* files, TftpLimits limits = {});
+  ~TftpServer();
+  TftpServer(const TftpServer&) = delete;
+  TftpServer& operator=(const TftpServer&) = delete;
+
+  // Makes the listeners exactly `addresses` (as HttpServer::Listen): on error nothing changes.
+  Status Listen(const std::vector<ListenAddress>& addresses);
+  const std::vector<ListenAddress>& bound() const { return bound_; }
+  void StopAccepting();
+  void CloseAll();
+  size_t transfers() const { return transfers_.size(); }
+  // Called (once) when StopAccepting() was called and the last transfer has ended.
+  void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
+
+  // Testing seam for the packet-loss case: when set, DATA datagrams for which it returns true are
+  // not sent (as if lost on the way).
+  void SetDropFilter(std::function<bool(uint64_t block)> drop) { drop_ = std::move(drop); }
+
+ private:
+  friend class Transfer;
+  struct Listener;
+  Result<std::unique_ptr<Listener>> Bind(const ListenAddress& address);
+  void CloseListener(std::unique_ptr<Listener> l);
+  void OnRequest(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from);
+  void Ended(class Transfer* t);
+
+  uv_loop_t* loop_;
+  files::FileService* files_;
+  TftpLimits limits_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<ListenAddress> bound_;
+  std::map<Transfer*, std::unique_ptr<Transfer>> transfers_;
+  std::map<std::string, size_t> per_peer_;
+  bool accepting_ = true;
+  std::function<void()> on_drained_;
+  std::function<bool(uint64_t)> drop_;
+};
+
+}  // namespace siterelay::tftp

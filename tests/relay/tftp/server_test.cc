@@ -1,0 +1,233 @@
+#include "relay/tftp/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include "relay/base/uv.h"
+#include "tests/testing/cache.h"
+#include "tests/testing/temp_dir.h"
+
+namespace siterelay::tftp {
+namespace {
+
+// A blocking UDP client on a thread, the way a phone's TFTP stack behaves.
+class Client {
+ public:
+  explicit Client(uint16_t server_port) : port_(server_port) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in me{};
+    me.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&me), sizeof me);
+    SetTimeout(2000);
+  }
+  ~Client() { ::close(fd_); }
+
+  void SetTimeout(int ms) {
+    timeval tv{ms / 1000, (ms % 1000) * 1000};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  void SendTo(const std::string& d, uint16_t port) {
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    ::sendto(fd_, d.data(), d.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  }
+  // One datagram and the port it came from; empty on timeout.
+  std::string Recv(uint16_t* from_port = nullptr) {
+    char buf[70000];
+    sockaddr_in from{};
+    socklen_t len = sizeof from;
+    ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&from), &len);
+    if (n <= 0) return "";
+    if (from_port != nullptr) *from_port = ntohs(from.sin_port);
+    return std::string(buf, static_cast<size_t>(n));
+  }
+  void Rrq(const std::string& file) {
+    Request r;
+    r.filename = file;
+    std::string d;
+    EncodeRequest(r, &d);
+    SendTo(d, port_);
+  }
+  // A classic RFC 1350 download: ACK every block; on silence, ACK the last block again.
+  std::string Download(const std::string& file, int* datagrams = nullptr) {
+    Rrq(file);
+    std::string got;
+    uint16_t expect = 1, tid = 0;
+    int count = 0;
+    for (int silent = 0; silent < 20;) {
+      uint16_t from = 0;
+      std::string d = Recv(&from);
+      if (d.empty()) {
+        ++silent;
+        if (tid != 0) Ack(static_cast<uint16_t>(expect - 1), tid);
+        continue;
+      }
+      silent = 0;
+      ++count;
+      auto data = ParseData({reinterpret_cast<const uint8_t*>(d.data()), d.size()}, 65464);
+      if (!data.ok()) return "<not DATA: " + d + ">";
+      tid = from;
+      if (data->block == expect) {
+        got.append(reinterpret_cast<const char*>(data->payload.data()), data->payload.size());
+        ++expect;
+        Ack(data->block, tid);
+        if (data->payload.size() < 512) break;
+      } else {
+        Ack(static_cast<uint16_t>(expect - 1), tid);  // a repeat: say again where we are
+      }
+    }
+    if (datagrams != nullptr) *datagrams = count;
+    return got;
+  }
+  void Ack(uint16_t block, uint16_t port) {
+    std::string d;
+    EncodeAck(block, &d);
+    SendTo(d, port);
+  }
+
+ private:
+  uint16_t port_;
+  int fd_;
+};
+
+class TftpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_);
+    content_.resize(300 * 512 + 100);
+    for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 31 % 251);
+    auto w = cache_->store().Create();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append({reinterpret_cast<const uint8_t*>(content_.data()),
+                              content_.size()}).ok());
+    auto d = (*w)->Commit();
+    ASSERT_TRUE(d.ok());
+    cache::Entry e;
+    e.path = "sip.ld";
+    e.sha256 = *d;
+    e.size = content_.size();
+    e.content_type = "application/octet-stream";
+    ASSERT_TRUE(cache_->Publish({e}).ok());
+    files_ = std::make_unique<files::FileService>(Config::Defaults(), cache_.get(), &clock_);
+  }
+
+  void Start(TftpLimits limits = {}) {
+    server_ = std::make_unique<TftpServer>(loop_.get(), files_.get(), limits);
+    ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}).ok());
+    port_ = server_->bound()[0].port;
+  }
+
+  // Runs the loop until the client thread is done (bounded by the client's own timeouts).
+  void RunClient(const std::function<void()>& client) {
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      client();
+      done = true;
+    });
+    while (!done) uv_run(loop_.get(), UV_RUN_NOWAIT), ::usleep(200);
+    t.join();
+    server_->StopAccepting();
+    server_->CloseAll();
+    uv_run(loop_.get(), UV_RUN_DEFAULT);
+  }
+
+  siterelay::testing::TempDir dir_;
+  ManualClock clock_;
+  Loop loop_;
+  std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<TftpServer> server_;
+  uint16_t port_ = 0;
+  std::string content_;
+};
+
+TEST_F(TftpServerTest, LostBlocksAreResentAndTheFileArrivesWhole) {
+  TftpLimits limits;
+  limits.retransmit_ms = 50;
+  Start(limits);
+  std::set<uint64_t> dropped;
+  server_->SetDropFilter([&](uint64_t block) {  // every 7th block, the first time it goes out
+    return block % 7 == 0 && dropped.insert(block).second;
+  });
+  std::string got;
+  RunClient([&] { got = Client(port_).Download("sip.ld"); });
+  EXPECT_EQ(got, content_);
+  EXPECT_EQ(dropped.size(), 301u / 7);
+}
+
+TEST_F(TftpServerTest, DuplicateAckNeverResendsData) {
+  TftpLimits limits;
+  limits.retransmit_ms = 5000;  // no timeout inside this test
+  Start(limits);
+  int extra = -1;
+  RunClient([&] {
+    Client c(port_);
+    c.Rrq("sip.ld");
+    uint16_t tid = 0;
+    std::string first = c.Recv(&tid);
+    ASSERT_FALSE(first.empty());
+    c.Ack(1, tid);
+    c.Ack(1, tid);  // the duplicate (Sorcerer's Apprentice bait)
+    c.Ack(1, tid);
+    c.SetTimeout(300);
+    extra = 0;
+    while (!c.Recv().empty()) ++extra;
+  });
+  EXPECT_EQ(extra, 1) << "block 2 once, whatever the number of ACKs for block 1";
+}
+
+TEST_F(TftpServerTest, StrangerGetsError5AndTheTransferCarriesOn) {
+  Start();
+  std::string got;
+  std::string stranger_heard;
+  RunClient([&] {
+    Client c(port_);
+    c.Rrq("sip.ld");
+    uint16_t tid = 0;
+    std::string first = c.Recv(&tid);
+    ASSERT_FALSE(first.empty());
+    Client stranger(port_);
+    stranger.Ack(1, tid);  // from another port: not this transfer's client
+    stranger_heard = stranger.Recv();
+    c.Ack(1, tid);
+    auto d = c.Recv();
+    got = d.substr(0, 4);
+  });
+  auto err = ParseError({reinterpret_cast<const uint8_t*>(stranger_heard.data()),
+                         stranger_heard.size()});
+  ASSERT_TRUE(err.ok());
+  EXPECT_EQ(err->code, ErrorCode::kUnknownTid);
+  EXPECT_EQ(got, std::string("\0\3\0\2", 4)) << "block 2 still came to the real client";
+}
+
+TEST_F(TftpServerTest, MissingFileIsError1AndEscapeIsError2) {
+  Start();
+  std::string missing, escape;
+  RunClient([&] {
+    Client c(port_);
+    c.Rrq("0004f2aabbcc.cfg");
+    missing = c.Recv();
+    c.Rrq("../etc/passwd");
+    escape = c.Recv();
+  });
+  auto e1 = ParseError({reinterpret_cast<const uint8_t*>(missing.data()), missing.size()});
+  auto e2 = ParseError({reinterpret_cast<const uint8_t*>(escape.data()), escape.size()});
+  ASSERT_TRUE(e1.ok());
+  ASSERT_TRUE(e2.ok());
+  EXPECT_EQ(e1->code, ErrorCode::kFileNotFound);
+  EXPECT_EQ(e2->code, ErrorCode::kAccessViolation);
+}
+
+}  // namespace
+}  // namespace siterelay::tftp
