@@ -121,7 +121,11 @@ class Relay {
     https_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttps,
                                                 file_handler_.get(), http::ServerLimits{},
                                                 files_.get());
-    tftp_ = std::make_unique<tftp::TftpServer>(loop_.get(), files_.get());
+    tftp::TftpLimits tftp_limits;
+    tftp_limits.allow_uploads = config_.tftp.allow_uploads;
+    tftp_limits.max_upload_bytes = config_.upload_max_bytes;
+    tftp_ = std::make_unique<tftp::TftpServer>(loop_.get(), files_.get(), uploads_.get(),
+                                               tftp_limits);
     Status s;
     if (!config_.https.listen.empty()) {
       auto tls = tls::TlsContext::Create(config_.tls, config_.data_dir);

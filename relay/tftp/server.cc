@@ -12,6 +12,7 @@
 #include "relay/base/strings.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
+#include "relay/files/uploads.h"
 
 namespace siterelay::tftp {
 namespace {
@@ -82,6 +83,7 @@ class Transfer {
         fpeer_(std::move(fpeer)),
         filename_(std::move(filename)),
         path_(std::move(path)),
+        write_(request.write),
         mode_(request.mode),
         n_(std::move(n)),
         start_ns_(uv_hrtime()) {
@@ -158,10 +160,33 @@ class Transfer {
     Pump();
   }
 
+  // A WRQ for a phone upload name: DATA goes into `sink`, and the last block is acknowledged only
+  // once the upload is durable (CONTRACT.md "Uploads").
+  void BeginUpload(std::shared_ptr<files::UploadSink> sink) {
+    sink_ = std::move(sink);
+    retransmit_ms_ = n_.timeout_seconds > 0 ? static_cast<uint64_t>(n_.timeout_seconds) * 1000
+                                            : server_->limits_.retransmit_ms;
+    // The client sends: one block per ACK here (windowsize is for reads in this version).
+    DropOption(&n_, "windowsize");
+    if (n_.tsize_sent && *n_.tsize_sent > server_->limits_.max_upload_bytes) {
+      Abort(ErrorCode::kDiskFull, "file too large",
+            "upload of " + std::to_string(*n_.tsize_sent) + " bytes refused (tsize)");
+      return;
+    }
+    if (n_.oack.empty()) {
+      EncodeAck(0, &last_ack_);
+    } else {
+      EncodeOack(n_.oack, &last_ack_);  // the OACK stands for ACK 0 (RFC 2347)
+    }
+    SendTo(&udp_, last_ack_, peer_);
+    ArmTimer();
+  }
+
   void Close() {
     if (closing_) return;
     closing_ = true;
     *alive_ = false;
+    if (sink_ && !upload_filed_) sink_->Abort();
     if (handles_ == 0) {
       server_->Ended(this);
       return;
@@ -185,11 +210,13 @@ class Transfer {
   }
 
   const files::Peer& fpeer() const { return fpeer_; }
+  // False once the transfer is closing; for answers that may come after that.
+  std::weak_ptr<bool> alive() const { return alive_; }
 
  private:
   void Log(const std::string& outcome) {
     uint64_t ms = (uv_hrtime() - start_ns_) / 1'000'000;
-    SR_LOG(kInfo) << "tftp RRQ " << EscapeControl(filename_) << " " << outcome << " " << bytes_
+    SR_LOG(kInfo) << (write_ ? "tftp WRQ " : "tftp RRQ ") << EscapeControl(filename_) << " " << outcome << " " << bytes_
                   << " " << ms << "ms " << fpeer_.ip << (mac_.empty() ? "" : " mac=" + mac_)
                   << " blksize=" << n_.blksize << " windowsize=" << n_.windowsize;
   }
@@ -204,7 +231,16 @@ class Transfer {
       return;
     }
     auto op = PeekOpcode(d);
-    if (op.ok() && *op == Opcode::kAck) {
+    if (write_ && op.ok() && *op == Opcode::kData) {
+      auto data = ParseData(d, n_.blksize);
+      if (data.ok()) {
+        OnData(data->block, data->payload);
+      } else {
+        Abort(ErrorCode::kIllegalOperation, "illegal operation", data.status().message());
+      }
+      return;
+    }
+    if (!write_ && op.ok() && *op == Opcode::kAck) {
       auto ack = ParseAck(d);
       if (ack.ok()) OnAck(ack->block);
       return;
@@ -217,6 +253,82 @@ class Transfer {
       return;
     }
     Abort(ErrorCode::kIllegalOperation, "illegal operation", "client sent an unexpected packet");
+  }
+
+  void OnData(uint16_t block, std::span<const uint8_t> payload) {
+    if (block == static_cast<uint16_t>(received_)) {
+      // A repeat of the block acknowledged last: that ACK was lost, say it again. (Not while the
+      // ACK is held back for the disk: the client's retransmissions just wait.)
+      if (!holding_ack_ && !filing_) SendTo(&udp_, last_ack_, peer_);
+      return;
+    }
+    if (block != static_cast<uint16_t>(received_ + 1) || holding_ack_ || filing_) return;
+    Status s;
+    if (mode_ == Mode::kNetascii) {
+      std::string plain;
+      netascii_in_.Decode(payload, &plain);
+      s = sink_->Write(plain);
+    } else {
+      s = sink_->Write({reinterpret_cast<const char*>(payload.data()), payload.size()});
+    }
+    if (!s.ok()) {
+      bool full = s.Is(StatusCode::kResourceExhausted);
+      Abort(full ? ErrorCode::kDiskFull : ErrorCode::kNotDefined,
+            full ? "file too large" : "cannot store the file", s.message());
+      return;
+    }
+    ++received_;
+    bytes_ += payload.size();
+    retries_ = 0;
+    if (payload.size() < n_.blksize) {
+      FileUpload();
+      return;
+    }
+    if (sink_->WantsMore()) {
+      Acknowledge();
+      return;
+    }
+    // The disk is behind: the ACK waits, and so does the client (back-pressure, not loss).
+    holding_ack_ = true;
+    uv_timer_stop(&timer_);
+    std::weak_ptr<bool> alive = alive_;
+    sink_->OnWantsMore([this, alive] {
+      if (alive.expired() || !*alive.lock() || !holding_ack_) return;
+      holding_ack_ = false;
+      Acknowledge();
+    });
+  }
+
+  void Acknowledge() {
+    EncodeAck(static_cast<uint16_t>(received_), &last_ack_);
+    SendTo(&udp_, last_ack_, peer_);
+    ArmTimer();
+  }
+
+  void FileUpload() {
+    filing_ = true;
+    uv_timer_stop(&timer_);
+    if (mode_ == Mode::kNetascii) {
+      std::string tail;
+      netascii_in_.Finish(&tail);
+      if (!tail.empty()) (void)sink_->Write(tail);
+    }
+    std::weak_ptr<bool> alive = alive_;
+    sink_->Finish([this, alive](Result<files::UploadResult> r) {
+      if (alive.expired() || !*alive.lock()) return;
+      upload_filed_ = true;
+      if (!r.ok()) {
+        bool full = r.status().Is(StatusCode::kResourceExhausted);
+        Abort(full ? ErrorCode::kDiskFull : ErrorCode::kNotDefined,
+              full ? "disk full" : "cannot store the file", r.status().message());
+        return;
+      }
+      // Durable now: the last ACK. Linger a little to ACK it again should it be lost.
+      filing_ = false;
+      Acknowledge();
+      Log("stored");
+      dallying_ = true;
+    });
   }
 
   void OnAck(uint16_t block) {
@@ -360,6 +472,20 @@ class Transfer {
 
   void OnTimeout() {
     if (closing_) return;
+    if (write_) {
+      if (dallying_) {  // the client had its chance to repeat the last block
+        Close();
+        return;
+      }
+      if (filing_ || holding_ack_) return;
+      if (++retries_ > server_->limits_.max_retries) {
+        Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's DATA");
+        return;
+      }
+      SendTo(&udp_, last_ack_, peer_);
+      ArmTimer();
+      return;
+    }
     if (window_.empty() && !waiting_oack_) return;  // waiting for the origin, not the client
     if (++retries_ > server_->limits_.max_retries) {
       Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's ACK");
@@ -380,6 +506,7 @@ class Transfer {
   std::string filename_;
   std::string path_;
   std::string mac_;
+  bool write_;
   Mode mode_;
   Negotiated n_;
   uint64_t start_ns_;
@@ -389,6 +516,15 @@ class Transfer {
   bool closing_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   files::OpenFile file_;
+  // Uploads (WRQ):
+  std::shared_ptr<files::UploadSink> sink_;  // shared with the pool work filing it
+  uint64_t received_ = 0;     // absolute number of the last DATA block taken
+  std::string last_ack_;      // the ACK (or OACK) to repeat
+  bool holding_ack_ = false;  // the disk is behind: the ACK waits
+  bool filing_ = false;       // last block taken, waiting for it to be durable
+  bool upload_filed_ = false;
+  bool dallying_ = false;     // final ACK sent; answering a repeated last block a while
+  NetasciiDecoder netascii_in_;
   uint64_t retransmit_ms_ = 1000;
   int retries_ = 0;
   bool waiting_oack_ = false;
@@ -415,8 +551,9 @@ struct TftpServer::Listener {
   uv_udp_t udp{};
 };
 
-TftpServer::TftpServer(uv_loop_t* loop, files::FileService* files, TftpLimits limits)
-    : loop_(loop), files_(files), limits_(limits) {}
+TftpServer::TftpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads,
+                       TftpLimits limits)
+    : loop_(loop), files_(files), uploads_(uploads), limits_(limits) {}
 
 TftpServer::~TftpServer() = default;  // the owner closed everything and ran the loop first
 
@@ -521,9 +658,9 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
     reply_error(ErrorCode::kAccessViolation, "access violation");
     return;
   }
-  if (request->write) {
+  if (request->write && (!limits_.allow_uploads || uploads_ == nullptr)) {
     SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": WRQ " << EscapeControl(request->filename)
-                  << " refused: this version takes no uploads over TFTP";
+                  << " refused: tftp.allow_uploads is off";
     reply_error(ErrorCode::kAccessViolation, "access violation");
     return;
   }
@@ -548,7 +685,16 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
     reply_error(ErrorCode::kOptionRefused, "option refused");
     return;
   }
+  files::UploadName upload = files::ClassifyUpload(files::BaseName(*path));
+  if (request->write && upload.kind == files::UploadName::kNone) {
+    // Only the phone upload names of CONTRACT.md are accepted, as over HTTP and FTP.
+    SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": WRQ " << *path
+                  << " refused: not a phone upload name";
+    reply_error(ErrorCode::kAccessViolation, "access violation");
+    return;
+  }
   files_->RecordSighting(fpeer, *path, "");
+  bool write = request->write;
   std::string filename = request->filename;
   auto owned = std::make_unique<Transfer>(this, peer, fpeer, filename, *path,
                                           std::move(request).value(), std::move(n).value());
@@ -563,11 +709,15 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
     t->Close();
     return;
   }
-  files_->Open(*path, files::ReadMode::kStream,
-               [this, t](Result<files::OpenFile> f) {
-                 if (transfers_.count(t) == 0) return;  // ended meanwhile
-                 t->Begin(std::move(f));
-               });
+  if (write) {
+    t->BeginUpload(uploads_->Begin(*path, upload, limits_.max_upload_bytes));
+    return;
+  }
+  std::weak_ptr<bool> alive = t->alive();
+  files_->Open(*path, files::ReadMode::kStream, [t, alive](Result<files::OpenFile> f) {
+    if (alive.expired() || !*alive.lock()) return;  // ended meanwhile
+    t->Begin(std::move(f));
+  });
 }
 
 void TftpServer::Ended(Transfer* t) {

@@ -9,6 +9,9 @@
 // moves it on, and a duplicate ACK never re-sends DATA (RFC 1123 4.2.3.1: Sorcerer's Apprentice).
 // A datagram from any other address or port gets error 5 and leaves the transfer alone.
 //
+// A WRQ is taken only with tftp.allow_uploads and only for the phone upload names (logs append,
+// settings replace, as over HTTP); the last block is acknowledged once the upload is durable.
+//
 // Thread safety: loop thread only.
 #pragma once
 
@@ -24,6 +27,7 @@
 #include "relay/base/config.h"
 #include "relay/base/status.h"
 #include "relay/files/file_service.h"
+#include "relay/files/uploads.h"
 #include "relay/tftp/packet.h"
 
 namespace siterelay::tftp {
@@ -36,11 +40,15 @@ struct TftpLimits {
   size_t max_transfers = 1024;
   // CONTRACT.md: at least 256 concurrent transfers from one address.
   size_t max_transfers_per_peer = 256;
+  bool allow_uploads = false;                // [tftp] allow_uploads
+  uint64_t max_upload_bytes = 16ull << 20;  // uploads.max_bytes
 };
 
 class TftpServer {
  public:
-  TftpServer(uv_loop_t* loop, files::FileService* files, TftpLimits limits = {});
+  // `uploads` may be null when uploads are off.
+  TftpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads,
+             TftpLimits limits = {});
   ~TftpServer();
   TftpServer(const TftpServer&) = delete;
   TftpServer& operator=(const TftpServer&) = delete;
@@ -68,6 +76,7 @@ class TftpServer {
 
   uv_loop_t* loop_;
   files::FileService* files_;
+  files::Uploads* uploads_;
   TftpLimits limits_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<ListenAddress> bound_;

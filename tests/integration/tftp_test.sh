@@ -67,4 +67,28 @@ expect_contains "WRQ is error 2" "Error code 2" "$out"
 
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+
+# Uploads with tftp.allow_uploads: the phone upload names only, stored as over HTTP (a log
+# appends only what is new; settings are served back at once).
+sed -i 's/^allow_uploads = .*//; /^\[tftp\]$/a allow_uploads = true' relay.toml
+start_relay relay.toml
+TFTP_PORT=$(sed -n 's|.*phones: tftp://[^ ]*:\([0-9]*\)/ .*|\1|p' serve.log | head -n 1)
+base="http://127.0.0.1:$HTTP_PORT"
+printf '0517184023|copy |3|00|first line\n' > app1.log
+out=$(timeout 30 tftp 127.0.0.1 "$TFTP_PORT" -m binary -c put app1.log 0004f2aabbcc-app.log 2>&1)
+expect_eq "WRQ of a log" "" "$out"
+cat app1.log > app2.log
+printf '0517184024|copy |3|00|second line\n' >> app2.log
+timeout 30 tftp 127.0.0.1 "$TFTP_PORT" -m binary -c put app2.log 0004f2aabbcc-app.log
+expect_eq "the log holds each line once" "$(cat app2.log)" \
+  "$(curl -s --max-time 10 "$base/0004f2aabbcc-app.log")"
+head -c 200000 /dev/urandom | base64 > phone.cfg  # several blocks at 512 bytes
+curl -s --max-time 30 -T phone.cfg --tftp-blksize 1468 "tftp://127.0.0.1:$TFTP_PORT/0004f2aabbcc-phone.cfg"
+expect_eq "curl WRQ of settings (blksize 1468)" 0 "$?"
+curl -s --max-time 10 -o got-phone.cfg "$base/0004f2aabbcc-phone.cfg"
+same got-phone.cfg phone.cfg "settings upload served back"
+out=$(timeout 30 tftp 127.0.0.1 "$TFTP_PORT" -m binary -c put app1.log firmware.ld 2>&1)
+expect_contains "WRQ of another name is error 2" "Error code 2" "$out"
+stop_relay
+expect_eq "SIGTERM exit code after uploads" 0 "$STOP_RC"
 finish

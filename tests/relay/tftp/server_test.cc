@@ -120,10 +120,11 @@ class TftpServerTest : public ::testing::Test {
     e.content_type = "application/octet-stream";
     ASSERT_TRUE(cache_->Publish({e}).ok());
     files_ = std::make_unique<files::FileService>(Config::Defaults(), cache_.get(), &clock_);
+    uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), &clock_);
   }
 
   void Start(TftpLimits limits = {}) {
-    server_ = std::make_unique<TftpServer>(loop_.get(), files_.get(), limits);
+    server_ = std::make_unique<TftpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
     ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}).ok());
     port_ = server_->bound()[0].port;
   }
@@ -147,6 +148,7 @@ class TftpServerTest : public ::testing::Test {
   Loop loop_;
   std::unique_ptr<cache::Cache> cache_;
   std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<TftpServer> server_;
   uint16_t port_ = 0;
   std::string content_;
