@@ -51,6 +51,23 @@ expect_contains "atftp's OACK: windowsize" "windowsize: 16" "$oack"
 expect_contains "atftp's OACK: blksize" "blksize: 1468" "$oack"
 expect_contains "atftp's OACK: the real tsize" "tsize: 3000000" "$oack"
 
+# A lossy network: our client drops every Nth datagram it receives. With windowsize 8 it reports
+# each gap by acknowledging the last block it has (RFC 7440) and the relay resends from there;
+# with windowsize 1 the relay's retransmission timer brings the lost block back.
+LOSSY=${TFTP_LOSSY_CLIENT:-$(dirname "$SITERELAY")/tests/tftp_lossy_client}
+if [[ -x $LOSSY ]]; then
+  timeout 60 "$LOSSY" 127.0.0.1 "$TFTP_PORT" 3111-44500-001.sip.ld lossy8.ld 200 1468 8 2> lossy8.err
+  same lossy8.ld tree/3111-44500-001.sip.ld "every 200th datagram lost, windowsize 8"
+  dropped=$(sed -n 's/.* \([0-9]*\) datagrams dropped/\1/p' lossy8.err)
+  ((${dropped:-0} >= 10)) && pass || fail "the lossy client lost too little: [$(cat lossy8.err)]"
+  # 5,860 blocks of 512 bytes: four losses, each brought back by the relay's 1 s timer.
+  timeout 60 "$LOSSY" 127.0.0.1 "$TFTP_PORT" 3111-44500-001.sip.ld lossy1.ld 1500 512 1 \
+    2> lossy1.err
+  same lossy1.ld tree/3111-44500-001.sip.ld "every 1500th datagram lost, windowsize 1"
+else
+  fail "no lossy TFTP client at $LOSSY"
+fi
+
 # netascii: LF becomes CR LF on the wire; tftp-hpa turns it back.
 timeout 30 tftp 127.0.0.1 "$TFTP_PORT" -m netascii -c get notes.txt ascii.txt
 same ascii.txt tree/notes.txt "netascii round trip"
