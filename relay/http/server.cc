@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "relay/base/http_date.h"
+#include "relay/base/listen.h"
 #include "relay/base/log.h"
 #include "relay/http/chunked.h"
 #include "relay/http/limits.h"
@@ -736,21 +737,8 @@ HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handl
 HttpServer::~HttpServer() = default;  // the owner stopped accepting and ran the loop first
 
 Result<std::unique_ptr<HttpServer::Listener>> HttpServer::Bind(const ListenAddress& a) {
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (a.ipv6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(a.port);
-    inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
-    len = sizeof *in6;
-  } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(a.port);
-    inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
-    len = sizeof *in4;
-  }
+  sockaddr_storage ss;
+  socklen_t len = ToSockaddr(a, &ss);
   int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return PosixError("socket for " + a.ToString(), errno);
   int one = 1;
@@ -800,33 +788,10 @@ void HttpServer::CloseListener(std::unique_ptr<Listener> l) {
 }
 
 Status HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
-  std::vector<std::unique_ptr<Listener>> added;
-  for (const ListenAddress& a : addresses) {
-    bool have = false;
-    for (const auto& l : listeners_) have = have || l->configured == a;
-    if (have) continue;
-    auto l = Bind(a);
-    if (!l.ok()) {
-      for (auto& done : added) CloseListener(std::move(done));
-      return l.status();
-    }
-    added.push_back(std::move(l).value());
-  }
   // Listeners no longer configured stop; connections they accepted carry on.
-  for (auto it = listeners_.begin(); it != listeners_.end();) {
-    bool keep = false;
-    for (const ListenAddress& a : addresses) keep = keep || (*it)->configured == a;
-    if (keep) {
-      ++it;
-    } else {
-      CloseListener(std::move(*it));
-      it = listeners_.erase(it);
-    }
-  }
-  for (auto& l : added) listeners_.push_back(std::move(l));
-  bound_.clear();
-  for (const auto& l : listeners_) bound_.push_back(l->actual);
-  return Status::Ok();
+  return ReconcileListeners<Listener>(
+      &listeners_, addresses, [this](const ListenAddress& a) { return Bind(a); },
+      [this](std::unique_ptr<Listener> l) { CloseListener(std::move(l)); }, &bound_);
 }
 
 void HttpServer::Accept(Listener* l) {

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 
+#include "relay/base/listen.h"
 #include "relay/base/log.h"
 #include "relay/base/strings.h"
 #include "relay/files/path.h"
@@ -94,16 +95,8 @@ class Transfer {
 
   // The transfer's own socket (its TID), on the address the request came to.
   Status Open(const ListenAddress& local) {
-    sockaddr_storage ss{};
-    if (local.ipv6) {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-      in6->sin6_family = AF_INET6;
-      inet_pton(AF_INET6, local.host.c_str(), &in6->sin6_addr);
-    } else {
-      auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-      in4->sin_family = AF_INET;
-      inet_pton(AF_INET, local.host.c_str(), &in4->sin_addr);
-    }
+    sockaddr_storage ss;
+    ToSockaddr(local, &ss);
     int rc = uv_udp_init(server_->loop_, &udp_);
     if (rc != 0) return UvError("uv_udp_init", rc);
     ++handles_;
@@ -558,18 +551,8 @@ TftpServer::TftpServer(uv_loop_t* loop, files::FileService* files, files::Upload
 TftpServer::~TftpServer() = default;  // the owner closed everything and ran the loop first
 
 Result<std::unique_ptr<TftpServer::Listener>> TftpServer::Bind(const ListenAddress& a) {
-  sockaddr_storage ss{};
-  if (a.ipv6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(a.port);
-    inet_pton(AF_INET6, a.host.c_str(), &in6->sin6_addr);
-  } else {
-    auto* in4 = reinterpret_cast<sockaddr_in*>(&ss);
-    in4->sin_family = AF_INET;
-    in4->sin_port = htons(a.port);
-    inet_pton(AF_INET, a.host.c_str(), &in4->sin_addr);
-  }
+  sockaddr_storage ss;
+  ToSockaddr(a, &ss);
   auto l = std::make_unique<Listener>();
   l->server = this;
   l->configured = a;
@@ -610,32 +593,9 @@ void TftpServer::CloseListener(std::unique_ptr<Listener> l) {
 }
 
 Status TftpServer::Listen(const std::vector<ListenAddress>& addresses) {
-  std::vector<std::unique_ptr<Listener>> added;
-  for (const ListenAddress& a : addresses) {
-    bool have = false;
-    for (const auto& l : listeners_) have = have || l->configured == a;
-    if (have) continue;
-    auto l = Bind(a);
-    if (!l.ok()) {
-      for (auto& done : added) CloseListener(std::move(done));
-      return l.status();
-    }
-    added.push_back(std::move(l).value());
-  }
-  for (auto it = listeners_.begin(); it != listeners_.end();) {
-    bool keep = false;
-    for (const ListenAddress& a : addresses) keep = keep || (*it)->configured == a;
-    if (keep) {
-      ++it;
-    } else {
-      CloseListener(std::move(*it));
-      it = listeners_.erase(it);
-    }
-  }
-  for (auto& l : added) listeners_.push_back(std::move(l));
-  bound_.clear();
-  for (const auto& l : listeners_) bound_.push_back(l->actual);
-  return Status::Ok();
+  return ReconcileListeners<Listener>(
+      &listeners_, addresses, [this](const ListenAddress& a) { return Bind(a); },
+      [this](std::unique_ptr<Listener> l) { CloseListener(std::move(l)); }, &bound_);
 }
 
 void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from) {
