@@ -195,7 +195,7 @@ wait_gone() {
 
 # Starts `siterelay serve --config $config` with its stderr going to the log file $1 and waits
 # for it to announce its ports. Sets relay_pid, relay_log, relay_port (its phones' port, over
-# scheme $2: http or https) and admin_port.
+# scheme $2: http, https or tftp) and admin_port.
 start_relay() {  # log file, scheme
   relay_log=$1
   : >"$relay_log"  # before the reads below: the child opens it only once it runs
@@ -216,19 +216,23 @@ start_relay() {  # log file, scheme
   die "siterelay serve did not announce its ports within $kStartSeconds s; log above"
 }
 
-# The listeners for a relay.toml: phones on 127.0.0.1 over $1 (http or https: [tls] is the
-# script's), the admin port on 127.0.0.1, both on any free port, announced in the log for
-# start_relay; no TFTP or FTP.
+# The listeners for a relay.toml: phones on 127.0.0.1 over $1 (http, https: [tls] is the
+# script's, or tftp), the admin port on 127.0.0.1, both on any free port, announced in the log
+# for start_relay; no FTP, and no other phones' listener.
 bench_relay_listeners() {  # scheme
-  local http='[]' https='[]'
-  if [[ $1 == https ]]; then https='["127.0.0.1:0"]'; else http='["127.0.0.1:0"]'; fi
+  local http='[]' https='[]' tftp='[]'
+  case $1 in
+    https) https='["127.0.0.1:0"]' ;;
+    tftp) tftp='["127.0.0.1:0"]' ;;
+    *) http='["127.0.0.1:0"]' ;;
+  esac
   cat <<EOF
 [http]
 listen = $http
 [https]
 listen = $https
 [tftp]
-listen = []
+listen = $tftp
 [ftp]
 listen = []
 implicit_tls_listen = []
