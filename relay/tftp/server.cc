@@ -126,7 +126,7 @@ class Transfer {
             file.status().Is(StatusCode::kNotFound) ? "file not found"
             : CodeFor(file.status()) == ErrorCode::kAccessViolation ? "access violation"
                                                                      : "file not available",
-            file.status().message());
+            file.status().ToString());
       return;
     }
     file_ = std::move(file).value();
