@@ -487,23 +487,13 @@ echo "wrk errors:                           relay $relay_errors" \
 echo
 
 fail=0
-judge() {  # name, ok (1/0), shown value
-  if ((quick)); then
-    printf '%-40s not judged in --quick (%s)\n' "target $1:" "$3"
-  elif (($2)); then
-    printf '%-40s PASS (%s)\n' "target $1:" "$3"
-  else
-    printf '%-40s FAIL (%s)\n' "target $1:" "$3"
-    fail=1
-  fi
-}
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? 1 : 0}'; }
-judge "big file relay/nginx >= $target_big_ratio" "$(ge "$ratio_big" "$target_big_ratio")" \
-  "$ratio_big"
-judge "small file relay/nginx >= $kTargetSmallRatio" "$(ge "$ratio_small" "$kTargetSmallRatio")" \
-  "$ratio_small"
-judge "relay peak RSS < $kTargetRssMiB MiB" "$(awk -v a="$rss_mib" -v b="$kTargetRssMiB" \
-  'BEGIN {print (a < b) ? 1 : 0}')" "$rss_mib MiB"
+judge() { bench_judge 40 "target $1:" "$2" "$3"; }  # name, ok (1/0), shown value
+judge "big file relay/nginx >= $target_big_ratio" \
+  "$(bench_holds "$ratio_big" ">=" "$target_big_ratio")" "$ratio_big"
+judge "small file relay/nginx >= $kTargetSmallRatio" \
+  "$(bench_holds "$ratio_small" ">=" "$kTargetSmallRatio")" "$ratio_small"
+judge "relay peak RSS < $kTargetRssMiB MiB" "$(bench_holds "$rss_mib" "<" "$kTargetRssMiB")" \
+  "$rss_mib MiB"
 # Not a speed target: a relay that errs under load fails the benchmark in every mode.
 if ((relay_errors == 0 && log_non200 == 0)); then
   printf '%-40s PASS\n' "check relay errors under load:"

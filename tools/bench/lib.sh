@@ -260,6 +260,28 @@ relay_failed() {
   die "siterelay: $*"
 }
 
+# ---- targets ------------------------------------------------------------------------------------
+
+# bench_holds A OP B: prints 1 when "A OP B" holds for decimals A and B (OP: >=, >, <=, <), else 0.
+bench_holds() {
+  awk -v a="$1" -v op="$2" -v b="$3" \
+    'BEGIN { r = op == ">=" ? a >= b : op == ">" ? a > b : op == "<=" ? a <= b : a < b
+             print r ? 1 : 0 }'
+}
+
+# bench_judge WIDTH LABEL OK SHOWN: one target line, "LABEL PASS (SHOWN)" or FAIL (which sets
+# fail=1), or "not judged in --quick" when $quick is set. LABEL is padded to WIDTH.
+bench_judge() {
+  if ((quick)); then
+    printf "%-${1}s not judged in --quick (%s)\n" "$2" "$4"
+  elif (($3)); then
+    printf "%-${1}s PASS (%s)\n" "$2" "$4"
+  else
+    printf "%-${1}s FAIL (%s)\n" "$2" "$4"
+    fail=1
+  fi
+}
+
 # ---- nginx (http.sh: the reference server; storm.sh: the origin) ------------------------------
 
 # Writes $nginx_dir/nginx.conf: nginx in the foreground with its files in $nginx_dir, serving

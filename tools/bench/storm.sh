@@ -590,15 +590,8 @@ echo "relay log:                              $log_requests answers for the imag
 echo
 
 fail=0
-if ((quick)); then
-  printf '%-46s not judged in --quick (%s)\n' "goal (b)/(a) <= $kTargetRatio ($kTargetClients clients):" \
-    "$ratio"
-elif (($(awk -v a="$ratio" -v b="$kTargetRatio" 'BEGIN {print (a <= b) ? 1 : 0}'))); then
-  printf '%-46s PASS (%s)\n' "goal (b)/(a) <= $kTargetRatio ($kTargetClients clients):" "$ratio"
-else
-  printf '%-46s FAIL (%s)\n' "goal (b)/(a) <= $kTargetRatio ($kTargetClients clients):" "$ratio"
-  fail=1
-fi
+bench_judge 46 "goal (b)/(a) <= $kTargetRatio ($kTargetClients clients):" \
+  "$(bench_holds "$ratio" "<=" "$kTargetRatio")" "$ratio"
 if ((!quick && clients != kTargetClients)); then
   echo "note: the goal is stated for $kTargetClients clients; this run had $clients"
 fi

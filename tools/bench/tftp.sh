@@ -342,22 +342,13 @@ line "relay log" "$log_done transfers done ($expected_done expected), $log_other
 echo
 
 fail=0
-judge() {  # name, ok (1/0), shown value
-  if ((quick)); then
-    printf '%-46s not judged in --quick (%s)\n' "target $1:" "$3"
-  elif (($2)); then
-    printf '%-46s PASS (%s)\n' "target $1:" "$3"
-  else
-    printf '%-46s FAIL (%s)\n' "target $1:" "$3"
-    fail=1
-  fi
-}
-ge() { awk -v a="$1" -v b="$2" 'BEGIN {print (a >= b) ? 1 : 0}'; }
-judge "relay/tftpd-hpa >= $kTargetHpaRatio" "$(ge "$ratio_hpa" "$kTargetHpaRatio")" "$ratio_hpa"
+judge() { bench_judge 46 "target $1:" "$2" "$3"; }  # name, ok (1/0), shown value
+judge "relay/tftpd-hpa >= $kTargetHpaRatio" \
+  "$(bench_holds "$ratio_hpa" ">=" "$kTargetHpaRatio")" "$ratio_hpa"
 judge "relay/atftpd ws$kWindowsize >= $kTargetAtftpdRatio" \
-  "$(ge "$ratio_atftpd" "$kTargetAtftpdRatio")" "$ratio_atftpd"
-judge "relay peak RSS < $kTargetRssMiB MiB" "$(awk -v a="$rss_mib" -v b="$kTargetRssMiB" \
-  'BEGIN {print (a < b) ? 1 : 0}')" "$rss_mib MiB"
+  "$(bench_holds "$ratio_atftpd" ">=" "$kTargetAtftpdRatio")" "$ratio_atftpd"
+judge "relay peak RSS < $kTargetRssMiB MiB" "$(bench_holds "$rss_mib" "<" "$kTargetRssMiB")" \
+  "$rss_mib MiB"
 printf '%-46s PASS\n' "check every transfer's sha256:"
 
 if ((check && fail)); then
