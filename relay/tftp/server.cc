@@ -6,7 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
 #include <deque>
+#include <vector>
 
 #include "relay/base/listen.h"
 #include "relay/base/log.h"
@@ -22,6 +24,9 @@ namespace {
 constexpr size_t kRecvBuffer = 65464 + 4;
 // A file read for netascii conversion, per step.
 constexpr size_t kNetasciiRead = 64 * 1024;
+// Octet blocks are copied out of one read of this size, not read one by one: a third of the
+// system calls of a lock-step transfer were preads of one block.
+constexpr size_t kReadAhead = 16 * 1024;
 
 // A peer address that can be kept and compared (RFC 1350: the TID is the address and port).
 struct Endpoint {
@@ -159,8 +164,6 @@ class Transfer {
     sink_ = std::move(sink);
     retransmit_ms_ = n_.timeout_seconds > 0 ? static_cast<uint64_t>(n_.timeout_seconds) * 1000
                                             : server_->limits_.retransmit_ms;
-    // The client sends: one block per ACK here (windowsize is for reads in this version).
-    DropOption(&n_, "windowsize");
     if (n_.tsize_sent && *n_.tsize_sent > server_->limits_.max_upload_bytes) {
       Abort(ErrorCode::kDiskFull, "file too large",
             "upload of " + std::to_string(*n_.tsize_sent) + " bytes refused (tsize)");
@@ -248,14 +251,22 @@ class Transfer {
     Abort(ErrorCode::kIllegalOperation, "illegal operation", "client sent an unexpected packet");
   }
 
+  // RFC 7440 on a WRQ: the client sends windowsize blocks, the relay ACKs the last of them (or
+  // the short block that ends the file). Out of order — a lost block, a resent window — the relay
+  // ACKs the last block it took, once, and the client resends from after it.
   void OnData(uint16_t block, std::span<const uint8_t> payload) {
-    if (block == static_cast<uint16_t>(received_)) {
-      // A repeat of the block acknowledged last: that ACK was lost, say it again. (Not while the
-      // ACK is held back for the disk: the client's retransmissions just wait.)
-      if (!holding_ack_ && !filing_) SendTo(&udp_, last_ack_, peer_);
+    if (block != static_cast<uint16_t>(received_ + 1) || holding_ack_ || filing_) {
+      // A repeat of the last block taken (its ACK was lost): ACK it again. A gap or an older
+      // block: say where the upload is, once. Not while the ACK is held back for the disk: the
+      // client's retransmissions just wait.
+      if (holding_ack_ || filing_) return;
+      bool repeat = block == static_cast<uint16_t>(received_);
+      if (repeat || !told_position_) {
+        told_position_ = true;
+        Acknowledge();
+      }
       return;
     }
-    if (block != static_cast<uint16_t>(received_ + 1) || holding_ack_ || filing_) return;
     Status s;
     if (mode_ == Mode::kNetascii) {
       std::string plain;
@@ -271,10 +282,16 @@ class Transfer {
       return;
     }
     ++received_;
+    ++in_window_;
+    told_position_ = false;
     bytes_ += payload.size();
     retries_ = 0;
     if (payload.size() < n_.blksize) {
       FileUpload();
+      return;
+    }
+    if (in_window_ < n_.windowsize) {
+      ArmTimer();  // silence from here on: the timeout ACKs what arrived
       return;
     }
     if (sink_->WantsMore()) {
@@ -292,7 +309,9 @@ class Transfer {
     });
   }
 
+  // ACKs the last block taken; the client's next window starts after it.
   void Acknowledge() {
+    in_window_ = 0;
     EncodeAck(static_cast<uint16_t>(received_), &last_ack_);
     SendTo(&udp_, last_ack_, peer_);
     ArmTimer();
@@ -345,7 +364,10 @@ class Transfer {
     if (k == 0) return;
     bool loss = k < sent_;  // RFC 7440: an ACK inside the window; resend from after it
     acked_ += k;
-    for (size_t i = 0; i < k; ++i) window_.pop_front();
+    for (size_t i = 0; i < k; ++i) {
+      spare_.push_back(std::move(window_.front()));
+      window_.pop_front();
+    }
     sent_ = loss ? 0 : sent_ - k;
     retries_ = 0;
     if (last_block_ != 0 && acked_ >= last_block_) {
@@ -363,11 +385,14 @@ class Transfer {
   void Pump() {
     if (closing_) return;
     while (window_.size() < n_.windowsize && last_block_ == 0) {
-      std::string block;
+      std::string block = SpareBlock();
       bool last = false;
       int r = Produce(&block, &last);
       if (r < 0) return;  // aborted
-      if (r == 0) break;  // waiting for the origin
+      if (r == 0) {       // waiting for the origin
+        spare_.push_back(std::move(block));
+        break;
+      }
       window_.push_back(std::move(block));
       if (last) last_block_ = acked_ + window_.size();
     }
@@ -399,7 +424,7 @@ class Transfer {
       uint64_t have = avail > off ? avail - off : 0;
       if (have < blksize && !end_known) return Wait(off + blksize - 1);
       size_t n = static_cast<size_t>(std::min<uint64_t>(have, blksize));
-      if (!Read(off, n, block)) return -1;
+      if (!ReadAhead(off, n, avail, block)) return -1;
       *last = n < blksize;
       bytes_ += n;
       return 1;
@@ -425,6 +450,29 @@ class Transfer {
     *last = n < blksize;
     bytes_ += n;
     return 1;
+  }
+
+  // A block's string from the ones the window gave back, so a transfer allocates its window once.
+  std::string SpareBlock() {
+    if (spare_.empty()) return {};
+    std::string b = std::move(spare_.back());
+    spare_.pop_back();
+    b.clear();
+    return b;
+  }
+
+  // Appends bytes [off, off+n) to *out from the read-ahead buffer, refilling it with up to
+  // kReadAhead bytes below `avail` (what the file has) when it does not hold them.
+  bool ReadAhead(uint64_t off, size_t n, uint64_t avail, std::string* out) {
+    if (off < ahead_off_ || off + n > ahead_off_ + ahead_.size()) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(avail - off, kReadAhead));
+      want = std::max(want, n);
+      ahead_.clear();
+      ahead_off_ = off;
+      if (!Read(off, want, &ahead_)) return false;
+    }
+    out->append(ahead_, static_cast<size_t>(off - ahead_off_), n);
+    return true;
   }
 
   bool Read(uint64_t off, size_t n, std::string* out) {
@@ -475,8 +523,12 @@ class Transfer {
         Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's DATA");
         return;
       }
-      SendTo(&udp_, last_ack_, peer_);
-      ArmTimer();
+      if (received_ == 0) {  // nothing came yet: the OACK (or ACK 0) again
+        SendTo(&udp_, last_ack_, peer_);
+        ArmTimer();
+      } else {
+        Acknowledge();  // what arrived of the window; the client resends the rest
+      }
       return;
     }
     if (window_.empty() && !waiting_oack_) return;  // waiting for the origin, not the client
@@ -512,6 +564,8 @@ class Transfer {
   // Uploads (WRQ):
   std::shared_ptr<files::UploadSink> sink_;  // shared with the pool work filing it
   uint64_t received_ = 0;     // absolute number of the last DATA block taken
+  uint16_t in_window_ = 0;    // blocks taken since the last ACK
+  bool told_position_ = false;  // an out-of-order block was answered with an ACK already
   std::string last_ack_;      // the ACK (or OACK) to repeat
   bool holding_ack_ = false;  // the disk is behind: the ACK waits
   bool filing_ = false;       // last block taken, waiting for it to be durable
@@ -524,6 +578,9 @@ class Transfer {
   std::string oack_;
   // The window: blocks acked_+1 .. acked_+window_.size(), DATA header included.
   std::deque<std::string> window_;
+  std::vector<std::string> spare_;  // blocks' strings to reuse
+  std::string ahead_;               // octet: file bytes [ahead_off_, ahead_off_ + size)
+  uint64_t ahead_off_ = 0;
   uint64_t acked_ = 0;      // absolute number of the last block acknowledged
   size_t sent_ = 0;         // of window_, how many went out since the last ACK or timeout
   uint64_t last_block_ = 0;  // absolute number of the short block that ends the file; 0: not yet

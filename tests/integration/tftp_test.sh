@@ -104,6 +104,15 @@ curl -s --max-time 30 -T phone.cfg --tftp-blksize 1468 "tftp://127.0.0.1:$TFTP_P
 expect_eq "curl WRQ of settings (blksize 1468)" 0 "$?"
 curl -s --max-time 10 -o got-phone.cfg "$base/0004f2aabbcc-phone.cfg"
 same got-phone.cfg phone.cfg "settings upload served back"
+head -c 300000 /dev/urandom | base64 > web.cfg  # windowed: one ACK per 8 blocks (RFC 7440)
+out=$(timeout 30 atftp --option "windowsize 8" --option "blksize 1468" --trace -p -l web.cfg \
+  -r 0004f2aabbcc-web.cfg 127.0.0.1 "$TFTP_PORT" 2>&1)
+expect_contains "atftp WRQ with windowsize 8: OACK" "windowsize: 8" "$(grep 'received OACK' <<<"$out")"
+web_blocks=$(($(stat -c %s web.cfg) / 1468 + 1))
+expect_eq "atftp WRQ with windowsize 8: one ACK per window" $(((web_blocks + 7) / 8)) \
+  "$(grep -c 'received ACK' <<<"$out")"
+curl -s --max-time 10 -o got-web.cfg "$base/0004f2aabbcc-web.cfg"
+same got-web.cfg web.cfg "windowed settings upload served back"
 out=$(timeout 30 tftp 127.0.0.1 "$TFTP_PORT" -m binary -c put app1.log firmware.ld 2>&1)
 expect_contains "WRQ of another name is error 2" "Error code 2" "$out"
 stop_relay

@@ -90,6 +90,24 @@ class Client {
     if (datagrams != nullptr) *datagrams = count;
     return got;
   }
+  // Sends a WRQ for `file` with windowsize `ws` and returns the server's first answer's port.
+  std::string Wrq(const std::string& file, uint16_t ws, uint16_t* tid) {
+    Request r;
+    r.write = true;
+    r.filename = file;
+    r.options.emplace_back("windowsize", std::to_string(ws));
+    std::string d;
+    EncodeRequest(r, &d);
+    SendTo(d, port_);
+    return Recv(tid);
+  }
+  void Data(uint16_t block, std::string_view payload, uint16_t port) {
+    std::string d("\0\3", 2);
+    d.push_back(static_cast<char>(block >> 8));
+    d.push_back(static_cast<char>(block & 0xff));
+    d.append(payload);
+    SendTo(d, port);
+  }
   void Ack(uint16_t block, uint16_t port) {
     std::string d;
     EncodeAck(block, &d);
@@ -166,6 +184,47 @@ TEST_F(TftpServerTest, LostBlocksAreResentAndTheFileArrivesWhole) {
   RunClient([&] { got = Client(port_).Download("sip.ld"); });
   EXPECT_EQ(got, content_);
   EXPECT_EQ(dropped.size(), 301u / 7);
+}
+
+// The ACK number in datagram `d`, or -1 when it is not an ACK.
+int AckOf(const std::string& d) {
+  auto a = ParseAck({reinterpret_cast<const uint8_t*>(d.data()), d.size()});
+  return a.ok() ? a->block : -1;
+}
+
+TEST_F(TftpServerTest, WindowedUploadIsAckedOncePerWindowAndAfterAGap) {
+  TftpLimits limits;
+  limits.allow_uploads = true;
+  limits.retransmit_ms = 5000;  // no timeout inside this test: every ACK is one we caused
+  Start(limits);
+  std::string body(10 * 512 + 7, 'x');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>('a' + i % 26);
+  auto block = [&](uint16_t n) { return std::string_view(body).substr((n - 1u) * 512u, 512); };
+  std::vector<int> acks;
+  RunClient([&] {
+    Client c(port_);
+    uint16_t tid = 0;
+    std::string oack = c.Wrq("0004f2aabbcc-phone.cfg", 4, &tid);
+    ASSERT_EQ(oack.substr(0, 2), std::string("\0\6", 2)) << "an OACK for windowsize";
+    EXPECT_NE(oack.find("windowsize"), std::string::npos);
+    c.SetTimeout(300);
+    for (uint16_t n = 1; n <= 4; ++n) c.Data(n, block(n), tid);  // a whole window: one ACK
+    acks.push_back(AckOf(c.Recv()));
+    c.Data(5, block(5), tid);
+    c.Data(7, block(7), tid);  // 6 lost on the way: the relay says it has 5, once
+    c.Data(8, block(8), tid);
+    acks.push_back(AckOf(c.Recv()));
+    for (uint16_t n = 6; n <= 9; ++n) c.Data(n, block(n), tid);  // the window again from 6
+    acks.push_back(AckOf(c.Recv()));
+    c.Data(10, block(10), tid);
+    c.Data(11, std::string_view(body).substr(10 * 512), tid);  // short: the end
+    acks.push_back(AckOf(c.Recv()));
+    acks.push_back(c.Recv().empty() ? 0 : -2);  // and nothing more
+  });
+  EXPECT_EQ(acks, (std::vector<int>{4, 5, 9, 11, 0}));
+  const cache::Entry* e = cache_->Lookup("0004f2aabbcc-phone.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(siterelay::testing::ReadFile(cache_->store().PathOf(e->sha256)), body);
 }
 
 TEST_F(TftpServerTest, DuplicateAckNeverResendsData) {
