@@ -645,6 +645,7 @@ Result<std::unique_ptr<TftpServer::Listener>> TftpServer::Bind(const ListenAddre
 
 void TftpServer::CloseListener(std::unique_ptr<Listener> l) {
   Listener* raw = l.release();
+  std::erase_if(queue_, [raw](const Queued& q) { return q.listener == raw; });
   uv_close(reinterpret_cast<uv_handle_t*>(&raw->udp),
            [](uv_handle_t* h) noexcept { delete static_cast<Listener*>(h->data); });
 }
@@ -681,9 +682,8 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
     reply_error(ErrorCode::kAccessViolation, "access violation");
     return;
   }
-  // Too busy: no answer, so the client's own retransmission of the request queues it briefly.
-  if (transfers_.size() >= limits_.max_transfers ||
-      per_peer_[fpeer.ip] >= limits_.max_transfers_per_peer) {
+  if (!HasRoom(fpeer.ip)) {  // too busy: the request waits for a transfer to end
+    Enqueue(l, datagram, from);
     return;
   }
   // TFTP has no credentials: it sees the whole namespace, limited by tftp.allow_from.
@@ -737,12 +737,63 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
   });
 }
 
+bool TftpServer::HasRoom(const std::string& peer_ip) const {
+  if (transfers_.size() >= limits_.max_transfers) return false;
+  auto pp = per_peer_.find(peer_ip);
+  return pp == per_peer_.end() || pp->second < limits_.max_transfers_per_peer;
+}
+
+void TftpServer::Enqueue(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from) {
+  Endpoint peer = Endpoint::From(from);
+  uint64_t now = uv_now(loop_);
+  while (!queue_.empty() && now - queue_.front().since_ms >= limits_.queue_ms) queue_.pop_front();
+  for (const Queued& q : queue_) {  // the client repeated a request that is waiting already
+    if (Endpoint::From(reinterpret_cast<const sockaddr*>(&q.from)) == peer) return;
+  }
+  if (queue_.size() >= limits_.max_queued) {
+    SR_LOG(kWarning) << "tftp: " << transfers_.size() << " transfers and " << queue_.size()
+                     << " waiting: a request from "
+                     << files::Peer::FromSockaddr(files::Protocol::kTftp, from).ip
+                     << " is dropped (the client will repeat it)";
+    return;
+  }
+  Queued q{l, peer.ss, files::Peer::FromSockaddr(files::Protocol::kTftp, from).ip,
+           std::string(reinterpret_cast<const char*>(datagram.data()), datagram.size()), now};
+  queue_.push_back(std::move(q));
+}
+
+// Starts the oldest waiting requests that fit now; a peer at its own limit does not hold up the
+// others behind it.
+void TftpServer::DrainQueue() {
+  if (draining_) return;  // a request started below ended at once: the loop here goes on
+  draining_ = true;
+  uint64_t now = uv_now(loop_);
+  size_t i = 0;  // an index, not an iterator: OnRequest() may touch the deque
+  while (i < queue_.size() && accepting_ && transfers_.size() < limits_.max_transfers) {
+    if (now - queue_[i].since_ms >= limits_.queue_ms) {
+      queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    if (!HasRoom(queue_[i].peer_ip)) {
+      ++i;
+      continue;
+    }
+    Queued q = std::move(queue_[i]);
+    queue_.erase(queue_.begin() + static_cast<std::ptrdiff_t>(i));
+    OnRequest(q.listener,
+              {reinterpret_cast<const uint8_t*>(q.datagram.data()), q.datagram.size()},
+              reinterpret_cast<const sockaddr*>(&q.from));
+  }
+  draining_ = false;
+}
+
 void TftpServer::Ended(Transfer* t) {
   auto it = transfers_.find(t);
   if (it == transfers_.end()) return;
   auto pp = per_peer_.find(t->fpeer().ip);
   if (pp != per_peer_.end() && --pp->second == 0) per_peer_.erase(pp);
   transfers_.erase(it);
+  if (!queue_.empty()) DrainQueue();
   if (!accepting_ && transfers_.empty() && on_drained_) {
     auto cb = std::move(on_drained_);
     on_drained_ = nullptr;
@@ -752,6 +803,7 @@ void TftpServer::Ended(Transfer* t) {
 
 void TftpServer::StopAccepting() {
   accepting_ = false;
+  queue_.clear();
   for (auto& l : listeners_) CloseListener(std::move(l));
   listeners_.clear();
   bound_.clear();

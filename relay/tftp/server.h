@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -40,6 +41,10 @@ struct TftpLimits {
   size_t max_transfers = 1024;
   // CONTRACT.md: at least 256 concurrent transfers from one address.
   size_t max_transfers_per_peer = 256;
+  // Requests past those limits wait, oldest first, for a transfer to end: at most this many, for
+  // at most queue_ms (by then the client has repeated its request or given up).
+  size_t max_queued = 1024;
+  uint64_t queue_ms = 5000;
   bool allow_uploads = false;                // [tftp] allow_uploads
   uint64_t max_upload_bytes = 16ull << 20;  // uploads.max_bytes
 };
@@ -59,6 +64,7 @@ class TftpServer {
   void StopAccepting();
   void CloseAll();
   size_t transfers() const { return transfers_.size(); }
+  size_t queued() const { return queue_.size(); }
   // Called (once) when StopAccepting() was called and the last transfer has ended.
   void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
 
@@ -72,7 +78,19 @@ class TftpServer {
   Result<std::unique_ptr<Listener>> Bind(const ListenAddress& address);
   void CloseListener(std::unique_ptr<Listener> l);
   void OnRequest(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from);
+  bool HasRoom(const std::string& peer_ip) const;
+  void Enqueue(Listener* l, std::span<const uint8_t> datagram, const sockaddr* from);
+  void DrainQueue();
   void Ended(class Transfer* t);
+
+  // A request that came while the server was at a limit.
+  struct Queued {
+    Listener* listener;
+    sockaddr_storage from;
+    std::string peer_ip;
+    std::string datagram;
+    uint64_t since_ms;  // uv_now
+  };
 
   uv_loop_t* loop_;
   files::FileService* files_;
@@ -82,6 +100,8 @@ class TftpServer {
   std::vector<ListenAddress> bound_;
   std::map<Transfer*, std::unique_ptr<Transfer>> transfers_;
   std::map<std::string, size_t> per_peer_;
+  std::deque<Queued> queue_;
+  bool draining_ = false;  // DrainQueue() is on the stack
   bool accepting_ = true;
   std::function<void()> on_drained_;
   std::function<bool(uint64_t)> drop_;

@@ -227,6 +227,48 @@ TEST_F(TftpServerTest, WindowedUploadIsAckedOncePerWindowAndAfterAGap) {
   EXPECT_EQ(siterelay::testing::ReadFile(cache_->store().PathOf(e->sha256)), body);
 }
 
+TEST_F(TftpServerTest, RequestsPastTheLimitWaitForATransferToEnd) {
+  TftpLimits limits;
+  limits.max_transfers = 1;
+  Start(limits);
+  // Neither client repeats its RRQ: the second gets its file only because the relay held the
+  // request until the first transfer ended.
+  std::string a, b;
+  RunClient([&] {
+    std::thread second([&] { b = Client(port_).Download("sip.ld"); });
+    a = Client(port_).Download("sip.ld");
+    second.join();
+  });
+  EXPECT_EQ(a, content_);
+  EXPECT_EQ(b, content_);
+  EXPECT_EQ(server_->queued(), 0u);
+}
+
+TEST_F(TftpServerTest, AWaitingRequestIsForgottenAfterQueueMs) {
+  TftpLimits limits;
+  limits.max_transfers = 1;
+  limits.queue_ms = 100;
+  limits.retransmit_ms = 5000;
+  Start(limits);
+  std::string late;
+  RunClient([&] {
+    Client holder(port_);
+    holder.Rrq("sip.ld");  // takes the only slot
+    uint16_t tid = 0;
+    ASSERT_FALSE(holder.Recv(&tid).empty());
+    Client waiting(port_);
+    waiting.Rrq("sip.ld");  // waits ...
+    ::usleep(250'000);      // ... past queue_ms
+    std::string err;
+    EncodeError(ErrorCode::kNotDefined, "bye", &err);
+    holder.SendTo(err, tid);  // the slot frees up, too late for the waiting request
+    waiting.SetTimeout(400);
+    late = waiting.Recv();
+  });
+  EXPECT_EQ(late, "") << "an expired request is not started";
+  EXPECT_EQ(server_->queued(), 0u);
+}
+
 TEST_F(TftpServerTest, DuplicateAckNeverResendsData) {
   TftpLimits limits;
   limits.retransmit_ms = 5000;  // no timeout inside this test
