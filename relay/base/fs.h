@@ -64,6 +64,12 @@ class ScopedFd {
     return *this;
   }
   int get() const { return fd_; }
+  // Gives the fd up: the caller closes it from now on.
+  int Release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
   // Closes now and reports the error, which a destructor cannot.
   Status Close() {
     if (fd_ < 0) return Status::Ok();

@@ -18,21 +18,14 @@
 #include "relay/base/log.h"
 #include "relay/http/chunked.h"
 #include "relay/http/limits.h"
+#include "relay/net/stream_socket.h"
 #include "siterelay_version.h"
 
 namespace siterelay::http {
 namespace {
 
-// One read(2) per readable event at most this much: a request head fits, and a connection can
-// never hold more than kMaxHeadBytes + kReadChunk of unparsed input.
-constexpr size_t kReadChunk = 16 * 1024;
-// Bytes per sendfile(2) call: large enough to fill a socket buffer, small enough to take turns
-// fairly between connections on the one loop thread.
-constexpr size_t kSendfileChunk = 1 << 20;
-// TLS: plaintext per record (the protocol's maximum) and per file read.
-constexpr size_t kTlsRecord = 16 * 1024;
-constexpr size_t kTlsBatch = 64 * 1024;
-constexpr size_t kTlsFileChunk = 64 * 1024;
+// A chunk of a growing body of unknown size: one turn of the socket's file sending.
+constexpr size_t kChunkBytes = 1 << 20;
 
 std::string_view Reason(int status) {
   switch (status) {
@@ -75,18 +68,15 @@ int64_t NowMs() { return static_cast<int64_t>(uv_hrtime() / 1'000'000); }
 class Connection {
  public:
   Connection(HttpServer* server, int fd, files::Peer peer)
-      : server_(server), fd_(fd), peer_(std::move(peer)) {
+      : server_(server), sock_(fd), peer_(std::move(peer)) {
     poll_.data = this;
     timer_.data = this;
   }
-  ~Connection() {
-    if (fd_ >= 0) ::close(fd_);
-  }
 
-  void EnableTls(const tls::TlsContext& ctx) { tls_ = std::make_unique<tls::TlsStream>(ctx); }
+  void EnableTls(const tls::TlsContext& ctx) { sock_.EnableTls(ctx); }
 
   Status Start() {
-    int rc = uv_poll_init(server_->loop_, &poll_, fd_);
+    int rc = uv_poll_init(server_->loop_, &poll_, sock_.fd());
     if (rc != 0) return UvError("uv_poll_init", rc);
     ++open_handles_;
     rc = uv_timer_init(server_->loop_, &timer_);
@@ -129,7 +119,7 @@ class Connection {
     bool want_read = !sending_ && !awaiting_ && !peer_closed_ &&
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
-    if ((sending_ && !waiting_body_) || !interim_.empty() || !tls_out_.empty()) {
+    if ((sending_ && !waiting_body_) || !interim_.empty() || sock_.want_write()) {
       events |= UV_WRITABLE;
     }
     // Each change costs epoll_ctl calls; most requests end where they began (readable only).
@@ -170,35 +160,19 @@ class Connection {
   }
 
   void OnReadable() {
-    char buf[kReadChunk];
-    ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+    std::string plain;
+    net::StreamSocket::Io io = sock_.Receive(&plain);
+    if (io == net::StreamSocket::Io::kError) {
+      if (sock_.tls()) SR_LOG(kInfo) << "https: " << peer_.ip << ": " << sock_.error();
       Close();
       return;
     }
-    if (n == 0) {
+    if (io == net::StreamSocket::Io::kClosed) {
       peer_closed_ = true;
       Close();  // nothing is being sent (we only read when idle)
       return;
     }
-    if (!tls_) {
-      OnPlaintext(std::string_view(buf, static_cast<size_t>(n)));
-      return;
-    }
-    tls_->Feed(std::string_view(buf, static_cast<size_t>(n)));
-    std::string plain;
-    Status s = tls_->Read(&plain, 2 * kReadChunk);
-    tls_->TakeCiphertext(&tls_out_);  // handshake messages, alerts
-    if (!FlushTlsOut()) return;
-    if (!s.ok()) {
-      if (!s.Is(StatusCode::kUnavailable)) {
-        SR_LOG(kInfo) << "https: " << peer_.ip << ": " << s.message();
-      }
-      Close();
-      return;
-    }
-    if (!tls_out_.empty()) UpdatePoll();
+    if (sock_.want_write()) UpdatePoll();  // a TLS handshake answer the socket did not take
     if (!plain.empty()) OnPlaintext(plain);
   }
 
@@ -218,118 +192,36 @@ class Connection {
   // ---- sending: straight to the socket, or through the TLS filter ----
 
   // Sends plaintext. Returns the bytes taken (0: the socket is full), or -1 after closing the
-  // connection on a fatal error.
-  // `more`: a file body follows, so the kernel may hold this back to fill a segment with it
-  // (MSG_MORE, as TCP_CORK): the header and a small file leave in one packet.
+  // connection on a fatal error. `more`: a file body follows (StreamSocket::Send).
   ssize_t Transmit(const char* data, size_t n, bool more = false) {
-    if (!tls_) {
-      for (;;) {
-        ssize_t r = ::send(fd_, data, n, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
-        if (r >= 0) return r;
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-        Close();
-        return -1;
-      }
-    }
-    // Up to kTlsBatch of plaintext per pass, and none while the last pass's ciphertext still
-    // waits: memory per connection stays at one batch whatever the file size or the client's
-    // speed, and each send(2) carries several records.
-    if (!FlushTlsOut()) return -1;
-    if (!tls_out_.empty()) return 0;
-    size_t taken = 0;
-    while (taken < n && taken < kTlsBatch) {
-      auto t = tls_->Write(std::string_view(data + taken, std::min(n - taken, kTlsRecord)));
-      if (!t.ok()) {
-        SR_LOG(kInfo) << "https: " << peer_.ip << ": " << t.status().message();
-        Close();
-        return -1;
-      }
-      if (*t == 0) break;
-      taken += *t;
-    }
-    tls_->TakeCiphertext(&tls_out_);
-    if (!FlushTlsOut()) return -1;
-    return static_cast<ssize_t>(taken);
+    ssize_t r = sock_.Send(data, n, more);
+    if (r < 0) SocketFailed();
+    return r;
   }
 
   // Sends waiting ciphertext; false after closing the connection on a fatal error.
   bool FlushTlsOut() {
-    while (tls_out_off_ < tls_out_.size()) {
-      ssize_t r = ::send(fd_, tls_out_.data() + tls_out_off_, tls_out_.size() - tls_out_off_,
-                         MSG_NOSIGNAL);
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
-        Close();
-        return false;
-      }
-      tls_out_off_ += static_cast<size_t>(r);
-    }
-    tls_out_.clear();
-    tls_out_off_ = 0;
-    return true;
+    if (sock_.Flush()) return true;
+    SocketFailed();
+    return false;
   }
 
-  // File bodies over TLS: pread into a buffer, encrypt a record at a time, up to `limit` file
-  // bytes. False after closing the connection; `yielded`: stopped to give others a turn.
-  bool SendFileThroughTls(uint64_t limit, bool* progress, bool* yielded) {
-    uint64_t budget = kSendfileChunk;  // then let other connections have a turn
-    while (file_sent_ < limit) {
-      if (budget == 0) {
-        *yielded = true;
-        break;
-      }
-      if (file_buf_pos_ == file_buf_.size()) {
-        size_t want = static_cast<size_t>(std::min<uint64_t>(limit - file_read_, kTlsFileChunk));
-        file_buf_.resize(want);
-        ssize_t r = ::pread(resp_.file.get(), file_buf_.data(), want,
-                            static_cast<off_t>(resp_.file_offset + file_read_));
-        if (r <= 0) {
-          SR_LOG(kError) << "https: reading " << log_target_ << " failed; closing";
-          Close();
-          return false;
-        }
-        file_buf_.resize(static_cast<size_t>(r));
-        file_buf_pos_ = 0;
-        file_read_ += static_cast<uint64_t>(r);
-      }
-      ssize_t n = Transmit(file_buf_.data() + file_buf_pos_, file_buf_.size() - file_buf_pos_);
-      if (n < 0) return false;
-      if (n == 0) break;
-      file_buf_pos_ += static_cast<size_t>(n);
-      file_sent_ += static_cast<uint64_t>(n);
-      budget -= std::min<uint64_t>(budget, static_cast<uint64_t>(n));
-      *progress = true;
-    }
-    return true;
+  void SocketFailed() {
+    if (sock_.tls()) SR_LOG(kInfo) << "https: " << peer_.ip << ": " << sock_.error();
+    Close();
   }
 
-  // Plain TCP: sendfile(2) up to `limit` file bytes; the same contract as SendFileThroughTls.
-  bool SendFilePlain(uint64_t limit, bool* progress, bool* yielded) {
-    while (file_sent_ < limit) {
-      off_t off = static_cast<off_t>(resp_.file_offset + file_sent_);
-      size_t want = static_cast<size_t>(std::min<uint64_t>(limit - file_sent_, kSendfileChunk));
-      ssize_t n = ::sendfile(fd_, resp_.file.get(), &off, want);
-      if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        if (errno == EINTR) continue;
-        Close();
-        return false;
-      }
-      if (n == 0) {  // the file shrank under us: it cannot, objects are immutable
-        SR_LOG(kError) << "http: " << log_target_ << " ended early; closing";
-        Close();
-        return false;
-      }
-      file_sent_ += static_cast<uint64_t>(n);
-      *progress = true;
-      if (want == kSendfileChunk) {  // let other connections have a turn
-        *yielded = true;
-        break;
-      }
+  // File body bytes up to `limit` (counted from file_offset); false after closing the connection.
+  bool SendFileBody(uint64_t limit, bool* progress, bool* yielded) {
+    uint64_t pos = resp_.file_offset + file_sent_;
+    bool ok = sock_.SendFile(resp_.file.get(), resp_.file_offset + limit, &pos, progress, yielded);
+    file_sent_ = pos - resp_.file_offset;
+    if (!ok) {
+      SR_LOG(kError) << ProtocolName(peer_.protocol) << ": sending " << log_target_ << " to "
+                     << peer_.ip << " failed: " << sock_.error() << "; closing";
+      Close();
     }
-    return true;
+    return ok;
   }
 
   // File bytes that may be sent now, counted from file_offset.
@@ -357,7 +249,7 @@ class Connection {
       static constexpr char kHex[] = "0123456789abcdef";
       uint64_t avail = g.readable();
       if (avail > file_sent_) {
-        uint64_t n = std::min<uint64_t>(avail - file_sent_, kSendfileChunk);
+        uint64_t n = std::min<uint64_t>(avail - file_sent_, kChunkBytes);
         out_ = file_sent_ > 0 ? "\r\n" : "";
         std::string hex;
         for (uint64_t v = n; v != 0; v >>= 4) hex.insert(hex.begin(), kHex[v & 0xf]);
@@ -388,7 +280,7 @@ class Connection {
   }
 
   bool BodyDone() const {
-    if (out_off_ != out_.size() || (tls_ && !tls_out_.empty())) return false;
+    if (out_off_ != out_.size() || sock_.want_write()) return false;
     if (resp_.file.get() < 0) return true;
     if (!resp_.growing) return file_sent_ == resp_.file_length;
     const cache::GrowingFile& g = *resp_.growing;
@@ -593,9 +485,7 @@ class Connection {
     chunk_end_ = 0;
     last_chunk_ = false;
     waiting_body_ = false;
-    file_read_ = 0;
-    file_buf_.clear();
-    file_buf_pos_ = 0;
+    sock_.StartFile();
     body_bytes_ = send_body ? length : 0;
 
     log_method_ = std::string(method);
@@ -608,7 +498,7 @@ class Connection {
   }
 
   void OnWritable() {
-    if (tls_ && !FlushTlsOut()) return;
+    if (sock_.want_write() && !FlushTlsOut()) return;
     if (!interim_.empty()) FlushInterim();
     if (!sending_ || closing_ || !interim_.empty() || waiting_body_) {
       if (!closing_) UpdatePoll();
@@ -629,9 +519,7 @@ class Connection {
       uint64_t limit = SendLimit();
       if (file_sent_ < limit) {
         bool yielded = false;
-        bool ok = tls_ ? SendFileThroughTls(limit, &progress, &yielded)
-                       : SendFilePlain(limit, &progress, &yielded);
-        if (!ok) return;
+        if (!SendFileBody(limit, &progress, &yielded)) return;
         if (file_sent_ < limit || yielded) break;  // the socket is full, or others' turn
       }
       if (!resp_.growing || !NextBodyPart()) break;
@@ -657,7 +545,7 @@ class Connection {
     out_.clear();
     out_off_ = 0;
     if (close_after_) {
-      ::shutdown(fd_, SHUT_WR);
+      sock_.ShutdownWrite();
       Close();
       return;
     }
@@ -666,7 +554,7 @@ class Connection {
   }
 
   HttpServer* server_;
-  int fd_;
+  net::StreamSocket sock_;
   files::Peer peer_;
   uv_poll_t poll_{};
   int poll_events_ = -1;  // what poll_ watches now; -1: not started
@@ -698,13 +586,6 @@ class Connection {
   ChunkedDecoder decoder_;
   uint64_t body_remaining_ = 0;
   std::string interim_;  // "100 Continue", sent ahead of everything else
-  // HTTPS:
-  std::unique_ptr<tls::TlsStream> tls_;
-  std::string tls_out_;  // ciphertext not yet taken by the socket: at most about one record
-  size_t tls_out_off_ = 0;
-  std::vector<char> file_buf_;  // file bytes read but not yet encrypted
-  size_t file_buf_pos_ = 0;
-  uint64_t file_read_ = 0;
   struct {
     std::string method, target, ua, mac;
     bool keep_alive = true;
@@ -737,29 +618,16 @@ HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handl
 HttpServer::~HttpServer() = default;  // the owner stopped accepting and ran the loop first
 
 Result<std::unique_ptr<HttpServer::Listener>> HttpServer::Bind(const ListenAddress& a) {
-  sockaddr_storage ss;
-  socklen_t len = ToSockaddr(a, &ss);
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return PosixError("socket for " + a.ToString(), errno);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (a.ipv6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0) {
-    Status s = PosixError("listen on " + a.ToString(), errno);
-    ::close(fd);
-    return s;
-  }
+  uint16_t port = 0;
+  auto sock = net::ListenTcp(a, 1024, &port);
+  if (!sock.ok()) return sock.status();
   auto l = std::make_unique<Listener>();
   l->server = this;
   l->configured = a;
   l->actual = a;
-  l->fd = fd;
-  sockaddr_storage got{};
-  socklen_t got_len = sizeof got;
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len) == 0) {
-    l->actual.port = ntohs(a.ipv6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
-                                  : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
-  }
+  l->actual.port = port;
+  l->fd = sock->Release();  // the listener's close callback closes it
+  int fd = l->fd;
   l->poll.data = l.get();
   int rc = uv_poll_init(loop_, &l->poll, fd);
   if (rc != 0) {

@@ -249,6 +249,11 @@ Result<size_t> TlsStream::Write(std::string_view plaintext) {
   return OpenSslError("TLS write");
 }
 
+void TlsStream::Shutdown() {
+  // Before the handshake finished there is nothing to close cleanly: the caller just closes.
+  if (SSL_shutdown(ssl_) < 0) ERR_clear_error();
+}
+
 void TlsStream::TakeCiphertext(std::string* out) {
   char* data = nullptr;
   long len = BIO_get_mem_data(out_, &data);

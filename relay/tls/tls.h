@@ -66,6 +66,8 @@ class TlsStream {
   // Encrypts plaintext; returns how much was taken (everything unless the handshake is still
   // running, in which case nothing is taken yet).
   Result<size_t> Write(std::string_view plaintext);
+  // Queues our close_notify (RFC 8446 section 6.1); TakeCiphertext() then has it.
+  void Shutdown();
   // Ciphertext waiting to go to the peer: appended to `out`.
   void TakeCiphertext(std::string* out);
   bool handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
