@@ -166,6 +166,15 @@ const Entry* Cache::Lookup(std::string_view path) const {
   return it == entries_.end() ? nullptr : &it->second;
 }
 
+std::vector<const Entry*> Cache::EntriesUnder(std::string_view prefix) const {
+  std::vector<const Entry*> out;
+  for (auto it = entries_.lower_bound(prefix);
+       it != entries_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    out.push_back(&it->second);
+  }
+  return out;
+}
+
 std::vector<Entry> Cache::List() const {
   std::vector<Entry> out;
   out.reserve(entries_.size());

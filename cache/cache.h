@@ -78,6 +78,8 @@ class Cache {
   bool HasObject(const Digest& d) const { return objects_.count(d) != 0; }
   // Every entry, sorted by path.
   std::vector<Entry> List() const;
+  // The entries whose path starts with `prefix`, in path order (directory listings).
+  std::vector<const Entry*> EntriesUnder(std::string_view prefix) const;
 
   // Publishes entries whose objects were committed through store(), in one transaction: all of
   // them become visible, or none. An entry replacing another for the same path wins.

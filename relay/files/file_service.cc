@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -213,6 +214,51 @@ Result<OpenFile> FileService::OpenAfterFailure(std::string_view path, const Stat
   return f.status().Is(StatusCode::kNotFound) ? why : f.status();
 }
 
+namespace {
+
+int64_t EntryModified(const cache::Entry& e) {
+  auto lm = ParseHttpDate(e.last_modified);
+  return lm ? *lm : e.fetched_at;
+}
+
+}  // namespace
+
+Result<std::vector<DirEntry>> FileService::List(std::string_view dir) const {
+  std::string prefix(dir);
+  if (!prefix.empty()) prefix += '/';
+  std::vector<DirEntry> out;
+  for (const cache::Entry* e : cache_->EntriesUnder(prefix)) {
+    std::string_view rest = std::string_view(e->path).substr(prefix.size());
+    size_t slash = rest.find('/');
+    std::string_view name = rest.substr(0, slash);
+    int64_t modified = EntryModified(*e);
+    // Entries come in path order, so the files of one sub-directory are next to each other.
+    if (slash != std::string_view::npos && !out.empty() && out.back().dir &&
+        out.back().name == name) {
+      out.back().modified = std::max(out.back().modified, modified);
+      continue;
+    }
+    DirEntry d;
+    d.name = std::string(name);
+    d.dir = slash != std::string_view::npos;
+    d.size = d.dir ? 0 : e->size;
+    d.modified = modified;
+    out.push_back(std::move(d));
+  }
+  if (out.empty() && !dir.empty()) return Status::NotFound(std::string(dir) + " is not a directory");
+  // "a-b" sorts before "a/..." in path order but after "a" by name: sort by name for listings.
+  std::sort(out.begin(), out.end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+bool FileService::IsDirectory(std::string_view path) const {
+  if (path.empty()) return true;
+  std::string prefix(path);
+  prefix += '/';
+  return !cache_->EntriesUnder(prefix).empty();
+}
+
 Result<OpenFile> FileService::OpenCached(std::string_view path) {
   UploadName log = ClassifyUpload(BaseName(path));
   if (log.kind == UploadName::kLog) {
@@ -253,8 +299,7 @@ Result<OpenFile> FileService::OpenCached(std::string_view path) {
   f.sha256 = e->sha256;
   f.content_type = e->content_type;
   f.path = e->path;
-  auto lm = ParseHttpDate(e->last_modified);
-  f.modified = lm ? *lm : e->fetched_at;
+  f.modified = EntryModified(*e);
   if (f.modified == 0) f.modified = static_cast<int64_t>(st.st_mtime);
   cache_->Touch(e->sha256);
   return f;

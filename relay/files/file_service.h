@@ -72,6 +72,14 @@ struct Device {
   int64_t last_seen = 0;
 };
 
+// One name in a directory listing (FTP LIST/NLST/MLSD).
+struct DirEntry {
+  std::string name;
+  bool dir = false;
+  uint64_t size = 0;
+  int64_t modified = 0;  // Unix seconds; for a directory, its newest file's
+};
+
 // How a reader takes a file that is not cached yet.
 enum class ReadMode {
   kStream,  // a growing body as soon as it starts arriving (GET, RETR, RRQ)
@@ -113,6 +121,13 @@ class FileService {
   void Open(std::string_view path, ReadMode mode, OpenCallback done);
   // What is stored for a path now, without asking the origin: NotFound when nothing is.
   Result<OpenFile> OpenCached(std::string_view path);
+  // The cached files and sub-directories directly under catalog directory `dir` ("" is the
+  // root), sorted by name. What the origin has but the relay has not cached is not listed (an
+  // HTTP origin has no listings). NotFound when `dir` is a file or names nothing cached (the root
+  // is always there, if empty).
+  Result<std::vector<DirEntry>> List(std::string_view dir) const;
+  // Whether `path` is a directory: the root, or a prefix of some cached path.
+  bool IsDirectory(std::string_view path) const;
   uint64_t stale_serves() const { return stale_serves_; }
   // Body bytes handed to phones, by ContentClassOf(path): the console's "served" next to sync's
   // "from the origin" (WAN saved). Front-ends report each body they send in full.

@@ -270,5 +270,32 @@ TEST_F(FileServiceTest, CountsServedBytesPerContentClass) {
   EXPECT_EQ(fs.served_bytes(ContentClass::kOther), 1u);
 }
 
+TEST_F(FileServiceTest, ListsTheFilesAndDirectoriesDirectlyUnderADirectory) {
+  Put("000000000000.cfg", "<a/>");
+  Put("fw/sip.ld", "12345");
+  Put("fw/old/sip.ld", "1");
+  Put("fw-notes.txt", "n");
+  Put("fw/zz.ver", "v");
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  auto root = fs.List("");
+  ASSERT_TRUE(root.ok());
+  std::vector<std::string> names;
+  for (const DirEntry& d : *root) names.push_back(d.name + (d.dir ? "/" : ""));
+  EXPECT_EQ(names, (std::vector<std::string>{"000000000000.cfg", "fw/", "fw-notes.txt"}));
+  auto fw = fs.List("fw");
+  ASSERT_TRUE(fw.ok());
+  ASSERT_EQ(fw->size(), 3u);
+  EXPECT_EQ((*fw)[0].name, "old");
+  EXPECT_TRUE((*fw)[0].dir);
+  EXPECT_EQ((*fw)[1].name, "sip.ld");
+  EXPECT_EQ((*fw)[1].size, 5u);
+  EXPECT_EQ((*fw)[1].modified, 784111777);  // Last-Modified of the entry
+  EXPECT_TRUE(fs.IsDirectory("fw/old"));
+  EXPECT_FALSE(fs.IsDirectory("fw/sip.ld"));
+  EXPECT_FALSE(fs.IsDirectory("f"));
+  EXPECT_TRUE(fs.List("fw/sip.ld").status().Is(StatusCode::kNotFound));
+  EXPECT_TRUE(fs.List("nothing").status().Is(StatusCode::kNotFound));
+}
+
 }  // namespace
 }  // namespace siterelay::files
