@@ -18,6 +18,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kIoError: return "I/O error";
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kResourceExhausted: return "resource exhausted";
+    case StatusCode::kUnimplemented: return "not implemented";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";

@@ -27,6 +27,7 @@ enum class StatusCode {
   kIoError,           // the operating system refused a file or socket operation
   kUnavailable,       // a peer or resource is temporarily not there; retrying may help
   kResourceExhausted, // a limit was reached (disk, size cap, connections)
+  kUnimplemented,     // well-formed, but not something this program does (FTP's 504, 522)
   kInternal,
 };
 
@@ -49,6 +50,9 @@ class [[nodiscard]] Status {
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status ResourceExhausted(std::string m) {
     return {StatusCode::kResourceExhausted, std::move(m)};
+  }
+  static Status Unimplemented(std::string m) {
+    return {StatusCode::kUnimplemented, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
