@@ -28,6 +28,7 @@
 #include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
+#include "relay/ftp/server.h"
 #include "relay/tftp/server.h"
 #include "relay/tls/tls.h"
 #include "sync/fetcher.h"
@@ -58,6 +59,11 @@ void Notify(const char* state) {
   (void)::sendto(fd, state, std::strlen(state), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
                  static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
   ::close(fd);
+}
+
+// A certificate is needed for HTTPS, for implicit FTPS, and for AUTH TLS on plain FTP.
+bool WantsTls(const Config& c) {
+  return !c.https.listen.empty() || !c.ftp.listen.empty() || !c.ftp.implicit_tls_listen.empty();
 }
 
 bool SameListeners(const Config& a, const Config& b) {
@@ -126,12 +132,19 @@ class Relay {
     tftp_limits.max_upload_bytes = config_.upload_max_bytes;
     tftp_ = std::make_unique<tftp::TftpServer>(loop_.get(), files_.get(), uploads_.get(),
                                                tftp_limits);
+    ftp::FtpLimits ftp_limits;
+    ftp_limits.passive_port_min = config_.ftp.passive_port_min;
+    ftp_limits.passive_port_max = config_.ftp.passive_port_max;
+    ftp_limits.max_upload_bytes = config_.upload_max_bytes;
+    ftp_ = std::make_unique<ftp::FtpServer>(loop_.get(), files_.get(), uploads_.get(),
+                                            ftp_limits);
     Status s;
-    if (!config_.https.listen.empty()) {
+    if (WantsTls(config_)) {
       auto tls = tls::TlsContext::Create(config_.tls, config_.data_dir);
       if (tls.ok()) {
         tls_ = *tls;
         https_->SetTls(tls_);
+        ftp_->SetTls(tls_);
       } else {
         s = tls.status();
       }
@@ -140,21 +153,15 @@ class Relay {
     if (s.ok()) s = https_->Listen(config_.https.listen);
     if (s.ok()) s = admin_server_->Listen(config_.admin.listen);
     if (s.ok()) s = tftp_->Listen(config_.tftp.listen);
+    if (s.ok()) s = ftp_->Listen(config_.ftp.listen, config_.ftp.implicit_tls_listen);
     if (!s.ok()) {
       std::cerr << "siterelay: " << s.message() << "\n";
       // Close what did bind, and let the loop run the close callbacks before the servers go.
       for (auto* server : Servers()) server->StopAccepting();
       tftp_->StopAccepting();
+      ftp_->StopAccepting();
       uv_run(loop_.get(), UV_RUN_DEFAULT);
       return 1;
-    }
-    for (const auto& [name, list] :
-         {std::pair{"ftp", &config_.ftp.listen},
-          std::pair{"ftp implicit TLS", &config_.ftp.implicit_tls_listen}}) {
-      if (!list->empty()) {
-        SR_LOG(kWarning) << name << " listeners are configured but not served by siterelay "
-                         << SITERELAY_VERSION << " yet";
-      }
     }
     StartSignals();
     if (prefetcher_ != nullptr && config_.origin.sync_interval > 0) {  // 0: no background passes
@@ -193,6 +200,14 @@ class Relay {
     for (const ListenAddress& a : tftp_->bound()) {
       SR_LOG(kInfo) << "phones: " << url("tftp", a) << "  (try: curl " << url("tftp", a)
                     << "000000000000.cfg)";
+    }
+    for (const ListenAddress& a : ftp_->bound()) {
+      SR_LOG(kInfo) << "phones: " << url("ftp", a) << "  (try: curl " << url("ftp", a)
+                    << "000000000000.cfg" << (tls_ != nullptr ? "; AUTH TLS offered)" : ")");
+    }
+    for (const ListenAddress& a : ftp_->bound_implicit()) {
+      SR_LOG(kInfo) << "phones: " << url("ftps", a) << "  (implicit TLS; try: curl -k "
+                    << url("ftps", a) << "000000000000.cfg)";
     }
     for (const ListenAddress& a : admin_server_->bound()) {
       SR_LOG(kInfo) << "admin: " << url("http", a) << "healthz";
@@ -269,12 +284,13 @@ class Relay {
     if (!SameOrigin(config_.origin, fresh->origin)) {
       SR_LOG(kWarning) << "reload: [origin] changes take effect at the next start";
     }
-    if (tls_ != nullptr || !fresh->https.listen.empty()) {
+    if (tls_ != nullptr || WantsTls(*fresh)) {
       // New certificates apply to new connections; transfers in flight keep theirs.
       auto tls = tls::TlsContext::Create(fresh->tls, config_.data_dir);
       if (tls.ok()) {
         tls_ = *tls;
         https_->SetTls(tls_);
+        ftp_->SetTls(tls_);
         SR_LOG(kInfo) << "reload: certificate " << tls_->cert_path() << ", SHA-256 "
                       << tls_->fingerprint();
       } else {
@@ -327,7 +343,15 @@ class Relay {
     }
     if (fresh.ftp.listen != config_.ftp.listen ||
         fresh.ftp.implicit_tls_listen != config_.ftp.implicit_tls_listen) {
-      SR_LOG(kWarning) << "reload: ftp is not served by this version";
+      Status s = ftp_->Listen(fresh.ftp.listen, fresh.ftp.implicit_tls_listen);
+      if (s.ok()) {
+        config_.ftp.listen = fresh.ftp.listen;
+        config_.ftp.implicit_tls_listen = fresh.ftp.implicit_tls_listen;
+        SR_LOG(kInfo) << "reload: ftp listening on " << ftp_->bound().size() << " address(es), "
+                      << "implicit FTPS on " << ftp_->bound_implicit().size();
+      } else {
+        SR_LOG(kError) << "reload: ftp listeners not changed: " << s.message();
+      }
     }
   }
 
@@ -340,16 +364,19 @@ class Relay {
     stopping_ = true;
     Notify("STOPPING=1");
     SR_LOG(kInfo) << "signal " << signum << ": no new connections; "
-                  << phones_->connections() + https_->connections() + tftp_->transfers()
+                  << phones_->connections() + https_->connections() + tftp_->transfers() +
+                         ftp_->sessions()
                   << " open, waiting up to " << kStopGraceMs / 1000 << " s";
-    pending_drains_ = 4;
+    pending_drains_ = 5;
     auto drained = [this] {
       if (--pending_drains_ == 0) Finish();
     };
     for (auto* server : Servers()) server->OnDrained(drained);
     tftp_->OnDrained(drained);
+    ftp_->OnDrained(drained);
     for (auto* server : Servers()) server->StopAccepting();
     tftp_->StopAccepting();
+    ftp_->StopAccepting();
     if (pending_drains_ == 0) return;  // Finish already ran
     uv_timer_init(loop_.get(), &grace_timer_);
     grace_timer_.data = this;
@@ -360,7 +387,7 @@ class Relay {
           auto* r = static_cast<Relay*>(t->data);
           SR_LOG(kWarning) << "stop: cutting "
                            << r->phones_->connections() + r->https_->connections() +
-                                  r->tftp_->transfers()
+                                  r->tftp_->transfers() + r->ftp_->sessions()
                            << " transfer(s) still running after the grace period";
           r->Finish();
         },
@@ -377,6 +404,7 @@ class Relay {
     finished_ = true;
     for (auto* server : Servers()) server->CloseAll();
     tftp_->CloseAll();
+    ftp_->CloseAll();
     // Transfers still running are abandoned (their temp files go at the next start); the
     // fetcher's sockets and timers must close for the loop to end. Nothing asks it after this.
     files_->SetFetcher(nullptr);
@@ -408,6 +436,7 @@ class Relay {
   std::unique_ptr<http::HttpServer> https_;
   std::unique_ptr<http::HttpServer> admin_server_;
   std::unique_ptr<tftp::TftpServer> tftp_;
+  std::unique_ptr<ftp::FtpServer> ftp_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{};
   bool grace_started_ = false;

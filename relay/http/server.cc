@@ -73,7 +73,7 @@ class Connection {
     timer_.data = this;
   }
 
-  void EnableTls(const tls::TlsContext& ctx) { sock_.EnableTls(ctx); }
+  void EnableTls(const tls::TlsContext& ctx) { (void)sock_.EnableTls(ctx); }
 
   Status Start() {
     int rc = uv_poll_init(server_->loop_, &poll_, sock_.fd());

@@ -29,9 +29,15 @@ StreamSocket::StreamSocket(int fd) : fd_(FileSystem::Default(), fd) {}
 
 StreamSocket::~StreamSocket() = default;
 
-void StreamSocket::EnableTls(const tls::TlsContext& ctx, std::string_view already_received) {
+bool StreamSocket::EnableTls(const tls::TlsContext& ctx, std::string_view already_received) {
   tls_ = std::make_unique<tls::TlsStream>(ctx);
-  if (!already_received.empty()) tls_->Feed(already_received);
+  if (already_received.empty()) return true;
+  tls_->Feed(already_received);
+  std::string plain;  // none: a client's first flight carries no application data
+  Status s = tls_->Read(&plain, kReadChunk);
+  tls_->TakeCiphertext(&tls_out_);
+  if (!s.ok()) return Fail(s.message());
+  return Flush();
 }
 
 bool StreamSocket::Fail(std::string why) {

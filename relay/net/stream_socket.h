@@ -44,10 +44,12 @@ class StreamSocket {
 
   // Everything from now on goes through TLS as the server side. `already_received`: bytes read
   // as plaintext that are really the start of the handshake (FTP's AUTH TLS, when the client
-  // sent its ClientHello right behind the command).
-  void EnableTls(const tls::TlsContext& ctx, std::string_view already_received = {});
+  // sent its ClientHello right behind the command); they are processed at once. False on a
+  // fatal error (error() says why).
+  bool EnableTls(const tls::TlsContext& ctx, std::string_view already_received = {});
   bool tls() const { return tls_ != nullptr; }
   const tls::TlsStream* tls_stream() const { return tls_.get(); }
+  tls::TlsStream* tls_stream() { return tls_.get(); }
 
   enum class Io {
     kOk,      // zero or more plaintext bytes appended

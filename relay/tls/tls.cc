@@ -249,6 +249,8 @@ Result<size_t> TlsStream::Write(std::string_view plaintext) {
   return OpenSslError("TLS write");
 }
 
+void TlsStream::DisableTickets() { SSL_set_num_tickets(ssl_, 0); }
+
 void TlsStream::Shutdown() {
   // Before the handshake finished there is nothing to close cleanly: the caller just closes.
   if (SSL_shutdown(ssl_) < 0) ERR_clear_error();

@@ -66,6 +66,10 @@ class TlsStream {
   // Encrypts plaintext; returns how much was taken (everything unless the handshake is still
   // running, in which case nothing is taken yet).
   Result<size_t> Write(std::string_view plaintext);
+  // No TLS 1.3 session tickets after the handshake. For FTPS data connections: a client that
+  // uploads, closes and never reads would otherwise leave the tickets unread, and its kernel
+  // answers unread data with a reset that can overtake the end of the upload.
+  void DisableTickets();
   // Queues our close_notify (RFC 8446 section 6.1); TakeCiphertext() then has it.
   void Shutdown();
   // Ciphertext waiting to go to the peer: appended to `out`.

@@ -1,0 +1,257 @@
+#include "relay/ftp/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "relay/base/listen.h"
+#include "relay/base/log.h"
+#include "relay/ftp/session.h"
+#include "relay/net/stream_socket.h"
+
+namespace siterelay::ftp {
+namespace {
+
+// A peer's failed logins are forgotten after this long without another one.
+constexpr uint64_t kForgetFailuresMs = 15 * 60 * 1000;
+// Addresses whose failed logins are remembered, at most.
+constexpr size_t kMaxFailureRecords = 4096;
+
+}  // namespace
+
+struct FtpServer::Listener {
+  FtpServer* server = nullptr;
+  ListenAddress configured;
+  ListenAddress actual;
+  bool implicit_tls = false;
+  int fd = -1;
+  uv_poll_t poll{};
+};
+
+FtpServer::FtpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads,
+                     FtpLimits limits)
+    : loop_(loop), files_(files), uploads_(uploads), limits_(limits) {
+  if (limits_.passive_port_min > limits_.passive_port_max) {
+    std::swap(limits_.passive_port_min, limits_.passive_port_max);
+  }
+  next_passive_ = limits_.passive_port_min;
+}
+
+FtpServer::~FtpServer() = default;  // the owner closed everything and ran the loop first
+
+Result<std::unique_ptr<FtpServer::Listener>> FtpServer::Bind(const ListenAddress& a,
+                                                             bool implicit_tls) {
+  if (implicit_tls && tls_ == nullptr) {
+    return Status::InvalidArgument("implicit FTPS on " + a.ToString() + " needs a certificate");
+  }
+  uint16_t port = 0;
+  auto sock = net::ListenTcp(a, 1024, &port);
+  if (!sock.ok()) return sock.status();
+  auto l = std::make_unique<Listener>();
+  l->server = this;
+  l->configured = a;
+  l->actual = a;
+  l->actual.port = port;
+  l->implicit_tls = implicit_tls;
+  l->fd = sock->Release();  // the close callback closes it
+  l->poll.data = l.get();
+  int rc = uv_poll_init(loop_, &l->poll, l->fd);
+  if (rc != 0) {
+    ::close(l->fd);
+    return UvError("poll " + a.ToString(), rc);
+  }
+  rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
+    auto* li = static_cast<Listener*>(p->data);
+    if (status == 0) li->server->Accept(li);
+  });
+  if (rc != 0) {
+    CloseListener(std::move(l));
+    return UvError("poll " + a.ToString(), rc);
+  }
+  return l;
+}
+
+void FtpServer::CloseListener(std::unique_ptr<Listener> l) {
+  Listener* raw = l.release();
+  uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) noexcept {
+    auto* li = static_cast<Listener*>(h->data);
+    ::close(li->fd);
+    delete li;
+  });
+}
+
+Status FtpServer::Listen(const std::vector<ListenAddress>& plain,
+                         const std::vector<ListenAddress>& implicit_tls) {
+  auto close = [this](std::unique_ptr<Listener> l) { CloseListener(std::move(l)); };
+  auto bind_plain = [this](const ListenAddress& a) { return Bind(a, false); };
+  auto bind_implicit = [this](const ListenAddress& a) { return Bind(a, true); };
+  SR_RETURN_IF_ERROR(
+      ReconcileListeners<Listener>(&plain_, plain, bind_plain, close, &bound_plain_));
+  Status s = ReconcileListeners<Listener>(&implicit_, implicit_tls, bind_implicit, close,
+                                          &bound_implicit_);
+  if (!s.ok()) {
+    // Both lists or neither: the plain listeners go back to what they were.
+    (void)ReconcileListeners<Listener>(&plain_, configured_plain_, bind_plain, close,
+                                       &bound_plain_);
+    return s;
+  }
+  configured_plain_ = plain;
+  return Status::Ok();
+}
+
+void FtpServer::Accept(Listener* l) {
+  for (int i = 0; i < 64 && accepting_; ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      SR_LOG(kWarning) << "ftp: accept: " << std::strerror(errno);
+      return;
+    }
+    files::Peer peer = files::Peer::FromSockaddr(
+        l->implicit_tls ? files::Protocol::kFtps : files::Protocol::kFtp,
+        reinterpret_cast<sockaddr*>(&ss));
+    if (!files_->Allowed(peer)) {
+      SR_LOG(kInfo) << "ftp: " << peer.ip << " refused by allow_from";
+      ::close(fd);
+      continue;
+    }
+    auto pp = per_peer_.find(peer.ip);
+    if (sessions_.size() >= limits_.max_sessions ||
+        (pp != per_peer_.end() && pp->second >= limits_.max_sessions_per_peer)) {
+      SR_LOG(kWarning) << "ftp: " << peer.ip << " refused: session limit reached";
+      if (!l->implicit_tls) {
+        static constexpr char kBusy[] = "421 Too many connections; try again later.\r\n";
+        (void)::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL);
+      }
+      ::close(fd);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_storage local{};
+    socklen_t local_len = sizeof local;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
+    ++per_peer_[peer.ip];
+    auto s = std::make_unique<Session>(this, fd, std::move(peer), l->implicit_tls, local);
+    Session* raw = s.get();
+    sessions_.emplace(raw, std::move(s));
+    Status st = raw->Start();
+    if (!st.ok()) {
+      SR_LOG(kWarning) << "ftp: " << st.ToString();
+      raw->Close();
+    }
+  }
+}
+
+void FtpServer::Closed(Session* s) {
+  auto it = per_peer_.find(s->peer().ip);
+  if (it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
+  sessions_.erase(s);
+  CheckDrained();
+}
+
+void FtpServer::CheckDrained() {
+  if (!accepting_ && sessions_.empty() && on_drained_) {
+    auto cb = std::move(on_drained_);
+    on_drained_ = nullptr;
+    cb();
+  }
+}
+
+void FtpServer::StopAccepting() {
+  if (!accepting_) return;
+  accepting_ = false;
+  for (auto& l : plain_) CloseListener(std::move(l));
+  for (auto& l : implicit_) CloseListener(std::move(l));
+  plain_.clear();
+  implicit_.clear();
+  bound_plain_.clear();
+  bound_implicit_.clear();
+  std::vector<Session*> idle;
+  for (auto& [raw, s] : sessions_) {
+    if (raw->idle()) idle.push_back(raw);
+  }
+  for (Session* s : idle) s->Close();
+  CheckDrained();
+}
+
+void FtpServer::CloseAll() {
+  std::vector<Session*> all;
+  for (auto& [raw, s] : sessions_) all.push_back(raw);
+  for (Session* s : all) s->Close();
+}
+
+Result<ScopedFd> FtpServer::OpenPassive(const sockaddr_storage& local, uint16_t* port) {
+  char host[INET6_ADDRSTRLEN] = {};
+  ListenAddress a;
+  a.ipv6 = local.ss_family == AF_INET6;
+  if (a.ipv6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&local)->sin6_addr, host,
+              sizeof host);
+  } else {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&local)->sin_addr, host, sizeof host);
+  }
+  a.host = host;
+  uint32_t span = static_cast<uint32_t>(limits_.passive_port_max - limits_.passive_port_min) + 1;
+  Status last = Status::ResourceExhausted("no passive port free");
+  // The next port after the last one handed out, round the range once: a port just closed is not
+  // reused at once (a late packet of the last transfer cannot land in the next one).
+  for (uint32_t i = 0; i < span; ++i) {
+    uint16_t p = next_passive_;
+    next_passive_ = p >= limits_.passive_port_max ? limits_.passive_port_min
+                                                  : static_cast<uint16_t>(p + 1);
+    a.port = p;
+    auto fd = net::ListenTcp(a, 1, port);
+    if (fd.ok()) return fd;
+    last = fd.status();
+  }
+  return Status::ResourceExhausted("every passive port in " +
+                                   std::to_string(limits_.passive_port_min) + "-" +
+                                   std::to_string(limits_.passive_port_max) +
+                                   " is taken (last: " + last.message() + ")");
+}
+
+int64_t FtpServer::LoginDelayMs(const std::string& ip) const {
+  auto it = failures_.find(ip);
+  int n = 1;
+  if (it != failures_.end() && uv_now(loop_) - it->second.last_ms < kForgetFailuresMs) {
+    n = it->second.count + 1;
+  }
+  int64_t delay = limits_.login_delay_ms;
+  for (int i = 1; i < n && delay < limits_.max_login_delay_ms; ++i) delay *= 2;
+  return std::min(delay, limits_.max_login_delay_ms);
+}
+
+void FtpServer::LoginFailed(const std::string& ip) {
+  Failures& f = failures_[ip];
+  if (uv_now(loop_) - f.last_ms >= kForgetFailuresMs) f.count = 0;
+  ++f.count;
+  f.last_ms = uv_now(loop_);
+  // Bounded: a flood from many addresses cannot grow this without end. Past the cap the
+  // forgotten go first, then the oldest.
+  if (failures_.size() > kMaxFailureRecords) {
+    for (auto it = failures_.begin(); it != failures_.end();) {
+      it = uv_now(loop_) - it->second.last_ms >= kForgetFailuresMs ? failures_.erase(it)
+                                                                    : std::next(it);
+    }
+    while (failures_.size() > kMaxFailureRecords) {
+      auto oldest = std::min_element(failures_.begin(), failures_.end(), [](auto& x, auto& y) {
+        return x.second.last_ms < y.second.last_ms;
+      });
+      failures_.erase(oldest);
+    }
+  }
+}
+
+void FtpServer::LoginSucceeded(const std::string& ip) { failures_.erase(ip); }
+
+}  // namespace siterelay::ftp

@@ -1,0 +1,117 @@
+// FtpServer: phones over FTP and FTPS (RFC 959, 2228, 2389, 2428, 3659, 4217) on the libuv loop.
+//
+// Every Poly phone out of the box looks for an FTP server with user and password PlcmSpIp, and
+// older deployments run on implicit FTPS (port 990). One server holds both kinds of listener:
+// `listen` (plain, AUTH TLS offered) and `implicit_tls_listen` (TLS from the first byte, and
+// data connections protected even without PROT P, as phones expect: PHONES.md).
+//
+// A Session (relay/ftp/session.h) is one control connection; it parses command lines with the
+// pure functions of command.h and asks FileService for everything: accounts, paths, reads
+// (which pull through the cache like every other protocol) and uploads (phone upload names only,
+// through the same Uploads as HTTP PUT and TFTP WRQ). Control and data connections move bytes
+// through net::StreamSocket, the code HTTPS uses, so FTPS transfers run at HTTPS speed.
+//
+// This class owns the listeners, the sessions, the passive port range and the per-peer login
+// backoff. Thread safety: everything runs on the loop thread.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "relay/base/config.h"
+#include "relay/base/fs.h"
+#include "relay/base/status.h"
+#include "relay/files/file_service.h"
+#include "relay/files/uploads.h"
+#include "relay/tls/tls.h"
+
+namespace siterelay::ftp {
+
+struct FtpLimits {
+  int64_t login_timeout_ms = 30'000;   // connect to a successful PASS
+  int64_t idle_timeout_ms = 300'000;   // logged in, no command and no transfer (vsftpd: 300 s)
+  int64_t data_timeout_ms = 60'000;    // a data connection that makes no progress
+  int64_t accept_timeout_ms = 30'000;  // PASV/EPSV: the client's data connection to arrive
+  size_t max_sessions = 1024;
+  // CONTRACT.md: at least 256 concurrent connections from one address (phones behind NAT).
+  size_t max_sessions_per_peer = 256;
+  uint16_t passive_port_min = 50000;  // [ftp] passive_ports
+  uint16_t passive_port_max = 50100;
+  uint64_t max_upload_bytes = 16ull << 20;  // uploads.max_bytes
+  int max_login_failures = 3;               // per session, then the session is closed
+  // Per-peer backoff: the n-th failed login in a row from one address waits
+  // min(login_delay_ms * 2^(n-1), max_login_delay_ms) before its 530.
+  int64_t login_delay_ms = 500;
+  int64_t max_login_delay_ms = 8'000;
+};
+
+class Session;
+
+class FtpServer {
+ public:
+  // `uploads` may be null: every STOR/APPE is refused.
+  FtpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads, FtpLimits limits);
+  ~FtpServer();
+  FtpServer(const FtpServer&) = delete;
+  FtpServer& operator=(const FtpServer&) = delete;
+
+  // The certificate for AUTH TLS and implicit TLS; without one AUTH TLS is refused and implicit
+  // listeners cannot be opened. New sessions get the new one (SIGHUP).
+  void SetTls(std::shared_ptr<tls::TlsContext> ctx) { tls_ = std::move(ctx); }
+
+  // Makes the listeners exactly these (as HttpServer::Listen): on error nothing changes.
+  Status Listen(const std::vector<ListenAddress>& plain,
+                const std::vector<ListenAddress>& implicit_tls);
+  const std::vector<ListenAddress>& bound() const { return bound_plain_; }
+  const std::vector<ListenAddress>& bound_implicit() const { return bound_implicit_; }
+
+  void StopAccepting();  // sessions carry on
+  void CloseAll();
+  size_t sessions() const { return sessions_.size(); }
+  void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
+
+ private:
+  friend class Session;
+  struct Listener;
+  Result<std::unique_ptr<Listener>> Bind(const ListenAddress& a, bool implicit_tls);
+  void CloseListener(std::unique_ptr<Listener> l);
+  void Accept(Listener* l);
+  void Closed(Session* s);
+  void CheckDrained();
+
+  // A listening socket for a passive data connection on `local` (the control connection's own
+  // address), on a port of the passive range: the next free one after the last handed out.
+  Result<ScopedFd> OpenPassive(const sockaddr_storage& local, uint16_t* port);
+
+  // Login backoff: how long the next 530 for this address waits, and bookkeeping.
+  int64_t LoginDelayMs(const std::string& ip) const;
+  void LoginFailed(const std::string& ip);
+  void LoginSucceeded(const std::string& ip);
+
+  uv_loop_t* loop_;
+  files::FileService* files_;
+  files::Uploads* uploads_;
+  FtpLimits limits_;
+  std::shared_ptr<tls::TlsContext> tls_;
+  std::vector<std::unique_ptr<Listener>> plain_, implicit_;
+  std::vector<ListenAddress> bound_plain_, bound_implicit_;
+  std::vector<ListenAddress> configured_plain_;  // the last plain list that was applied
+  std::map<Session*, std::unique_ptr<Session>> sessions_;
+  std::map<std::string, size_t> per_peer_;
+  struct Failures {
+    int count = 0;
+    uint64_t last_ms = 0;  // uv_now of the last failure
+  };
+  std::map<std::string, Failures> failures_;
+  uint16_t next_passive_ = 0;
+  bool accepting_ = true;
+  std::function<void()> on_drained_;
+};
+
+}  // namespace siterelay::ftp

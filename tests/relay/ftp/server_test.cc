@@ -1,0 +1,320 @@
+#include "relay/ftp/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <thread>
+
+#include "relay/base/uv.h"
+#include "tests/testing/cache.h"
+#include "tests/testing/temp_dir.h"
+
+namespace siterelay::ftp {
+namespace {
+
+// A blocking control connection on a thread, from `source` (any 127.x address: all loopback).
+class Control {
+ public:
+  Control(uint16_t port, const char* source = "127.0.0.1") {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in me{};
+    me.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &me.sin_addr);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&me), sizeof me);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_port = htons(port);
+    inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0;
+  }
+  ~Control() { ::close(fd_); }
+
+  // The next complete reply (the last line of a multi-line one); "" on timeout or close.
+  std::string Reply() {
+    for (;;) {
+      size_t nl = in_.find("\r\n");
+      if (nl != std::string::npos) {
+        std::string line = in_.substr(0, nl);
+        in_.erase(0, nl + 2);
+        if (line.size() >= 4 && line[3] == ' ') return line;
+        continue;
+      }
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return "";
+      in_.append(buf, static_cast<size_t>(n));
+    }
+  }
+  std::string Command(const std::string& line) {
+    std::string l = line + "\r\n";
+    (void)::send(fd_, l.data(), l.size(), MSG_NOSIGNAL);
+    return Reply();
+  }
+  void Login() {
+    Reply();  // 220
+    Command("USER PlcmSpIp");
+    Command("PASS PlcmSpIp");
+  }
+  // PASV's port.
+  uint16_t Pasv() {
+    std::string r = Command("PASV");
+    unsigned h1, h2, h3, h4, p1, p2;
+    if (std::sscanf(r.c_str(), "227 Entering Passive Mode (%u,%u,%u,%u,%u,%u)", &h1, &h2, &h3,
+                    &h4, &p1, &p2) != 6) {
+      return 0;
+    }
+    return static_cast<uint16_t>(p1 * 256 + p2);
+  }
+  bool connected() const { return connected_; }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+  std::string in_;
+};
+
+// A data connection to `port` from `source`; returns everything it reads until the close.
+std::string ReadData(uint16_t port, const char* source = "127.0.0.1", bool* refused = nullptr) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in me{};
+  me.sin_family = AF_INET;
+  inet_pton(AF_INET, source, &me.sin_addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof me);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  std::string got;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+    if (refused != nullptr) *refused = n < 0 || got.empty();
+  } else if (refused != nullptr) {
+    *refused = true;
+  }
+  ::close(fd);
+  return got;
+}
+
+class FtpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_);
+    content_.assign(200000, 'x');
+    for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 7 % 253);
+    auto w = cache_->store().Create();
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Append({reinterpret_cast<const uint8_t*>(content_.data()),
+                              content_.size()}).ok());
+    auto d = (*w)->Commit();
+    ASSERT_TRUE(d.ok());
+    cache::Entry e;
+    e.path = "fw/sip.ld";
+    e.sha256 = *d;
+    e.size = content_.size();
+    e.content_type = "application/octet-stream";
+    ASSERT_TRUE(cache_->Publish({e}).ok());
+    Config config = Config::Defaults();
+    config.accounts.push_back({"PlcmSpIp", "PlcmSpIp", "/"});
+    files_ = std::make_unique<files::FileService>(config, cache_.get(), &clock_);
+    uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), &clock_);
+  }
+
+  void Start(FtpLimits limits = {}) {
+    if (limits.passive_port_min == 50000) {  // a range of our own, away from other tests
+      limits.passive_port_min = static_cast<uint16_t>(30000 + ::getpid() % 20000);
+      limits.passive_port_max = static_cast<uint16_t>(limits.passive_port_min + 10);
+    }
+    server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
+    ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}, {}).ok());
+    port_ = server_->bound()[0].port;
+  }
+
+  // Runs the loop until the client thread is done.
+  void RunClient(const std::function<void()>& client) {
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      client();
+      done = true;
+    });
+    while (!done) uv_run(loop_.get(), UV_RUN_NOWAIT), ::usleep(200);
+    t.join();
+    server_->StopAccepting();
+    server_->CloseAll();
+    uv_run(loop_.get(), UV_RUN_DEFAULT);
+  }
+
+  siterelay::testing::TempDir dir_;
+  ManualClock clock_;
+  Loop loop_;
+  std::unique_ptr<cache::Cache> cache_;
+  std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<files::Uploads> uploads_;
+  std::unique_ptr<FtpServer> server_;
+  uint16_t port_ = 0;
+  std::string content_;
+};
+
+TEST_F(FtpServerTest, PassiveRetrSendsTheFileAndEndsWith226) {
+  Start();
+  std::string got, opening, done;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t data = c.Pasv();
+    ASSERT_NE(data, 0);
+    std::thread reader([&] { got = ReadData(data); });
+    opening = c.Command("RETR fw/sip.ld");
+    reader.join();
+    done = c.Reply();
+  });
+  EXPECT_EQ(opening.substr(0, 4), "150 ");
+  EXPECT_EQ(done.substr(0, 4), "226 ");
+  EXPECT_EQ(got, content_);
+}
+
+TEST_F(FtpServerTest, PassivePortAcceptsOnlyTheControlPeer) {
+  Start();
+  std::string got, done;
+  bool stranger_refused = false;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t data = c.Pasv();
+    ASSERT_NE(data, 0);
+    // Another address races to the passive port first: it gets nothing.
+    (void)ReadData(data, "127.0.0.2", &stranger_refused);
+    std::thread reader([&] { got = ReadData(data); });
+    c.Command("RETR fw/sip.ld");
+    reader.join();
+    done = c.Reply();
+  });
+  EXPECT_TRUE(stranger_refused);
+  EXPECT_EQ(got, content_) << "the real client still gets the file";
+  EXPECT_EQ(done.substr(0, 4), "226 ");
+}
+
+TEST_F(FtpServerTest, ExhaustedPassiveRangeIs425) {
+  FtpLimits limits;
+  limits.passive_port_min = static_cast<uint16_t>(30000 + ::getpid() % 20000);
+  limits.passive_port_max = limits.passive_port_min;  // one port
+  Start(limits);
+  std::string second;
+  RunClient([&] {
+    Control a(port_), b(port_);
+    a.Login();
+    b.Login();
+    ASSERT_NE(a.Pasv(), 0);
+    second = b.Command("PASV");
+  });
+  EXPECT_EQ(second.substr(0, 4), "425 ");
+}
+
+TEST_F(FtpServerTest, NoLoginInTimeIs421) {
+  FtpLimits limits;
+  limits.login_timeout_ms = 200;
+  Start(limits);
+  std::string late;
+  RunClient([&] {
+    Control c(port_);
+    c.Reply();            // 220
+    c.Command("NOOP");    // activity does not extend the login deadline
+    ::usleep(120'000);
+    c.Command("NOOP");
+    late = c.Reply();
+  });
+  EXPECT_EQ(late.substr(0, 4), "421 ");
+}
+
+TEST_F(FtpServerTest, FailedLoginsFromOneAddressWaitLongerEachTime) {
+  FtpLimits limits;
+  limits.login_delay_ms = 100;
+  limits.max_login_delay_ms = 10'000;
+  Start(limits);
+  std::vector<int64_t> waits;
+  std::string closed;
+  RunClient([&] {
+    Control c(port_);
+    c.Reply();
+    for (int i = 0; i < 3; ++i) {
+      c.Command("USER PlcmSpIp");
+      auto t0 = std::chrono::steady_clock::now();
+      std::string r = c.Command("PASS nope");
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - t0).count();
+      if (r.substr(0, 4) == "530 ") waits.push_back(ms);
+    }
+    closed = c.Command("NOOP");  // after max_login_failures the session is gone
+  });
+  ASSERT_EQ(waits.size(), 3u);
+  EXPECT_GE(waits[0], 90);
+  EXPECT_GE(waits[1], 190);
+  EXPECT_GE(waits[2], 390);
+  EXPECT_EQ(closed, "");
+}
+
+TEST_F(FtpServerTest, SessionsPastThePerPeerLimitGet421) {
+  FtpLimits limits;
+  limits.max_sessions_per_peer = 2;
+  Start(limits);
+  std::string third, other;
+  RunClient([&] {
+    Control a(port_), b(port_);
+    a.Reply();
+    b.Reply();
+    Control c(port_);
+    third = c.Reply();
+    Control d(port_, "127.0.0.2");  // another address is not held up
+    other = d.Reply();
+  });
+  EXPECT_EQ(third.substr(0, 4), "421 ");
+  EXPECT_EQ(other.substr(0, 4), "220 ");
+}
+
+TEST_F(FtpServerTest, AborEndsATransferWaitingForItsDataConnection) {
+  Start();
+  std::string r150, r426, r226, after;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    ASSERT_NE(c.Pasv(), 0);
+    r150 = c.Command("RETR fw/sip.ld");  // the data connection never comes
+    r426 = c.Command("ABOR");
+    r226 = c.Reply();
+    after = c.Command("NOOP");
+  });
+  EXPECT_EQ(r150.substr(0, 4), "150 ");
+  EXPECT_EQ(r426.substr(0, 4), "426 ");
+  EXPECT_EQ(r226.substr(0, 4), "226 ");
+  EXPECT_EQ(after.substr(0, 4), "200 ") << "the session carries on";
+}
+
+TEST_F(FtpServerTest, ADataConnectionThatNeverComesIs425AfterTheAcceptTimeout) {
+  FtpLimits limits;
+  limits.accept_timeout_ms = 150;
+  Start(limits);
+  std::string r150, r;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    ASSERT_NE(c.Pasv(), 0);
+    r150 = c.Command("RETR fw/sip.ld");
+    r = c.Reply();
+  });
+  EXPECT_EQ(r150.substr(0, 4), "150 ");
+  EXPECT_EQ(r.substr(0, 4), "425 ");
+}
+
+}  // namespace
+}  // namespace siterelay::ftp
