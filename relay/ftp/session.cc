@@ -26,6 +26,8 @@ namespace {
 // what the client still sends (its close_notify), so closing it never resets the connection
 // before the client has read everything.
 constexpr uint64_t kLingerMs = 2000;
+// Control input read ahead while a command runs (pipelined commands wait in it).
+constexpr size_t kMaxWaitingInput = 16 * 1024;
 
 int64_t NowMs() { return static_cast<int64_t>(uv_hrtime() / 1'000'000); }
 
@@ -635,10 +637,16 @@ void Session::CloseData() {
 
 void Session::UpdatePoll() {
   if (closing_) return;
-  int events = UV_READABLE;
+  // Lines that wait for a transfer are kept, up to a point: a client that floods its control
+  // connection meanwhile is simply not read until they are done.
+  int events = in_.size() < kMaxWaitingInput ? UV_READABLE : 0;
   if (out_off_ < out_.size() || sock_.want_write()) events |= UV_WRITABLE;
   if (events == poll_events_) return;
   poll_events_ = events;
+  if (events == 0) {
+    uv_poll_stop(&poll_);
+    return;
+  }
   int rc = uv_poll_start(&poll_, events, [](uv_poll_t* p, int status, int ev) noexcept {
     auto* s = static_cast<Session*>(p->data);
     if (status < 0) {

@@ -53,9 +53,11 @@ class Control {
       in_.append(buf, static_cast<size_t>(n));
     }
   }
+  void Send(const std::string& bytes) {
+    (void)::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
   std::string Command(const std::string& line) {
-    std::string l = line + "\r\n";
-    (void)::send(fd_, l.data(), l.size(), MSG_NOSIGNAL);
+    Send(line + "\r\n");
     return Reply();
   }
   void Login() {
@@ -314,6 +316,27 @@ TEST_F(FtpServerTest, ADataConnectionThatNeverComesIs425AfterTheAcceptTimeout) {
   });
   EXPECT_EQ(r150.substr(0, 4), "150 ");
   EXPECT_EQ(r.substr(0, 4), "425 ");
+}
+
+TEST_F(FtpServerTest, CommandsSentDuringATransferAreAnsweredAfterItInOrder) {
+  Start();
+  std::string got;
+  std::vector<std::string> replies;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t data = c.Pasv();
+    ASSERT_NE(data, 0);
+    replies.push_back(c.Command("RETR fw/sip.ld"));  // 150; the data connection is not there yet
+    c.Send("SYST\r\nPWD\r\n");                   // pipelined behind the transfer
+    got = ReadData(data);
+    for (int i = 0; i < 3; ++i) replies.push_back(c.Reply());
+  });
+  EXPECT_EQ(got, content_);
+  ASSERT_EQ(replies.size(), 4u);
+  EXPECT_EQ(replies[1].substr(0, 4), "226 ");
+  EXPECT_EQ(replies[2].substr(0, 4), "215 ");
+  EXPECT_EQ(replies[3].substr(0, 4), "257 ");
 }
 
 }  // namespace
