@@ -195,7 +195,7 @@ wait_gone() {
 
 # Starts `siterelay serve --config $config` with its stderr going to the log file $1 and waits
 # for it to announce its ports. Sets relay_pid, relay_log, relay_port (its phones' port, over
-# scheme $2: http, https or tftp) and admin_port.
+# scheme $2: http, https, tftp or ftp) and admin_port.
 start_relay() {  # log file, scheme
   relay_log=$1
   : >"$relay_log"  # before the reads below: the child opens it only once it runs
@@ -217,13 +217,16 @@ start_relay() {  # log file, scheme
 }
 
 # The listeners for a relay.toml: phones on 127.0.0.1 over $1 (http, https: [tls] is the
-# script's, or tftp), the admin port on 127.0.0.1, both on any free port, announced in the log
-# for start_relay; no FTP, and no other phones' listener.
-bench_relay_listeners() {  # scheme
-  local http='[]' https='[]' tftp='[]'
+# script's, tftp, or ftp: plain FTP, which offers AUTH TLS when [tls] is set), the admin port on
+# 127.0.0.1, both on any free port, announced in the log for start_relay; no other phones'
+# listener (no implicit FTPS either). $2, optional: more lines for the [ftp] table
+# (passive_ports).
+bench_relay_listeners() {  # scheme[, [ftp] lines]
+  local http='[]' https='[]' tftp='[]' ftp='[]'
   case $1 in
     https) https='["127.0.0.1:0"]' ;;
     tftp) tftp='["127.0.0.1:0"]' ;;
+    ftp) ftp='["127.0.0.1:0"]' ;;
     *) http='["127.0.0.1:0"]' ;;
   esac
   cat <<EOF
@@ -234,9 +237,10 @@ listen = $https
 [tftp]
 listen = $tftp
 [ftp]
-listen = []
+listen = $ftp
 implicit_tls_listen = []
-[admin]
+${2:+$2
+}[admin]
 listen = ["127.0.0.1:0"]
 EOF
 }
