@@ -276,6 +276,19 @@ void Cache::PublishWrite(uv_loop_t* loop, std::vector<Entry> entries,
   StartNextWrite();
 }
 
+void Cache::MarkForwardedAsync(uv_loop_t* loop, const std::string& path, const Digest& digest,
+                               std::function<void(Status)> done) {
+  WriteAsync(
+      loop, [path, digest](Catalog& c) { return c.MarkForwarded(path, digest); },
+      [this, path, digest, done = std::move(done)](Status s) {
+        if (s.ok()) {
+          auto it = entries_.find(path);
+          if (it != entries_.end() && it->second.sha256 == digest) it->second.forwarded = true;
+        }
+        if (done) done(s);
+      });
+}
+
 void Cache::WriteAsync(uv_loop_t* loop, std::function<Status(Catalog&)> work,
                        std::function<void(Status)> done) {
   writes_.push_back(PendingWrite{loop, [this, work = std::move(work)] { return work(*catalog_); },

@@ -95,6 +95,10 @@ class Cache {
   void PublishSetAsync(uv_loop_t* loop, std::vector<Entry> entries, GenerationRecord generation,
                        std::function<void(Result<int64_t>)> done);
   Status Remove(std::string_view path);
+  // An uploaded entry reached the origin (sync/outbox.h): marks it forwarded, in the catalog off
+  // the loop thread and then in the index, only while the entry still names `digest`.
+  void MarkForwardedAsync(uv_loop_t* loop, const std::string& path, const Digest& digest,
+                          std::function<void(Status)> done);
 
   // Runs `work` against the catalog on the thread pool, queued behind every other asynchronous
   // write; `done` runs on the loop thread. For tables the index does not mirror (devices, ...).

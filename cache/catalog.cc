@@ -293,6 +293,15 @@ Status Catalog::RemoveEntries(std::span<const std::string> paths) {
   });
 }
 
+Status Catalog::MarkForwarded(const std::string& path, const Digest& digest) {
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(
+      db_, "UPDATE entries SET forwarded = 1 WHERE path = ?1 AND sha256 = ?2", &s));
+  BindText(s.s, 1, path);
+  BindDigest(s.s, 2, digest);
+  return StepDone(db_, s.s, "mark forwarded");
+}
+
 Status Catalog::RemoveObjects(std::span<const Digest> digests) {
   return Transaction([&]() -> Status {
     Stmt ent, obj;

@@ -68,6 +68,9 @@ class Catalog {
   Status Publish(std::span<const ObjectInfo> objects, std::span<const Entry> entries,
                  GenerationRecord* generation = nullptr);
   Status RemoveEntries(std::span<const std::string> paths);
+  // The upload at `path` reached the origin: forwarded = 1, if the entry still has `digest` (a
+  // newer upload is not marked by its predecessor's success).
+  Status MarkForwarded(const std::string& path, const Digest& digest);
   // Removes the objects and every entry that points at them, in one transaction.
   Status RemoveObjects(std::span<const Digest> digests);
   Status SetLastAccess(std::span<const std::pair<Digest, int64_t>> accesses);

@@ -29,6 +29,8 @@
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
 #include "relay/ftp/server.h"
+#include "sync/outbox.h"
+#include "sync/sender.h"
 #include "relay/tftp/server.h"
 #include "relay/tls/tls.h"
 #include "sync/fetcher.h"
@@ -116,6 +118,16 @@ class Relay {
       if (!prefetcher_->configured()) prefetcher_.reset();
     }
     uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), Clock::System());
+    // What goes upstream: settings files back to the origin (and, later, log batches).
+    sender_ = std::make_unique<sync::Sender>(
+        loop_.get(), fetcher_ != nullptr ? &fetcher_->limiter() : nullptr);
+    if (fetcher_ != nullptr) {
+      outbox_ = std::make_unique<sync::Outbox>(loop_.get(), config_.origin, cache_.get(),
+                                               sender_.get());
+    }
+    uploads_->OnFiled([this](const std::string& path, const files::UploadName& name, uint64_t) {
+      if (name.kind == files::UploadName::kSettings && outbox_ != nullptr) outbox_->Poke(path);
+    });
     file_handler_ = std::make_unique<http::FileHandler>(files_.get(), uploads_.get(),
                                                         config_.upload_max_bytes);
     phones_ = std::make_unique<http::HttpServer>(loop_.get(), files::Protocol::kHttp,
@@ -164,6 +176,7 @@ class Relay {
       return 1;
     }
     StartSignals();
+    if (outbox_ != nullptr) outbox_->Start();
     if (prefetcher_ != nullptr && config_.origin.sync_interval > 0) {  // 0: no background passes
       sync_timer_ = std::make_unique<Timer>(loop_.get());
       ScheduleSync(0);
@@ -410,6 +423,8 @@ class Relay {
     files_->SetFetcher(nullptr);
     sync_timer_.reset();
     prefetcher_.reset();
+    outbox_.reset();  // what it had not sent is still in the catalog for the next start
+    sender_.reset();
     fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
     uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
@@ -429,6 +444,8 @@ class Relay {
   std::unique_ptr<sync::Prefetcher> prefetcher_;  // null without a manifest or prefetch list
   std::unique_ptr<Timer> sync_timer_;
   std::unique_ptr<files::Uploads> uploads_;
+  std::unique_ptr<sync::Sender> sender_;
+  std::unique_ptr<sync::Outbox> outbox_;  // null without an origin
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;
   std::shared_ptr<tls::TlsContext> tls_;  // shared: https_ holds it for new connections too

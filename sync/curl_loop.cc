@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "relay/base/log.h"
+#include "siterelay_version.h"
 
 namespace siterelay::sync {
 
@@ -185,6 +186,35 @@ void CurlLoop::ReapDone() {
     done_.erase(it);
     curl_multi_remove_handle(multi_, easy);
     done(code);
+  }
+}
+
+void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buffer_bytes) {
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // Every encoding this libcurl decodes (zstd, br, gzip, deflate): configs and XML shrink
+  // several times on the wire. What is stored is the decoded file.
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "siterelay/" SITERELAY_VERSION);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, buffer_bytes);
+  if (auth && !up.user.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());
+    curl_easy_setopt(h, CURLOPT_PASSWORD, up.password.c_str());
+  }
+  if (!up.ca_file.empty()) {
+    // An extra trust anchor: the file, and the system's anchors next to it.
+    curl_easy_setopt(h, CURLOPT_CAINFO, up.ca_file.c_str());
+    curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
   }
 }
 

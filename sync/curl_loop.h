@@ -22,6 +22,7 @@
 #include <string_view>
 
 #include "relay/base/status.h"
+#include "sync/origin.h"
 
 namespace siterelay::sync {
 
@@ -30,6 +31,16 @@ namespace siterelay::sync {
 // copy), a file:// origin without the file kNotFound, the relay's own failures kInternal.
 // `detail`: the handle's CURLOPT_ERRORBUFFER, more precise than the code's text when set.
 Status CurlError(std::string_view what, CURLcode code, const char* detail = nullptr);
+
+// Connection set-up to an upstream; a stalled transfer is cut after kStallSeconds below 1 byte/s
+// (a download then resumes: Fetcher's kMaxResumes).
+constexpr long kConnectTimeoutSeconds = 10;
+constexpr long kStallSeconds = 30;
+
+// Options every request to `up` shares, downloads and uploads alike: protocols, redirects,
+// encodings, timeouts, TLS trust, the error buffer (CURL_ERROR_SIZE bytes), the receive buffer
+// size (RateLimiter::BufferBytes) and, with `auth`, the upstream's credentials.
+void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buffer_bytes);
 
 class CurlLoop {
  public:

@@ -17,10 +17,6 @@
 namespace siterelay::sync {
 namespace {
 
-// Connection set-up to the origin; a stalled body is cut after kStallSeconds below 1 byte/s
-// (then resumed, see kMaxResumes).
-constexpr long kConnectTimeoutSeconds = 10;
-constexpr long kStallSeconds = 30;
 constexpr uint64_t kResumeBackoffMs = 500;  // doubled per attempt
 // Readers hear of new bytes at most this often (the first bytes at once). libcurl hands the body
 // over in 16 KiB pieces; waking a hundred readers for each, inside libcurl's callback, cost more
@@ -211,38 +207,10 @@ void Fetcher::SetForeground(Transfer* t) {
   limiter_.ForegroundStarted();
 }
 
-void Fetcher::Common(CURL* h, const Upstream& up, bool auth, char* error) {
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
-  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  // Every encoding this libcurl decodes (zstd, br, gzip, deflate): configs and XML shrink
-  // several times on the wire. What is stored is the decoded file.
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "siterelay/" SITERELAY_VERSION);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, limiter_.BufferBytes());
-  if (auth && !up.user.empty()) {
-    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-    curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());
-    curl_easy_setopt(h, CURLOPT_PASSWORD, up.password.c_str());
-  }
-  if (!up.ca_file.empty()) {
-    // An extra trust anchor: the file, and the system's anchors next to it.
-    curl_easy_setopt(h, CURLOPT_CAINFO, up.ca_file.c_str());
-    curl_easy_setopt(h, CURLOPT_CAPATH, "/etc/ssl/certs");
-  }
-}
-
 void Fetcher::Configure(Transfer* t) {
   CURL* h = t->easy;
-  Common(h, origins_.upstreams()[t->upstream], /*auth=*/true, t->error);
+  ConfigureEasy(h, origins_.upstreams()[t->upstream], /*auth=*/true, t->error,
+                limiter_.BufferBytes());
   curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Fetcher::OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
@@ -645,7 +613,8 @@ void Fetcher::FetchDocument(const std::string& url, size_t max_bytes,
     return;
   }
   const Upstream& up = origins_.upstreams()[0];
-  Common(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url), d->error);
+  ConfigureEasy(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url), d->error,
+                limiter_.BufferBytes());
   curl_easy_setopt(d->easy, CURLOPT_URL, d->url.c_str());
   curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
   curl_easy_setopt(

@@ -119,9 +119,6 @@ class Fetcher {
   Transfer* NewTransfer(const std::string& key, const std::string& path);
   void Start(Transfer* t);
   void Configure(Transfer* t);
-  // Options every request to `up` shares: protocols, redirects, encodings, timeouts, TLS trust,
-  // the error buffer (CURL_ERROR_SIZE bytes) and, with `auth`, its credentials.
-  void Common(CURL* h, const Upstream& up, bool auth, char* error);
   static size_t OnHeader(char* data, size_t size, size_t n, void* userp) noexcept;
   static size_t OnWrite(char* data, size_t size, size_t n, void* userp) noexcept;
   bool BeginBody(Transfer* t);

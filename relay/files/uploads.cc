@@ -260,13 +260,14 @@ void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob b
         e.fetched_at = clock_->NowSeconds();
         e.source = cache::Source::kUpload;
         e.forwarded = false;  // until the outbox has PUT it to the origin
-        cache_->PublishAsync(loop_, {e}, [sink, created](Status s) {
+        cache_->PublishAsync(loop_, {e}, [this, sink, created](Status s) {
           if (!s.ok()) {
             sink->Complete(s);
             return;
           }
           UploadResult r;
           r.created = created;
+          if (on_filed_) on_filed_(sink->path_, sink->name_, 0);
           sink->Complete(r);
         });
       });
@@ -286,6 +287,7 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) 
         },
         [this, sink, result, spool] {
           LogFiled(spool);
+          if (result->ok() && on_filed_) on_filed_(sink->path_, sink->name_, (*result)->new_bytes);
           sink->Complete(*result);
         });
     if (!q.ok()) {

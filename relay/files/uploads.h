@@ -92,6 +92,12 @@ class Uploads {
   // A sink for an upload to catalog path `path` whose last segment classified as `name`.
   std::shared_ptr<UploadSink> Begin(std::string path, UploadName name, uint64_t max_bytes);
 
+  // Runs on the loop thread after each upload is durable: for the settings outbox and the log
+  // shipper (sync/), which take it from there. `new_bytes`: what a log upload appended.
+  using FiledCallback =
+      std::function<void(const std::string& path, const UploadName& name, uint64_t new_bytes)>;
+  void OnFiled(FiledCallback cb) { on_filed_ = std::move(cb); }
+
  private:
   friend class UploadSink;
   void File(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
@@ -104,6 +110,7 @@ class Uploads {
   Clock* clock_;
   // Logs being appended to, with the uploads of the same log waiting their turn.
   std::map<std::string, std::deque<std::function<void()>>> busy_logs_;
+  FiledCallback on_filed_;
 };
 
 }  // namespace siterelay::files

@@ -125,7 +125,8 @@ EOF
     nginx_server "$port" "$ORIGIN" access.log "" \
       "location = /big.sip.ld { limit_rate 50m; }" \
       "location = /resume.sip.ld { limit_rate 4m; }" \
-      "location = /late.sip.ld { limit_rate 4m; }"
+      "location = /late.sip.ld { limit_rate 4m; }" \
+      "location ~ -(phone|web|local)\\.cfg\$ { dav_methods PUT; create_full_put_path on; }"
     local server
     for server in "$@"; do echo "$server"; done
     echo "}"
@@ -599,6 +600,45 @@ else
   fail "max_rate: 10 MB at 2 MB/s took ${took} s, expected 4.8 s +- 10%"
 fi
 stop_relay_in "max_rate"
+
+# ---- 11. the settings outbox: a phone's settings go back to the origin with PUT ---------------
+start_relay_in outbox "[origin]
+url = \"http://127.0.0.1:$NGINX_PORT/\""
+# wait_origin_has FILE SHA: up to 20 s for the origin to hold FILE with those bytes.
+wait_origin_has() {
+  for _ in $(seq 1 200); do
+    [[ -f "$ORIGIN/$1" && $(sha "$ORIGIN/$1") == "$2" ]] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+printf '<PHONE_CONFIG v="1"/>\n' > phone1.cfg
+expect_eq "outbox: upload of settings" 201 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -T phone1.cfg "$base/0004f2aabbcc-phone.cfg")"
+wait_origin_has 0004f2aabbcc-phone.cfg "$(sha phone1.cfg)" && pass ||
+  fail "outbox: the settings did not reach the origin"
+expect_contains "outbox: the origin saw a PUT" '"PUT /0004f2aabbcc-phone.cfg HTTP/1.1" 201' \
+  "$(grep -F 'PUT /0004f2aabbcc-phone.cfg' "$NGINX_DIR/access.log")"
+# The origin goes away; a newer version is uploaded, the relay is killed (-9) and restarted while
+# the origin is still away; when it comes back, the newer version reaches it.
+stop_nginx
+printf '<PHONE_CONFIG v="2"/>\n' > phone2.cfg
+expect_eq "outbox: upload while the origin is away" 204 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -T phone2.cfg "$base/0004f2aabbcc-phone.cfg")"
+expect_eq "outbox: the relay serves the newer version meanwhile" "$(sha phone2.cfg)" \
+  "$(curl -s --max-time 10 "$base/0004f2aabbcc-phone.cfg" | digest)"
+sleep 1.5  # an attempt or two fails
+kill -KILL "$RELAY_PID"
+wait "$RELAY_PID" 2>/dev/null
+start_relay "$RELAY_DIR/relay.toml"
+base="http://127.0.0.1:$HTTP_PORT"
+sleep 1
+launch_nginx "$NGINX_PORT" || { fail "nginx did not come back on $NGINX_PORT"; }
+wait_origin_has 0004f2aabbcc-phone.cfg "$(sha phone2.cfg)" && pass ||
+  fail "outbox: the newer settings did not reach the origin after a kill -9 and a restart"
+expect_eq "outbox: the relay still serves the newer version" "$(sha phone2.cfg)" \
+  "$(curl -s --max-time 10 "$base/0004f2aabbcc-phone.cfg" | digest)"
+stop_relay_in "outbox"
 
 stop_nginx
 finish

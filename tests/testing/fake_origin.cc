@@ -113,6 +113,20 @@ void FakeOrigin::Serve(int fd) {
       }
       pos = e + 2;
     }
+    // A request body with Content-Length (what libcurl sends for PUT and POST of a buffer).
+    if (const std::string* cl = req.Header("content-length")) {
+      size_t want = static_cast<size_t>(std::stoull(*cl));
+      while (in.size() < want) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+          Forget(fd);
+          return;
+        }
+        in.append(buf, static_cast<size_t>(n));
+      }
+      req.body = in.substr(0, want);
+      in.erase(0, want);
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(req);

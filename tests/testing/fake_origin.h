@@ -23,6 +23,7 @@ struct OriginRequest {
   std::string method;
   std::string target;
   std::map<std::string, std::string> headers;  // lower-case names
+  std::string body;  // with Content-Length
 
   const std::string* Header(const std::string& name) const {
     auto it = headers.find(name);
