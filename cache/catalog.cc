@@ -6,7 +6,7 @@ namespace siterelay::cache {
 namespace {
 
 // Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
-constexpr std::array<const char*, 3> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     R"sql(
 CREATE TABLE objects (
   sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -48,6 +48,27 @@ CREATE TABLE generations (
   files        INTEGER NOT NULL,
   bytes        INTEGER NOT NULL
 );
+)sql",
+    R"sql(
+CREATE TABLE log_cursors (
+  file    TEXT PRIMARY KEY,
+  shipped INTEGER NOT NULL CHECK (shipped >= 0)
+) WITHOUT ROWID;
+CREATE TABLE log_batches (
+  seq        INTEGER PRIMARY KEY,
+  lines      INTEGER NOT NULL,
+  raw_bytes  INTEGER NOT NULL,
+  wire_bytes INTEGER NOT NULL,
+  created    INTEGER NOT NULL,
+  macs       TEXT NOT NULL DEFAULT '',
+  dead       INTEGER NOT NULL DEFAULT 0,
+  attempts   INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE log_counters (
+  name  TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+) WITHOUT ROWID;
 )sql",
 };
 
@@ -401,6 +422,140 @@ Status Catalog::LoadGenerations(size_t limit, std::vector<GenerationRecord>* out
   }
   if (rc != SQLITE_DONE) return SqliteError("load generations", db_, rc);
   return Status::Ok();
+}
+
+namespace {
+
+Status SetCursors(sqlite3* db, const std::map<std::string, uint64_t>& cursors) {
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(
+      db, "INSERT INTO log_cursors (file, shipped) VALUES (?1, ?2) "
+          "ON CONFLICT(file) DO UPDATE SET shipped = excluded.shipped", &s));
+  for (const auto& [file, shipped] : cursors) {
+    BindText(s.s, 1, file);
+    sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(shipped));
+    SR_RETURN_IF_ERROR(StepDone(db, s.s, "set log cursor"));
+  }
+  return Status::Ok();
+}
+
+// `add`: added to the counters (`set`: replaces them).
+Status ChangeCounters(sqlite3* db, const std::map<std::string, int64_t>& values, bool set) {
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(
+      db, set ? "INSERT INTO log_counters (name, value) VALUES (?1, ?2) "
+                "ON CONFLICT(name) DO UPDATE SET value = excluded.value"
+              : "INSERT INTO log_counters (name, value) VALUES (?1, ?2) "
+                "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value",
+      &s));
+  for (const auto& [name, value] : values) {
+    BindText(s.s, 1, name);
+    sqlite3_bind_int64(s.s, 2, value);
+    SR_RETURN_IF_ERROR(StepDone(db, s.s, "log counter"));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status Catalog::LoadLogSpool(LogSpoolState* out) {
+  *out = LogSpoolState();
+  {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_, "SELECT file, shipped FROM log_cursors", &s));
+    int rc;
+    while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+      out->cursors[ColumnText(s.s, 0)] = static_cast<uint64_t>(sqlite3_column_int64(s.s, 1));
+    }
+    if (rc != SQLITE_DONE) return SqliteError("load log cursors", db_, rc);
+  }
+  {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_,
+                               "SELECT seq, lines, raw_bytes, wire_bytes, created, macs, dead, "
+                               "attempts, last_error FROM log_batches ORDER BY seq",
+                               &s));
+    int rc;
+    while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+      LogBatchRecord b;
+      b.seq = sqlite3_column_int64(s.s, 0);
+      b.lines = static_cast<uint64_t>(sqlite3_column_int64(s.s, 1));
+      b.raw_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 2));
+      b.wire_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 3));
+      b.created = sqlite3_column_int64(s.s, 4);
+      b.macs = ColumnText(s.s, 5);
+      b.dead = sqlite3_column_int64(s.s, 6) != 0;
+      b.attempts = static_cast<int>(sqlite3_column_int64(s.s, 7));
+      b.last_error = ColumnText(s.s, 8);
+      out->batches.push_back(std::move(b));
+    }
+    if (rc != SQLITE_DONE) return SqliteError("load log batches", db_, rc);
+  }
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(db_, "SELECT name, value FROM log_counters", &s));
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    out->counters[ColumnText(s.s, 0)] = sqlite3_column_int64(s.s, 1);
+  }
+  if (rc != SQLITE_DONE) return SqliteError("load log counters", db_, rc);
+  return Status::Ok();
+}
+
+Status Catalog::CommitLogBatch(const LogBatchRecord& b,
+                               const std::map<std::string, uint64_t>& cursors,
+                               const std::map<std::string, int64_t>& counters) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_,
+                               "INSERT INTO log_batches (seq, lines, raw_bytes, wire_bytes, "
+                               "created, macs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                               &s));
+    sqlite3_bind_int64(s.s, 1, b.seq);
+    sqlite3_bind_int64(s.s, 2, static_cast<sqlite3_int64>(b.lines));
+    sqlite3_bind_int64(s.s, 3, static_cast<sqlite3_int64>(b.raw_bytes));
+    sqlite3_bind_int64(s.s, 4, static_cast<sqlite3_int64>(b.wire_bytes));
+    sqlite3_bind_int64(s.s, 5, b.created);
+    BindText(s.s, 6, b.macs);
+    SR_RETURN_IF_ERROR(StepDone(db_, s.s, "insert log batch"));
+    SR_RETURN_IF_ERROR(SetCursors(db_, cursors));
+    return ChangeCounters(db_, counters, /*set=*/true);
+  });
+}
+
+Status Catalog::DeleteLogBatch(int64_t seq, const std::map<std::string, int64_t>& add) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM log_batches WHERE seq = ?1", &s));
+    sqlite3_bind_int64(s.s, 1, seq);
+    SR_RETURN_IF_ERROR(StepDone(db_, s.s, "delete log batch"));
+    return ChangeCounters(db_, add, /*set=*/false);
+  });
+}
+
+Status Catalog::UpdateLogBatch(const LogBatchRecord& b) {
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(
+      db_, "UPDATE log_batches SET dead = ?2, attempts = ?3, last_error = ?4 WHERE seq = ?1", &s));
+  sqlite3_bind_int64(s.s, 1, b.seq);
+  sqlite3_bind_int(s.s, 2, b.dead ? 1 : 0);
+  sqlite3_bind_int(s.s, 3, b.attempts);
+  BindText(s.s, 4, b.last_error);
+  return StepDone(db_, s.s, "update log batch");
+}
+
+Status Catalog::DropLogs(const std::vector<int64_t>& batches,
+                         const std::map<std::string, uint64_t>& cursors,
+                         const std::map<std::string, int64_t>& add) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM log_batches WHERE seq = ?1", &s));
+    for (int64_t seq : batches) {
+      sqlite3_bind_int64(s.s, 1, seq);
+      SR_RETURN_IF_ERROR(StepDone(db_, s.s, "drop log batch"));
+    }
+    SR_RETURN_IF_ERROR(SetCursors(db_, cursors));
+    return ChangeCounters(db_, add, /*set=*/false);
+  });
 }
 
 }  // namespace siterelay::cache

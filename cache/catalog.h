@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -49,9 +50,29 @@ struct GenerationRecord {
   uint64_t bytes = 0;
 };
 
+// The log shipper's state (sync/log_shipper.h): how far each phone's spooled log has been cut
+// into batches, the batches built and not yet acknowledged upstream, and its counters.
+struct LogBatchRecord {
+  int64_t seq = 0;  // the batch sequence: Idempotency-Key <relay_id>-<seq>
+  uint64_t lines = 0;
+  uint64_t raw_bytes = 0;   // NDJSON
+  uint64_t wire_bytes = 0;  // the zstd frame on disk and on the wire
+  int64_t created = 0;      // Unix seconds
+  std::string macs;         // the phones whose lines it holds, comma-separated
+  bool dead = false;        // refused upstream with a 4xx: kept for the console, not retried
+  int attempts = 0;
+  std::string last_error;
+};
+
+struct LogSpoolState {
+  std::map<std::string, uint64_t> cursors;  // spool file name -> bytes cut into batches or dropped
+  std::vector<LogBatchRecord> batches;      // by seq
+  std::map<std::string, int64_t> counters;  // next_line_seq, next_batch_seq, dropped_lines, ...
+};
+
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Creates the file when missing. With `read_only`, a missing file is NotFound.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);
@@ -81,6 +102,18 @@ class Catalog {
   Status LoadDevices(std::vector<DeviceRecord>* devices);
   // The newest `limit` generations, newest first.
   Status LoadGenerations(size_t limit, std::vector<GenerationRecord>* out);
+
+  // The log spool (one transaction each): a batch built from the cursors' old positions to
+  // `cursors`, with the counters as they are after it; a batch acknowledged (deleted, `counters`
+  // added to); a batch refused for good or failed once more; lines dropped past the spool cap
+  // (batches deleted, cursors moved, counters added to).
+  Status LoadLogSpool(LogSpoolState* out);
+  Status CommitLogBatch(const LogBatchRecord& batch, const std::map<std::string, uint64_t>& cursors,
+                        const std::map<std::string, int64_t>& counters);
+  Status DeleteLogBatch(int64_t seq, const std::map<std::string, int64_t>& add);
+  Status UpdateLogBatch(const LogBatchRecord& batch);
+  Status DropLogs(const std::vector<int64_t>& batches, const std::map<std::string, uint64_t>& cursors,
+                  const std::map<std::string, int64_t>& add);
 
  private:
   explicit Catalog(sqlite3* db) : db_(db) {}

@@ -29,6 +29,7 @@
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
 #include "relay/ftp/server.h"
+#include "sync/log_shipper.h"
 #include "sync/outbox.h"
 #include "sync/sender.h"
 #include "relay/tftp/server.h"
@@ -125,8 +126,17 @@ class Relay {
       outbox_ = std::make_unique<sync::Outbox>(loop_.get(), config_.origin, cache_.get(),
                                                sender_.get());
     }
-    uploads_->OnFiled([this](const std::string& path, const files::UploadName& name, uint64_t) {
+    if (!config_.logs.upstream.empty()) {
+      logs_ = std::make_unique<sync::LogShipper>(loop_.get(), config_, cache_.get(),
+                                                 sender_.get(), Clock::System());
+    }
+    uploads_->OnFiled([this](const std::string& path, const files::UploadName& name,
+                             uint64_t new_bytes) {
       if (name.kind == files::UploadName::kSettings && outbox_ != nullptr) outbox_->Poke(path);
+      if (name.kind == files::UploadName::kLog && logs_ != nullptr) {
+        std::string spool = files::SpoolPath(config_.data_dir, name);
+        logs_->Appended(spool.substr(spool.rfind('/') + 1), new_bytes);
+      }
     });
     file_handler_ = std::make_unique<http::FileHandler>(files_.get(), uploads_.get(),
                                                         config_.upload_max_bytes);
@@ -177,6 +187,13 @@ class Relay {
     }
     StartSignals();
     if (outbox_ != nullptr) outbox_->Start();
+    if (logs_ != nullptr) {
+      Status ls = logs_->Start();
+      if (!ls.ok()) {
+        SR_LOG(kError) << "logs: not shipping: " << ls.ToString();
+        logs_.reset();
+      }
+    }
     if (prefetcher_ != nullptr && config_.origin.sync_interval > 0) {  // 0: no background passes
       sync_timer_ = std::make_unique<Timer>(loop_.get());
       ScheduleSync(0);
@@ -424,6 +441,7 @@ class Relay {
     sync_timer_.reset();
     prefetcher_.reset();
     outbox_.reset();  // what it had not sent is still in the catalog for the next start
+    logs_.reset();    // so is every batch, and the spool
     sender_.reset();
     fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
@@ -446,6 +464,7 @@ class Relay {
   std::unique_ptr<files::Uploads> uploads_;
   std::unique_ptr<sync::Sender> sender_;
   std::unique_ptr<sync::Outbox> outbox_;  // null without an origin
+  std::unique_ptr<sync::LogShipper> logs_;  // null without logs.upstream
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;
   std::shared_ptr<tls::TlsContext> tls_;  // shared: https_ holds it for new connections too

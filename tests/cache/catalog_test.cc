@@ -111,7 +111,8 @@ TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
   {  // What a relay of schema version 1 left behind.
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir / "catalog.db").c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; DROP TABLE generations; PRAGMA user_version=1", nullptr, nullptr,
+    ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; DROP TABLE generations; DROP TABLE log_cursors; "
+                           "DROP TABLE log_batches; DROP TABLE log_counters; PRAGMA user_version=1", nullptr, nullptr,
                            nullptr),
               SQLITE_OK);
     sqlite3_close(db);

@@ -1,0 +1,134 @@
+#include "sync/log_batch.h"
+
+#include <zstd.h>
+
+#include <ctime>
+
+namespace siterelay::sync {
+namespace {
+
+// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no
+// surrogates, nothing past U+10FFFF), or 0 when there is none.
+size_t Utf8Length(std::string_view s) {
+  auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
+  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    if (!cont(1) || !cont(2)) return 0;
+    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
+    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogate
+    return 3;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
+    if (c == 0xF4 && b(1) > 0x8F) return 0;  // past U+10FFFF
+    return 4;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string FormatRfc3339(int64_t unix_seconds) {
+  std::time_t t = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::string(buf, n);
+}
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out->push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    // Runs of plain printable ASCII go in one append.
+    size_t j = i;
+    while (j < s.size()) {
+      unsigned char c = static_cast<unsigned char>(s[j]);
+      if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) break;
+      ++j;
+    }
+    out->append(s, i, j - i);
+    i = j;
+    if (i == s.size()) break;
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t n = Utf8Length(s.substr(i));
+      if (n == 0) {
+        out->append("\xEF\xBF\xBD");  // U+FFFD for a byte that is not UTF-8
+        ++i;
+      } else {
+        out->append(s, i, n);
+        i += n;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"': out->append("\\\""); break;
+      case '\\': out->append("\\\\"); break;
+      case '\n': out->append("\\n"); break;
+      case '\r': out->append("\\r"); break;
+      case '\t': out->append("\\t"); break;
+      default:
+        out->append("\\u00");
+        out->push_back(kHex[c >> 4]);
+        out->push_back(kHex[c & 0xf]);
+    }
+    ++i;
+  }
+  out->push_back('"');
+}
+
+void AppendLogRecord(std::string* out, std::string_view relay, std::string_view mac,
+                     std::string_view file, uint64_t seq, int64_t received,
+                     std::string_view line) {
+  out->append("{\"relay\":");
+  AppendJsonString(out, relay);
+  out->append(",\"mac\":");
+  AppendJsonString(out, mac);
+  out->append(",\"file\":");
+  AppendJsonString(out, file);
+  out->append(",\"seq\":");
+  out->append(std::to_string(seq));
+  out->append(",\"received\":\"");
+  out->append(FormatRfc3339(received));
+  out->append("\",\"line\":");
+  AppendJsonString(out, line);
+  out->append("}\n");
+}
+
+Result<std::string> CompressFrame(std::string_view data, int level) {
+  std::string out(ZSTD_compressBound(data.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  if (ZSTD_isError(n)) {
+    return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
+  }
+  out.resize(n);
+  return out;
+}
+
+std::vector<std::string_view> SplitLines(std::string_view data, bool take_partial,
+                                         size_t* rest_at) {
+  std::vector<std::string_view> lines;
+  size_t pos = 0;
+  for (;;) {
+    size_t nl = data.find('\n', pos);
+    if (nl == std::string_view::npos) break;
+    size_t end = nl > pos && data[nl - 1] == '\r' ? nl - 1 : nl;
+    lines.push_back(data.substr(pos, end - pos));
+    pos = nl + 1;
+  }
+  if (take_partial && pos < data.size()) {
+    lines.push_back(data.substr(pos));
+    pos = data.size();
+  }
+  *rest_at = pos;
+  return lines;
+}
+
+}  // namespace siterelay::sync
