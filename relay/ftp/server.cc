@@ -25,15 +25,6 @@ constexpr size_t kMaxFailureRecords = 4096;
 
 }  // namespace
 
-struct FtpServer::Listener {
-  FtpServer* server = nullptr;
-  ListenAddress configured;
-  ListenAddress actual;
-  bool implicit_tls = false;
-  int fd = -1;
-  uv_poll_t poll{};
-};
-
 FtpServer::FtpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads,
                      FtpLimits limits)
     : loop_(loop), files_(files), uploads_(uploads), limits_(limits) {
@@ -45,67 +36,35 @@ FtpServer::FtpServer(uv_loop_t* loop, files::FileService* files, files::Uploads*
 
 FtpServer::~FtpServer() = default;  // the owner closed everything and ran the loop first
 
-Result<std::unique_ptr<FtpServer::Listener>> FtpServer::Bind(const ListenAddress& a,
-                                                             bool implicit_tls) {
+Result<std::unique_ptr<net::TcpListener>> FtpServer::Bind(const ListenAddress& a,
+                                                         bool implicit_tls) {
   if (implicit_tls && tls_ == nullptr) {
     return Status::InvalidArgument("implicit FTPS on " + a.ToString() + " needs a certificate");
   }
-  uint16_t port = 0;
-  auto sock = net::ListenTcp(a, 1024, &port);
-  if (!sock.ok()) return sock.status();
-  auto l = std::make_unique<Listener>();
-  l->server = this;
-  l->configured = a;
-  l->actual = a;
-  l->actual.port = port;
-  l->implicit_tls = implicit_tls;
-  l->fd = sock->Release();  // the close callback closes it
-  l->poll.data = l.get();
-  int rc = uv_poll_init(loop_, &l->poll, l->fd);
-  if (rc != 0) {
-    ::close(l->fd);
-    return UvError("poll " + a.ToString(), rc);
-  }
-  rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
-    auto* li = static_cast<Listener*>(p->data);
-    if (status == 0) li->server->Accept(li);
-  });
-  if (rc != 0) {
-    CloseListener(std::move(l));
-    return UvError("poll " + a.ToString(), rc);
-  }
-  return l;
-}
-
-void FtpServer::CloseListener(std::unique_ptr<Listener> l) {
-  Listener* raw = l.release();
-  uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) noexcept {
-    auto* li = static_cast<Listener*>(h->data);
-    ::close(li->fd);
-    delete li;
-  });
+  return net::OpenTcpListener(
+      loop_, a, [this, implicit_tls](net::TcpListener* l) { Accept(l, implicit_tls); });
 }
 
 Status FtpServer::Listen(const std::vector<ListenAddress>& plain,
                          const std::vector<ListenAddress>& implicit_tls) {
-  auto close = [this](std::unique_ptr<Listener> l) { CloseListener(std::move(l)); };
+  auto close = [](std::unique_ptr<net::TcpListener> l) { net::CloseTcpListener(std::move(l)); };
   auto bind_plain = [this](const ListenAddress& a) { return Bind(a, false); };
   auto bind_implicit = [this](const ListenAddress& a) { return Bind(a, true); };
   SR_RETURN_IF_ERROR(
-      ReconcileListeners<Listener>(&plain_, plain, bind_plain, close, &bound_plain_));
-  Status s = ReconcileListeners<Listener>(&implicit_, implicit_tls, bind_implicit, close,
-                                          &bound_implicit_);
+      ReconcileListeners<net::TcpListener>(&plain_, plain, bind_plain, close, &bound_plain_));
+  Status s = ReconcileListeners<net::TcpListener>(&implicit_, implicit_tls, bind_implicit,
+                                                  close, &bound_implicit_);
   if (!s.ok()) {
     // Both lists or neither: the plain listeners go back to what they were.
-    (void)ReconcileListeners<Listener>(&plain_, configured_plain_, bind_plain, close,
-                                       &bound_plain_);
+    (void)ReconcileListeners<net::TcpListener>(&plain_, configured_plain_, bind_plain, close,
+                                               &bound_plain_);
     return s;
   }
   configured_plain_ = plain;
   return Status::Ok();
 }
 
-void FtpServer::Accept(Listener* l) {
+void FtpServer::Accept(net::TcpListener* l, bool implicit_tls) {
   for (int i = 0; i < 64 && accepting_; ++i) {
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -117,7 +76,7 @@ void FtpServer::Accept(Listener* l) {
       return;
     }
     files::Peer peer = files::Peer::FromSockaddr(
-        l->implicit_tls ? files::Protocol::kFtps : files::Protocol::kFtp,
+        implicit_tls ? files::Protocol::kFtps : files::Protocol::kFtp,
         reinterpret_cast<sockaddr*>(&ss));
     if (!files_->Allowed(peer)) {
       SR_LOG(kInfo) << "ftp: " << peer.ip << " refused by allow_from";
@@ -128,7 +87,7 @@ void FtpServer::Accept(Listener* l) {
     if (sessions_.size() >= limits_.max_sessions ||
         (pp != per_peer_.end() && pp->second >= limits_.max_sessions_per_peer)) {
       SR_LOG(kWarning) << "ftp: " << peer.ip << " refused: session limit reached";
-      if (!l->implicit_tls) {
+      if (!implicit_tls) {
         static constexpr char kBusy[] = "421 Too many connections; try again later.\r\n";
         (void)::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL);
       }
@@ -141,7 +100,7 @@ void FtpServer::Accept(Listener* l) {
     socklen_t local_len = sizeof local;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
     ++per_peer_[peer.ip];
-    auto s = std::make_unique<Session>(this, fd, std::move(peer), l->implicit_tls, local);
+    auto s = std::make_unique<Session>(this, fd, std::move(peer), implicit_tls, local);
     Session* raw = s.get();
     sessions_.emplace(raw, std::move(s));
     Status st = raw->Start();
@@ -170,8 +129,8 @@ void FtpServer::CheckDrained() {
 void FtpServer::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
-  for (auto& l : plain_) CloseListener(std::move(l));
-  for (auto& l : implicit_) CloseListener(std::move(l));
+  for (auto& l : plain_) net::CloseTcpListener(std::move(l));
+  for (auto& l : implicit_) net::CloseTcpListener(std::move(l));
   plain_.clear();
   implicit_.clear();
   bound_plain_.clear();

@@ -29,6 +29,7 @@
 #include "relay/base/status.h"
 #include "relay/files/file_service.h"
 #include "relay/files/uploads.h"
+#include "relay/net/stream_socket.h"
 #include "relay/tls/tls.h"
 
 namespace siterelay::ftp {
@@ -78,10 +79,8 @@ class FtpServer {
 
  private:
   friend class Session;
-  struct Listener;
-  Result<std::unique_ptr<Listener>> Bind(const ListenAddress& a, bool implicit_tls);
-  void CloseListener(std::unique_ptr<Listener> l);
-  void Accept(Listener* l);
+  Result<std::unique_ptr<net::TcpListener>> Bind(const ListenAddress& a, bool implicit_tls);
+  void Accept(net::TcpListener* l, bool implicit_tls);
   void Closed(Session* s);
   void CheckDrained();
 
@@ -99,7 +98,7 @@ class FtpServer {
   files::Uploads* uploads_;
   FtpLimits limits_;
   std::shared_ptr<tls::TlsContext> tls_;
-  std::vector<std::unique_ptr<Listener>> plain_, implicit_;
+  std::vector<std::unique_ptr<net::TcpListener>> plain_, implicit_;
   std::vector<ListenAddress> bound_plain_, bound_implicit_;
   std::vector<ListenAddress> configured_plain_;  // the last plain list that was applied
   std::map<Session*, std::unique_ptr<Session>> sessions_;

@@ -603,66 +603,23 @@ Response ErrorResponse(int status) {
 
 // ---- Listener and server ---------------------------------------------------------------------
 
-struct HttpServer::Listener {
-  HttpServer* server;
-  ListenAddress configured;  // as in the config (port 0 stays 0)
-  ListenAddress actual;      // with the kernel's port
-  int fd = -1;
-  uv_poll_t poll{};
-};
-
 HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handler,
                        ServerLimits limits, const files::FileService* access)
     : loop_(loop), protocol_(protocol), handler_(handler), limits_(limits), access_(access) {}
 
 HttpServer::~HttpServer() = default;  // the owner stopped accepting and ran the loop first
 
-Result<std::unique_ptr<HttpServer::Listener>> HttpServer::Bind(const ListenAddress& a) {
-  uint16_t port = 0;
-  auto sock = net::ListenTcp(a, 1024, &port);
-  if (!sock.ok()) return sock.status();
-  auto l = std::make_unique<Listener>();
-  l->server = this;
-  l->configured = a;
-  l->actual = a;
-  l->actual.port = port;
-  l->fd = sock->Release();  // the listener's close callback closes it
-  int fd = l->fd;
-  l->poll.data = l.get();
-  int rc = uv_poll_init(loop_, &l->poll, fd);
-  if (rc != 0) {
-    ::close(fd);
-    return UvError("poll " + a.ToString(), rc);
-  }
-  rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
-    auto* li = static_cast<Listener*>(p->data);
-    if (status == 0) li->server->Accept(li);
-  });
-  if (rc != 0) {
-    CloseListener(std::move(l));
-    return UvError("poll " + a.ToString(), rc);
-  }
-  return l;
-}
-
-void HttpServer::CloseListener(std::unique_ptr<Listener> l) {
-  // The memory goes in the close callback (libuv's rule), the socket with it.
-  Listener* raw = l.release();
-  uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) noexcept {
-    auto* li = static_cast<Listener*>(h->data);
-    ::close(li->fd);
-    delete li;
-  });
-}
-
 Status HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
   // Listeners no longer configured stop; connections they accepted carry on.
-  return ReconcileListeners<Listener>(
-      &listeners_, addresses, [this](const ListenAddress& a) { return Bind(a); },
-      [this](std::unique_ptr<Listener> l) { CloseListener(std::move(l)); }, &bound_);
+  return ReconcileListeners<net::TcpListener>(
+      &listeners_, addresses,
+      [this](const ListenAddress& a) {
+        return net::OpenTcpListener(loop_, a, [this](net::TcpListener* l) { Accept(l); });
+      },
+      [](std::unique_ptr<net::TcpListener> l) { net::CloseTcpListener(std::move(l)); }, &bound_);
 }
 
-void HttpServer::Accept(Listener* l) {
+void HttpServer::Accept(net::TcpListener* l) {
   for (int i = 0; i < 64 && accepting_; ++i) {  // a batch per event; the rest on the next one
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -714,7 +671,7 @@ void HttpServer::Closed(Connection* c) {
 void HttpServer::StopAccepting() {
   if (!accepting_) return;
   accepting_ = false;
-  for (auto& l : listeners_) CloseListener(std::move(l));
+  for (auto& l : listeners_) net::CloseTcpListener(std::move(l));
   listeners_.clear();
   // Idle keep-alive connections go now.
   std::vector<Connection*> idle;

@@ -29,6 +29,7 @@
 #include "relay/base/status.h"
 #include "relay/files/file_service.h"
 #include "relay/http/request.h"
+#include "relay/net/stream_socket.h"
 #include "relay/tls/tls.h"
 
 namespace siterelay::http {
@@ -119,10 +120,7 @@ class HttpServer {
 
  private:
   friend class Connection;
-  struct Listener;
-  Result<std::unique_ptr<Listener>> Bind(const ListenAddress& address);
-  void CloseListener(std::unique_ptr<Listener> l);
-  void Accept(Listener* l);
+  void Accept(net::TcpListener* l);
   void Closed(class Connection* c);
 
   uv_loop_t* loop_;
@@ -130,7 +128,7 @@ class HttpServer {
   Handler* handler_;
   ServerLimits limits_;
   const files::FileService* access_;
-  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::unique_ptr<net::TcpListener>> listeners_;
   std::vector<ListenAddress> bound_;
   std::map<Connection*, std::unique_ptr<Connection>> connections_;
   std::map<std::string, size_t> per_peer_;

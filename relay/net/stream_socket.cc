@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "relay/base/listen.h"
+#include "relay/base/uv.h"
 
 namespace siterelay::net {
 namespace {
@@ -210,6 +211,40 @@ Result<ScopedFd> ListenTcp(const ListenAddress& a, int backlog, uint16_t* bound_
                                : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
   }
   return fd;
+}
+
+Result<std::unique_ptr<TcpListener>> OpenTcpListener(
+    uv_loop_t* loop, const ListenAddress& a, std::function<void(TcpListener*)> on_acceptable) {
+  uint16_t port = 0;
+  auto sock = ListenTcp(a, 1024, &port);
+  if (!sock.ok()) return sock.status();
+  auto l = std::make_unique<TcpListener>();
+  l->configured = a;
+  l->actual = a;
+  l->actual.port = port;
+  l->on_acceptable = std::move(on_acceptable);
+  l->poll.data = l.get();
+  int rc = uv_poll_init(loop, &l->poll, sock->get());
+  if (rc != 0) return UvError("poll " + a.ToString(), rc);  // the ScopedFd closes it
+  l->fd = sock->Release();  // from now on the close callback closes it
+  rc = uv_poll_start(&l->poll, UV_READABLE, [](uv_poll_t* p, int status, int) noexcept {
+    auto* li = static_cast<TcpListener*>(p->data);
+    if (status == 0) li->on_acceptable(li);
+  });
+  if (rc != 0) {
+    CloseTcpListener(std::move(l));
+    return UvError("poll " + a.ToString(), rc);
+  }
+  return l;
+}
+
+void CloseTcpListener(std::unique_ptr<TcpListener> l) {
+  TcpListener* raw = l.release();
+  uv_close(reinterpret_cast<uv_handle_t*>(&raw->poll), [](uv_handle_t* h) noexcept {
+    auto* li = static_cast<TcpListener*>(h->data);
+    ::close(li->fd);
+    delete li;
+  });
 }
 
 }  // namespace siterelay::net

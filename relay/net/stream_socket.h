@@ -15,9 +15,11 @@
 #pragma once
 
 #include <sys/types.h>
+#include <uv.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -104,5 +106,19 @@ class StreamSocket {
 // A listening TCP socket (non-blocking, close-on-exec, SO_REUSEADDR, v6-only for IPv6 addresses)
 // on `address`; *bound_port gets the kernel's port when 0 was asked for.
 Result<ScopedFd> ListenTcp(const ListenAddress& address, int backlog, uint16_t* bound_port);
+
+// A listener of a TCP server (HTTP, HTTPS, FTP) on the loop: `on_acceptable` runs whenever a
+// connection waits in its backlog. Fits ReconcileListeners (relay/base/listen.h).
+struct TcpListener {
+  ListenAddress configured;  // as in the config (port 0 stays 0)
+  ListenAddress actual;      // with the kernel's port
+  int fd = -1;
+  uv_poll_t poll{};
+  std::function<void(TcpListener*)> on_acceptable;
+};
+Result<std::unique_ptr<TcpListener>> OpenTcpListener(
+    uv_loop_t* loop, const ListenAddress& address, std::function<void(TcpListener*)> on_acceptable);
+// Stops it; the memory and the socket go in the close callback (libuv's rule).
+void CloseTcpListener(std::unique_ptr<TcpListener> listener);
 
 }  // namespace siterelay::net
