@@ -87,6 +87,7 @@ void Sender::Start(Request* r) {
       +[](char* data, size_t size, size_t n, void* userp) noexcept -> size_t {
         auto* req = static_cast<Request*>(userp);
         std::string_view line(data, size * n);
+        while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
         if (line.starts_with("HTTP/")) req->reply.retry_after_ms.reset();  // a new answer
         constexpr std::string_view kRetry = "retry-after:";
         if (line.size() > kRetry.size() && EqualsIgnoreCase(line.substr(0, kRetry.size()), kRetry)) {
