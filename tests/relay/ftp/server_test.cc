@@ -109,6 +109,20 @@ std::string ReadData(uint16_t port, const char* source = "127.0.0.1", bool* refu
   return got;
 }
 
+// A TCP port free on 127.0.0.1 now (the kernel's pick): a passive range of our own that no other
+// test process, nor any ephemeral port, is likely to hold.
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 class FtpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -135,8 +149,8 @@ class FtpServerTest : public ::testing::Test {
 
   void Start(FtpLimits limits = {}) {
     if (limits.passive_port_min == 50000) {  // a range of our own, away from other tests
-      limits.passive_port_min = static_cast<uint16_t>(30000 + ::getpid() % 20000);
-      limits.passive_port_max = static_cast<uint16_t>(limits.passive_port_min + 10);
+      limits.passive_port_min = FreePort();
+      limits.passive_port_max = limits.passive_port_min;
     }
     server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
     ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}, {}).ok());
@@ -209,7 +223,7 @@ TEST_F(FtpServerTest, PassivePortAcceptsOnlyTheControlPeer) {
 
 TEST_F(FtpServerTest, ExhaustedPassiveRangeIs425) {
   FtpLimits limits;
-  limits.passive_port_min = static_cast<uint16_t>(30000 + ::getpid() % 20000);
+  limits.passive_port_min = FreePort();
   limits.passive_port_max = limits.passive_port_min;  // one port
   Start(limits);
   std::string second;
