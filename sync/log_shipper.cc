@@ -448,10 +448,10 @@ void LogShipper::Ship() {
 }
 
 void LogShipper::Shipped(int64_t seq, SendReply reply) {
-  shipping_ = 0;
   auto it = std::find_if(batches_.begin(), batches_.end(),
                          [seq](const cache::LogBatchRecord& b) { return b.seq == seq; });
   if (it == batches_.end()) {  // dropped past the spool cap while on its way
+    shipping_ = 0;
     Ship();
     return;
   }
@@ -475,10 +475,14 @@ void LogShipper::Shipped(int64_t seq, SendReply reply) {
           ++shipped_batches_;
           shipped_lines_ += static_cast<int64_t>(lines);
           attempts_ = 0;
+          // Only now: until the batch is forgotten, Ship() must not pick it again (a batch
+          // committed meanwhile calls Ship(), and would POST this one a second time).
+          shipping_ = 0;
           Ship();
         });
     return;
   }
+  shipping_ = 0;
   std::string why = reply.status.ok()
                         ? "upstream answered " + std::to_string(reply.http_status)
                         : reply.status.message();
