@@ -225,7 +225,11 @@ Status ObjectStore::Install(std::vector<SealedBlob>& blobs, bool already_synced)
     std::string final_path = dir + "/" + hex;
     struct stat st;
     if (::stat(final_path.c_str(), &st) == 0 && static_cast<uint64_t>(st.st_size) == b.size) {
-      (void)fs_->Unlink(b.tmp_path);  // Same content already stored, and already durable.
+      // Same content already stored: its bytes are durable (synced before their rename), but
+      // its name may not be yet — another Install() of the same bytes may have renamed it and
+      // not yet fsynced the folder, or failed to. So the folder is fsynced here too.
+      (void)fs_->Unlink(b.tmp_path);
+      if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(dir);
       continue;
     }
     Status s = fs_->Rename(b.tmp_path, final_path);
