@@ -471,11 +471,7 @@ if ((quick)); then
 fi
 echo
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 1 "$@"; }
 med_relay_plain=$(median "${relay_plain[@]}")
 med_vsftpd_plain=$(median "${vsftpd_plain[@]}")
 med_relay_tls=$(median "${relay_tls[@]}")

@@ -420,11 +420,7 @@ read -r log_requests log_non200 log_warnings < <(awk '
 
 # ---- report -----------------------------------------------------------------------------------
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 1 "$@"; }
 field_of() {  # array name, field number (1 value, 2 errors, 3 cpu%, 4 completed requests)
   local -n a=$1
   local x

@@ -262,11 +262,7 @@ rm -rf "$data_dir"
 
 # ---- report -----------------------------------------------------------------------------------
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 3 "$@"; }
 
 m_openssl=$(median "${t_openssl[@]}")
 m_sha256sum=$(median "${t_sha256sum[@]}")

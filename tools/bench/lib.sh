@@ -264,6 +264,18 @@ relay_failed() {
   die "siterelay: $*"
 }
 
+# ---- figures ------------------------------------------------------------------------------------
+
+# bench_median DECIMALS VALUE...: the median of the values, printed with DECIMALS decimals.
+bench_median() {
+  local decimals=$1
+  shift
+  printf '%s\n' "$@" | sort -g | awk -v d="$decimals" '{v[NR] = $1} END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    printf "%.*f", d, m
+  }'
+}
+
 # ---- targets ------------------------------------------------------------------------------------
 
 # bench_holds A OP B: prints 1 when "A OP B" holds for decimals A and B (OP: >=, >, <=, <), else 0.

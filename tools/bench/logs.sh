@@ -207,11 +207,7 @@ done
 
 # ---- the report -------------------------------------------------------------------------------
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.0f", v[(NR + 1) / 2]; else printf "%.0f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 0 "$@"; }
 human_bytes() {
   awk -v b="$1" 'BEGIN { if (b >= 1048576) printf "%.1f MiB", b / 1048576;
     else printf "%.1f KiB", b / 1024 }'

@@ -513,11 +513,7 @@ want_requests=$((runs * (1 + 2 * clients)))
 
 # ---- report -----------------------------------------------------------------------------------
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 3 "$@"; }
 fmt_runs() { printf '%s\n' "$@" | awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1}'; }
 field() {  # field number, values...
   local f=$1

@@ -305,11 +305,7 @@ if ((quick)); then
 fi
 echo
 
-median() {
-  printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {
-    if (NR % 2) printf "%.1f", v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2
-  }'
-}
+median() { bench_median 1 "$@"; }
 med_relay_ws1=$(median "${relay_ws1[@]}")
 med_hpa_ws1=$(median "${hpa_ws1[@]}")
 med_relay_ws16=$(median "${relay_ws16[@]}")
