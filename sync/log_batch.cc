@@ -102,9 +102,19 @@ void AppendLogRecord(std::string* out, std::string_view relay, std::string_view 
   out->append("}\n");
 }
 
-Result<std::string> CompressFrame(std::string_view data, int level) {
+Result<std::string> CompressFrame(std::string_view data, int level,
+                                  std::string_view dictionary) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  size_t n;
+  if (dictionary.empty()) {
+    n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), level);
+  } else {
+    ZSTD_CCtx* cctx = ZSTD_createCCtx();
+    if (cctx == nullptr) return Status::ResourceExhausted("zstd: out of memory");
+    n = ZSTD_compress_usingDict(cctx, out.data(), out.size(), data.data(), data.size(),
+                                dictionary.data(), dictionary.size(), level);
+    ZSTD_freeCCtx(cctx);
+  }
   if (ZSTD_isError(n)) {
     return Status::Internal(std::string("zstd: ") + ZSTD_getErrorName(n));
   }

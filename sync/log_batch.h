@@ -34,8 +34,10 @@ void AppendLogRecord(std::string* out, std::string_view relay, std::string_view 
                      std::string_view line);
 
 // One zstd frame of `data` (with its content size, so `zstd -d` and streaming decoders both
-// know it).
-Result<std::string> CompressFrame(std::string_view data, int level = kLogBatchLevel);
+// know it). With `dictionary` (a zstd dictionary's bytes) the frame names the dictionary's id and
+// only a decoder that has it can read it.
+Result<std::string> CompressFrame(std::string_view data, int level = kLogBatchLevel,
+                                  std::string_view dictionary = {});
 
 // The lines of `data` ready to batch: each complete line (without its "\n" or "\r\n"); the bytes
 // after the last '\n' are left (*rest_at is where they start) unless `take_partial`, when they

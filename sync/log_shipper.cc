@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -113,6 +114,18 @@ std::string LogShipper::BatchPath(int64_t seq) const {
 
 Status LogShipper::Start() {
   FileSystem* fs = cache_->store().fs();
+  if (!config_.dictionary.empty()) {
+    auto d = ReadFileWhole(config_.dictionary);
+    if (!d.ok()) return d.status().Annotate("logs.dictionary");
+    unsigned id = ZSTD_getDictID_fromDict(d->data(), d->size());
+    if (id == 0) {
+      return Status::InvalidArgument("logs.dictionary " + config_.dictionary +
+                                     ": not a zstd dictionary (make one with zstd --train)");
+    }
+    dictionary_ = std::make_shared<const std::string>(std::move(d).value());
+    SR_LOG(kInfo) << "logs: batches compressed with the dictionary " << config_.dictionary
+                  << " (id " << id << "): only an upstream that has it can read them";
+  }
   SR_RETURN_IF_ERROR(fs->MakeDirs(spool_dir_ + "/batches"));
   cache::LogSpoolState state;
   SR_RETURN_IF_ERROR(cache_->LoadLogSpool(&state));
@@ -270,10 +283,11 @@ void LogShipper::Cut(bool force) {
   std::string spool = spool_dir_;
   uint64_t limit = config_.batch_bytes;
   std::string relay = relay_id_;
+  std::shared_ptr<const std::string> dict = dictionary_;
   std::weak_ptr<bool> alive = alive_;
   Status q = QueueWork(
       loop_,
-      [built, jobs = std::move(jobs), fs, dir, spool, limit, relay] {
+      [built, jobs = std::move(jobs), fs, dir, spool, limit, relay, dict] {
         std::string ndjson;
         std::set<std::string> macs;
         int64_t seq = built->next_line_seq;
@@ -334,7 +348,7 @@ void LogShipper::Cut(bool force) {
         }
         if (built->record.lines == 0) return;  // only partial lines: nothing to send yet
         built->record.raw_bytes = ndjson.size();
-        auto frame = CompressFrame(ndjson);
+        auto frame = CompressFrame(ndjson, kLogBatchLevel, dict != nullptr ? *dict : "");
         if (!frame.ok()) {
           built->status = frame.status();
           return;

@@ -107,6 +107,7 @@ class LogShipper {
   Sender* sender_;
   Clock* clock_;
   Upstream upstream_;
+  std::shared_ptr<const std::string> dictionary_;  // logs.dictionary's bytes; null: none
   std::map<std::string, Spooled> files_;
   std::deque<cache::LogBatchRecord> batches_;  // by seq: pending and dead
   int64_t next_line_seq_ = 1;

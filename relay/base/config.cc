@@ -650,6 +650,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
     r.Int("batch_bytes", &c.logs.batch_bytes, 1024, int64_t{1} << 32, "bytes");
     r.Int("batch_age", &c.logs.batch_age, 1);
     r.Int("spool_bytes", &c.logs.spool_bytes, 1);
+    r.String("dictionary", &c.logs.dictionary);
     if (error.ok() && c.logs.spool_bytes < c.logs.batch_bytes) {
       r.Fail(t->get("spool_bytes"), "spool_bytes", "must be at least logs.batch_bytes");
     }

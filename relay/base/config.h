@@ -105,6 +105,9 @@ struct LogsConfig {
   uint64_t batch_bytes = 1 << 20;
   int64_t batch_age = 60;
   uint64_t spool_bytes = 512ull << 20;
+  // A zstd dictionary (`zstd --train`) to compress batches with, for an upstream that has it;
+  // "" (the default): none, so plain `zstd -d` decodes every batch (CONTRACT.md).
+  std::string dictionary;
 };
 
 struct AdminConfig : ListenerConfig {

@@ -1,6 +1,7 @@
 #include "sync/log_batch.h"
 
 #include <gtest/gtest.h>
+#include <zdict.h>
 #include <zstd.h>
 
 #include <nlohmann/json.hpp>
@@ -59,6 +60,52 @@ TEST(LogBatchTest, AFrameDecodesWithPlainZstdAndKnowsItsSize) {
   ASSERT_EQ(size, data.size());
   std::string back(size, '\0');
   size_t n = ZSTD_decompress(back.data(), back.size(), frame->data(), frame->size());
+  ASSERT_FALSE(ZSTD_isError(n));
+  EXPECT_EQ(back, data);
+}
+
+// A small dictionary trained on phone-like records.
+std::string TrainDictionary() {
+  std::string samples;
+  std::vector<size_t> sizes;
+  for (int i = 0; i < 400; ++i) {
+    std::string one;
+    for (int j = 0; j < 8; ++j) {
+      AppendLogRecord(&one, "branch-042", "0004f2" + std::to_string(100000 + i % 37), "app",
+                      static_cast<uint64_t>(i * 8 + j), 1795636800 + i,
+                      "0517184023|copy |3|00|'https://prov.example.com/" + std::to_string(i * j) +
+                          ".cfg' from 'prov.example.com(10.1.2.3)'");
+    }
+    samples += one;
+    sizes.push_back(one.size());
+  }
+  std::string dict(16 * 1024, '\0');
+  size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
+                                   static_cast<unsigned>(sizes.size()));
+  EXPECT_FALSE(ZDICT_isError(n)) << ZDICT_getErrorName(n);
+  dict.resize(ZDICT_isError(n) ? 0 : n);
+  return dict;
+}
+
+TEST(LogBatchTest, AFrameWithADictionaryNamesItAndNeedsItToDecode) {
+  std::string dict = TrainDictionary();
+  ASSERT_FALSE(dict.empty());
+  std::string data;
+  for (int i = 0; i < 50; ++i) {
+    AppendLogRecord(&data, "branch-042", "0004f2100007", "app", static_cast<uint64_t>(i), 0,
+                    "0517184023|copy |3|00|'https://prov.example.com/x.cfg'");
+  }
+  auto frame = CompressFrame(data, kLogBatchLevel, dict);
+  ASSERT_TRUE(frame.ok());
+  EXPECT_EQ(ZSTD_getDictID_fromFrame(frame->data(), frame->size()),
+            ZSTD_getDictID_fromDict(dict.data(), dict.size()));
+  std::string back(data.size(), '\0');
+  EXPECT_TRUE(ZSTD_isError(ZSTD_decompress(back.data(), back.size(), frame->data(), frame->size())))
+      << "plain zstd -d cannot read it";
+  ZSTD_DCtx* d = ZSTD_createDCtx();
+  size_t n = ZSTD_decompress_usingDict(d, back.data(), back.size(), frame->data(), frame->size(),
+                                       dict.data(), dict.size());
+  ZSTD_freeDCtx(d);
   ASSERT_FALSE(ZSTD_isError(n));
   EXPECT_EQ(back, data);
 }

@@ -236,6 +236,17 @@ TEST_F(LogShipperTest, ALineWithoutItsEndWaitsForItWhileItIsYoung) {
   EXPECT_EQ(Records(collector.requests().back())[0]["line"], "half");
 }
 
+TEST_F(LogShipperTest, AFileThatIsNoZstdDictionaryIsRefusedAtStart) {
+  config_.logs.dictionary = dir_.path() + "/not-a-dict";
+  siterelay::testing::WriteFile(config_.logs.dictionary, "plain text");
+  config_.logs.upstream = "http://127.0.0.1:1/";
+  sender_ = std::make_unique<Sender>(loop_.get(), nullptr);
+  shipper_ = std::make_unique<LogShipper>(loop_.get(), config_, cache_.get(), sender_.get(),
+                                          &clock_);
+  Status s = shipper_->Start();
+  EXPECT_TRUE(s.Is(StatusCode::kInvalidArgument)) << s.ToString();
+}
+
 TEST_F(LogShipperTest, PastTheSpoolCapTheOldestLinesAreDroppedAndCounted) {
   std::atomic<bool> up{false};
   FakeOrigin collector([&](const OriginRequest&) {

@@ -122,6 +122,13 @@ TEST(ConfigTest, OriginUrlGetsATrailingSlash) {
   EXPECT_EQ(c->origin.url, "http://o.example/tenant/");
 }
 
+TEST(ConfigTest, LogDictionaryIsOffUnlessNamed) {
+  EXPECT_EQ(Config::Defaults().logs.dictionary, "");
+  auto c = ParseConfig("[logs]\ndictionary = \"/etc/siterelay/logs.dict\"\n", "relay.toml");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->logs.dictionary, "/etc/siterelay/logs.dict");
+}
+
 TEST(ConfigTest, EmptyListenerListSwitchesProtocolOff) {
   auto c = ParseConfig("[tftp]\nlisten = []\n", "relay.toml");
   ASSERT_TRUE(c.ok());
