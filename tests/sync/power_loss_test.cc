@@ -578,8 +578,9 @@ TEST_F(PowerLossTest, PhonesUploadingTheSameFileAtOnceLoseNoAcknowledgedCopyAtAn
         files::Uploads uploads(loop.get(), cache->get(), &clock_);
         int answers = 0;
         for (int i = 0; i < kTwins; ++i) {
-          char mac[13];
-          std::snprintf(mac, sizeof mac, "0004f2%04x%02x", run, i);
+          char mac[32];
+          std::snprintf(mac, sizeof mac, "0004f2%04x%02x", static_cast<unsigned>(run) & 0xffffu,
+                        static_cast<unsigned>(i) & 0xffu);
           std::string path = std::string(mac) + "-directory.xml";
           auto sink = uploads.Begin(path, files::ClassifyUpload(path), 1 << 20);
           ASSERT_TRUE(sink->Write(body).ok());
