@@ -124,6 +124,7 @@ class Cache {
   Result<GcReport> Gc();
 
   uint64_t object_bytes() const { return object_bytes_; }
+  size_t entry_count() const { return entries_.size(); }
   size_t object_count() const { return objects_.size(); }
   uint64_t max_bytes() const { return max_bytes_; }
 

@@ -94,7 +94,10 @@ bool SameOrigin(const OriginConfig& a, const OriginConfig& b) {
 class Relay {
  public:
   Relay(std::string config_path, Config config)
-      : config_path_(std::move(config_path)), config_(std::move(config)) {}
+      : config_path_(std::move(config_path)),
+        config_(std::move(config)),
+        admin_handler_([this] { return Snapshot(); }),
+        started_(static_cast<int64_t>(std::time(nullptr))) {}
 
   int Run() {
     std::signal(SIGPIPE, SIG_IGN);  // a peer that hangs up is an EPIPE, not a dead relay
@@ -209,6 +212,63 @@ class Relay {
   }
 
  private:
+  // The counters /metrics shows, read on the loop thread.
+  admin::Metrics Snapshot() const {
+    admin::Metrics m;
+    m.version = SITERELAY_VERSION;
+    m.started = started_;
+    auto add = [&](const char* name, const std::map<int, uint64_t>& by_code, size_t open) {
+      admin::ProtocolMetrics p;
+      p.protocol = name;
+      for (const auto& [code, n] : by_code) p.results[std::to_string(code)] = n;
+      p.open = open;
+      m.protocols.push_back(std::move(p));
+    };
+    add("http", phones_->responses(), phones_->connections());
+    add("https", https_->responses(), https_->connections());
+    admin::ProtocolMetrics tftp;
+    tftp.protocol = "tftp";
+    tftp.results = tftp_->outcomes();
+    tftp.open = tftp_->transfers();
+    m.protocols.push_back(std::move(tftp));
+    add("ftp", ftp_->replies(), ftp_->sessions());
+    m.cache_objects = cache_->object_count();
+    m.cache_bytes = cache_->object_bytes();
+    m.cache_entries = cache_->entry_count();
+    m.stale_serves = files_->stale_serves();
+    for (size_t c = 0; c < kContentClasses; ++c) {
+      m.served_bytes[c] = files_->served_bytes(static_cast<ContentClass>(c));
+    }
+    if (fetcher_ != nullptr) {
+      const sync::FetchStats& f = fetcher_->stats();
+      for (size_t c = 0; c < kContentClasses; ++c) m.origin_bytes[c] = f.bytes_by_class[c];
+      m.origin_requests = f.transfers;
+      m.origin_failures = f.failures;
+      m.origin_revalidations = f.revalidations;
+      m.origin_not_modified = f.not_modified;
+      m.origin_resumes = f.resumes;
+      m.origin_in_flight = fetcher_->in_flight();
+    }
+    if (sender_ != nullptr) m.upstream_sent_bytes = sender_->bytes_sent();
+    if (outbox_ != nullptr) {
+      m.outbox_pending = outbox_->pending();
+      m.outbox_sent = outbox_->stats().sent;
+      m.outbox_failures = outbox_->stats().failures;
+    }
+    if (logs_ != nullptr) {
+      sync::LogShipperStats l = logs_->stats();
+      m.logs_enabled = true;
+      m.log_unbatched_bytes = l.unbatched_bytes;
+      m.log_pending_batches = l.pending_batches;
+      m.log_pending_bytes = l.pending_bytes;
+      m.log_dead_batches = l.dead_batches;
+      m.log_shipped_lines = l.shipped_lines;
+      m.log_dropped_lines = l.dropped_lines;
+    }
+    m.resident_bytes = admin::ResidentBytes();
+    return m;
+  }
+
   void Announce() {
     SR_LOG(kInfo) << "siterelay " << SITERELAY_VERSION << " serving " << cache_->List().size()
                   << " cached file(s) from " << config_.data_dir << " (config: " << config_.source
@@ -467,6 +527,7 @@ class Relay {
   std::unique_ptr<sync::LogShipper> logs_;  // null without logs.upstream
   std::unique_ptr<http::FileHandler> file_handler_;
   admin::AdminHandler admin_handler_;
+  int64_t started_;
   std::shared_ptr<tls::TlsContext> tls_;  // shared: https_ holds it for new connections too
   std::unique_ptr<http::HttpServer> phones_;
   std::unique_ptr<http::HttpServer> https_;

@@ -75,6 +75,8 @@ class FtpServer {
   void StopAccepting();  // sessions carry on
   void CloseAll();
   size_t sessions() const { return sessions_.size(); }
+  // Transfers (RETR, STOR, APPE, LIST...) ended, by reply code (/metrics).
+  const std::map<int, uint64_t>& replies() const { return replies_; }
   void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
 
  private:
@@ -103,6 +105,7 @@ class FtpServer {
   std::vector<ListenAddress> configured_plain_;  // the last plain list that was applied
   std::map<Session*, std::unique_ptr<Session>> sessions_;
   std::map<std::string, size_t> per_peer_;
+  std::map<int, uint64_t> replies_;
   struct Failures {
     int count = 0;
     uint64_t last_ms = 0;  // uv_now of the last failure

@@ -1072,6 +1072,7 @@ void Session::TransferEnded(const std::string& verb, const std::string& path, in
                 << (mac_.empty() ? "" : " mac=" + mac_) << " user='" << EscapeControl(user_)
                 << "'" << (DataProtected() ? " tls" : "");
   busy_ = false;
+  ++server_->replies_[code];
   Reply(code, text);
   Resume();
 }

@@ -535,6 +535,7 @@ class Connection {
 
   void Finish() {
     if (resp_.growing) body_bytes_ = file_sent_;
+    ++server_->responses_[resp_.status];
     int64_t ms = NowMs() - request_start_ms_;
     SR_LOG(kInfo) << ProtocolName(peer_.protocol) << " " << log_method_ << " " << log_target_
                   << " " << resp_.status << " " << body_bytes_ << " " << ms << "ms " << peer_.ip

@@ -115,6 +115,8 @@ class HttpServer {
   // Closes every connection now.
   void CloseAll();
   size_t connections() const { return connections_.size(); }
+  // Responses sent in full, by status code (/metrics).
+  const std::map<int, uint64_t>& responses() const { return responses_; }
   // Called (once) when StopAccepting() was called and the last connection has closed.
   void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
 
@@ -132,6 +134,7 @@ class HttpServer {
   std::vector<ListenAddress> bound_;
   std::map<Connection*, std::unique_ptr<Connection>> connections_;
   std::map<std::string, size_t> per_peer_;
+  std::map<int, uint64_t> responses_;
   bool accepting_ = true;
   std::shared_ptr<tls::TlsContext> tls_;
   std::function<void()> on_drained_;

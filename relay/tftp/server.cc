@@ -211,6 +211,8 @@ class Transfer {
 
  private:
   void Log(const std::string& outcome) {
+    bool ok = outcome == "done" || outcome == "stored";
+    ++server_->outcomes_[ok ? "ok" : "failed"];
     uint64_t ms = (uv_hrtime() - start_ns_) / 1'000'000;
     SR_LOG(kInfo) << (write_ ? "tftp WRQ " : "tftp RRQ ") << EscapeControl(filename_) << " " << outcome << " " << bytes_
                   << " " << ms << "ms " << fpeer_.ip << (mac_.empty() ? "" : " mac=" + mac_)

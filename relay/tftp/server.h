@@ -64,6 +64,8 @@ class TftpServer {
   void StopAccepting();
   void CloseAll();
   size_t transfers() const { return transfers_.size(); }
+  // Transfers ended, "ok" or "failed" (/metrics).
+  const std::map<std::string, uint64_t>& outcomes() const { return outcomes_; }
   size_t queued() const { return queue_.size(); }
   // Called (once) when StopAccepting() was called and the last transfer has ended.
   void OnDrained(std::function<void()> cb) { on_drained_ = std::move(cb); }
@@ -100,6 +102,7 @@ class TftpServer {
   std::vector<ListenAddress> bound_;
   std::map<Transfer*, std::unique_ptr<Transfer>> transfers_;
   std::map<std::string, size_t> per_peer_;
+  std::map<std::string, uint64_t> outcomes_;
   std::deque<Queued> queue_;
   bool draining_ = false;  // DrainQueue() is on the stack
   bool accepting_ = true;

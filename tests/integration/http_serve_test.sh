@@ -78,6 +78,22 @@ expect_contains "garbage request" "HTTP/1.1 400 Bad Request" \
 
 expect_eq "healthz" "ok" "$(curl -s "http://127.0.0.1:$ADMIN_PORT/healthz")"
 expect_contains "access log names the phone" 'http GET /0004f282e824.cfg 404' "$(cat serve.log)"
+
+# /metrics: the requests above, counted by protocol and status; three more 404s move it by three.
+metric() {  # metric NAME_AND_LABELS -> its value (0 when absent)
+  curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk -v k="$1" '$1 == k {print $2; f=1} END {if (!f) print 0}'
+}
+key='siterelay_requests_total{protocol="http",result="404"}'
+before=$(metric "$key")
+for i in 1 2 3; do curl -s -o /dev/null "$base/missing-$i.cfg"; done
+expect_eq "/metrics counts 404s" $((before + 3)) "$(metric "$key")"
+[[ $(metric 'siterelay_requests_total{protocol="http",result="200"}') -gt 0 ]] && pass ||
+  fail "/metrics: no 200 counted"
+[[ $(metric 'siterelay_served_bytes_total{class="config"}') -gt 0 ]] && pass ||
+  fail "/metrics: no config bytes served"
+[[ $(metric process_resident_memory_bytes) -gt 1000000 ]] && pass || fail "/metrics: no RSS"
+expect_contains "/metrics content type" "text/plain; version=0.0.4" \
+  "$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$ADMIN_PORT/metrics")"
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
 expect_eq "device sighting in the catalog" "0004f282e824|VVX_500|5.9.7.47435|http" \

@@ -1,0 +1,153 @@
+#include "relay/admin/metrics.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+namespace siterelay::admin {
+namespace {
+
+// One metric family: HELP, TYPE, then its samples.
+class Writer {
+ public:
+  void Family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  // `labels`: already formatted, {a="b",c="d"}, or empty.
+  void Sample(const char* name, const std::string& labels, uint64_t value) {
+    out_ += name;
+    out_ += labels;
+    out_ += ' ';
+    out_ += std::to_string(value);
+    out_ += '\n';
+  }
+  void One(const char* name, const char* type, const char* help, uint64_t value) {
+    Family(name, type, help);
+    Sample(name, "", value);
+  }
+  std::string Take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+// A label value: backslash, quote and newline escaped (exposition format 0.0.4).
+std::string Label(const char* name, const std::string& value) {
+  std::string out = name;
+  out += "=\"";
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+std::string RenderPrometheus(const Metrics& m) {
+  Writer w;
+  w.Family("siterelay_build_info", "gauge", "The running version.");
+  w.Sample("siterelay_build_info", "{" + Label("version", m.version) + "}", 1);
+  w.One("siterelay_start_time_seconds", "gauge", "When the relay started (Unix time).",
+        static_cast<uint64_t>(m.started));
+
+  w.Family("siterelay_requests_total", "counter",
+           "Phone requests and transfers by protocol and result (HTTP status, FTP reply code, "
+           "TFTP ok or failed).");
+  for (const ProtocolMetrics& p : m.protocols) {
+    for (const auto& [code, n] : p.results) {
+      w.Sample("siterelay_requests_total",
+               "{" + Label("protocol", p.protocol) + "," + Label("result", code) + "}", n);
+    }
+  }
+  w.Family("siterelay_open", "gauge",
+           "Connections (HTTP, HTTPS), transfers (TFTP) or sessions (FTP) open now.");
+  for (const ProtocolMetrics& p : m.protocols) {
+    w.Sample("siterelay_open", "{" + Label("protocol", p.protocol) + "}", p.open);
+  }
+
+  w.One("siterelay_cache_objects", "gauge", "Objects in the cache.", m.cache_objects);
+  w.One("siterelay_cache_bytes", "gauge", "Bytes of the objects in the cache.", m.cache_bytes);
+  w.One("siterelay_cache_entries", "gauge", "Paths the cache serves.", m.cache_entries);
+  w.One("siterelay_stale_serves_total", "counter",
+        "Reads answered with the last good copy because the origin failed.", m.stale_serves);
+  w.Family("siterelay_served_bytes_total", "counter",
+           "Body bytes served to phones, by content class.");
+  for (size_t c = 0; c < kContentClasses; ++c) {
+    w.Sample("siterelay_served_bytes_total",
+             "{" + Label("class", std::string(ContentClassName(static_cast<ContentClass>(c)))) +
+                 "}",
+             m.served_bytes[c]);
+  }
+  w.Family("siterelay_origin_bytes_total", "counter",
+           "Body bytes fetched from the origin, by content class (served - origin = WAN saved).");
+  for (size_t c = 0; c < kContentClasses; ++c) {
+    w.Sample("siterelay_origin_bytes_total",
+             "{" + Label("class", std::string(ContentClassName(static_cast<ContentClass>(c)))) +
+                 "}",
+             m.origin_bytes[c]);
+  }
+  w.One("siterelay_origin_requests_total", "counter", "Requests sent to the origin.",
+        m.origin_requests);
+  w.One("siterelay_origin_failures_total", "counter",
+        "Origin requests that ended without a usable answer.", m.origin_failures);
+  w.One("siterelay_origin_revalidations_total", "counter",
+        "Conditional requests to the origin.", m.origin_revalidations);
+  w.One("siterelay_origin_not_modified_total", "counter",
+        "Conditional requests the origin answered 304.", m.origin_not_modified);
+  w.One("siterelay_origin_resumes_total", "counter", "Downloads resumed after a cut.",
+        m.origin_resumes);
+  w.One("siterelay_origin_transfers_in_flight", "gauge", "Origin transfers running now.",
+        m.origin_in_flight);
+  w.One("siterelay_upstream_sent_bytes_total", "counter",
+        "Bytes uploaded upstream (settings files, log batches).", m.upstream_sent_bytes);
+
+  w.One("siterelay_outbox_pending", "gauge", "Settings uploads not yet on the origin.",
+        m.outbox_pending);
+  w.One("siterelay_outbox_sent_total", "counter", "Settings uploads the origin took.",
+        m.outbox_sent);
+  w.One("siterelay_outbox_failures_total", "counter",
+        "Attempts to send a settings upload that failed (each is retried).", m.outbox_failures);
+  if (m.logs_enabled) {
+    w.One("siterelay_log_spool_unbatched_bytes", "gauge",
+          "Spooled log bytes not yet cut into a batch.", m.log_unbatched_bytes);
+    w.One("siterelay_log_batches_pending", "gauge", "Log batches waiting for the upstream.",
+          m.log_pending_batches);
+    w.One("siterelay_log_batches_pending_bytes", "gauge",
+          "Compressed bytes of the log batches waiting.", m.log_pending_bytes);
+    w.One("siterelay_log_batches_dead", "gauge",
+          "Log batches the upstream refused for good (kept, not retried).", m.log_dead_batches);
+    w.One("siterelay_log_lines_shipped_total", "counter",
+          "Log lines the upstream acknowledged.", static_cast<uint64_t>(m.log_shipped_lines));
+    w.One("siterelay_log_lines_dropped_total", "counter",
+          "Oldest unsent log lines dropped past logs.spool_bytes.",
+          static_cast<uint64_t>(m.log_dropped_lines));
+  }
+  w.One("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+        m.resident_bytes);
+  return w.Take();
+}
+
+uint64_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "r");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0, resident = 0;
+  int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  if (n != 2) return 0;
+  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace siterelay::admin

@@ -1,0 +1,71 @@
+#include "relay/admin/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+namespace siterelay::admin {
+namespace {
+
+bool Has(const std::string& text, const std::string& line) {
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (l == line) return true;
+  }
+  return false;
+}
+
+TEST(MetricsTest, CountersHaveHelpTypeAndLabels) {
+  Metrics m;
+  m.version = "0.1.0";
+  ProtocolMetrics http;
+  http.protocol = "http";
+  http.results = {{"200", 7}, {"404", 2}};
+  http.open = 3;
+  m.protocols.push_back(http);
+  m.served_bytes[static_cast<size_t>(ContentClass::kFirmware)] = 1000;
+  m.origin_bytes[static_cast<size_t>(ContentClass::kFirmware)] = 400;
+  m.stale_serves = 5;
+  std::string text = RenderPrometheus(m);
+  EXPECT_TRUE(Has(text, "# TYPE siterelay_requests_total counter"));
+  EXPECT_TRUE(Has(text, "siterelay_requests_total{protocol=\"http\",result=\"200\"} 7"));
+  EXPECT_TRUE(Has(text, "siterelay_requests_total{protocol=\"http\",result=\"404\"} 2"));
+  EXPECT_TRUE(Has(text, "siterelay_open{protocol=\"http\"} 3"));
+  EXPECT_TRUE(Has(text, "siterelay_served_bytes_total{class=\"firmware\"} 1000"));
+  EXPECT_TRUE(Has(text, "siterelay_origin_bytes_total{class=\"firmware\"} 400"));
+  EXPECT_TRUE(Has(text, "siterelay_stale_serves_total 5"));
+  EXPECT_TRUE(Has(text, "siterelay_build_info{version=\"0.1.0\"} 1"));
+  EXPECT_FALSE(Has(text, "# TYPE siterelay_log_batches_pending gauge"))
+      << "log metrics only when logs ship";
+  // Every sample line belongs to a family declared before it.
+  std::istringstream in(text);
+  std::string family;
+  for (std::string l; std::getline(in, l);) {
+    if (l.rfind("# TYPE ", 0) == 0) {
+      family = l.substr(7, l.find(' ', 7) - 7);
+    } else if (l[0] != '#') {
+      EXPECT_EQ(l.substr(0, family.size()), family) << l;
+    }
+  }
+}
+
+TEST(MetricsTest, LabelValuesAreEscaped) {
+  Metrics m;
+  m.version = "a\"b\\c\nd";
+  EXPECT_TRUE(Has(RenderPrometheus(m), "siterelay_build_info{version=\"a\\\"b\\\\c\\nd\"} 1"));
+}
+
+TEST(MetricsTest, LogMetricsAppearWhenLogsShip) {
+  Metrics m;
+  m.logs_enabled = true;
+  m.log_pending_batches = 4;
+  m.log_dropped_lines = 12;
+  std::string text = RenderPrometheus(m);
+  EXPECT_TRUE(Has(text, "siterelay_log_batches_pending 4"));
+  EXPECT_TRUE(Has(text, "siterelay_log_lines_dropped_total 12"));
+}
+
+TEST(MetricsTest, ResidentMemoryIsKnownOnLinux) { EXPECT_GT(ResidentBytes(), 1u << 20); }
+
+}  // namespace
+}  // namespace siterelay::admin
