@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <iterator>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -11,6 +13,7 @@
 
 #include "cache/cache.h"
 #include "cache/importer.h"
+#include "relay/admin/api.h"
 #include "relay/base/clock.h"
 #include "relay/base/config.h"
 #include "relay/base/log.h"
@@ -18,6 +21,7 @@
 #include "relay/base/uv.h"
 #include "relay/serve.h"
 #include "siterelay_version.h"
+#include "sync/curl_loop.h"
 #include "sync/fetcher.h"
 #include "sync/prefetch.h"
 
@@ -39,7 +43,7 @@ commands:
   cache ls [--config FILE]       list cached entries: path, size, sha256, state
   cache verify [--config FILE]   re-hash every object; exit 1 and quarantine on a mismatch
   cache gc [--config FILE]       drop unreferenced objects and enforce cache.max_bytes
-  status [--config FILE]         summary of a running relay (not in this version yet)
+  status [--config FILE]         summary of a running relay, from its admin API
   dhcp-option URL                print URL with credentials encoded for DHCP option 160/66
 
 options:
@@ -99,7 +103,12 @@ per file otherwise. Exit status 0 only when everything listed is cached and veri
 something is missing (nothing of a manifest is published then), 2 for a usage or config error.
 Run it while the relay is stopped; a running relay syncs by itself every sync_interval.
 )"},
-    {"status", "usage: siterelay status [--config FILE]\n\nNot in this version yet.\n"},
+    {"status", R"(usage: siterelay status [--config FILE]
+
+A summary of the running relay, read from its admin API (GET /api/v1/status on the first
+[admin] listen address) with the admin credentials: [admin] password, or the one the relay made
+in data_dir/admin-password. Exit 0 when the relay answered, 1 when it did not.
+)"},
 };
 
 struct Args {
@@ -346,13 +355,125 @@ int CmdSync(const Args& args) {
   return kExitOk;
 }
 
-int CmdNotYet(const Args& args) {
-  // Validating the config still helps an operator preparing a deployment.
+// GET of one admin API document, with the admin credentials.
+Result<std::string> AdminGet(const std::string& url, const std::string& user,
+                             const std::string& password) {
+  CURL* h = curl_easy_init();
+  if (h == nullptr) return Status::Internal("out of memory for a curl handle");
+  std::string body;
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_TIMEOUT, 10L);
+  curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+  curl_easy_setopt(h, CURLOPT_USERNAME, user.c_str());
+  curl_easy_setopt(h, CURLOPT_PASSWORD, password.c_str());
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION,
+                   +[](char* data, size_t size, size_t n, void* userp) noexcept -> size_t {
+                     static_cast<std::string*>(userp)->append(data, size * n);
+                     return size * n;
+                   });
+  CURLcode code = curl_easy_perform(h);
+  long status = 0;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(h);
+  if (code != CURLE_OK) return sync::CurlError("no relay answering at " + url, code, error);
+  if (status == 401) return Status::PermissionDenied(url + ": the admin credentials were refused");
+  if (status != 200) return Status::Unavailable(url + ": answered " + std::to_string(status));
+  return body;
+}
+
+std::string Bytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(units)) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
+  return buf;
+}
+
+int CmdStatus(const Args& args) {
   auto config = LoadConfigFor(args);
   if (!config.ok()) return Fail(config.status());
-  std::cerr << "siterelay: '" << args.command << "' is not in siterelay " << SITERELAY_VERSION
-            << " yet\n";
-  return kExitUsage;
+  if (config->admin.listen.empty()) {
+    return Fail(Status::InvalidArgument("[admin] listen is empty: the relay has no admin API"));
+  }
+  auto password = admin::AdminPassword(config->admin.password, config->data_dir, false);
+  if (!password.ok()) return Fail(password.status());
+  ListenAddress a = config->admin.listen.front();
+  std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
+  if (a.ipv6) host = "[" + host + "]";
+  std::string base = "http://" + host + ":" + std::to_string(a.port) + "/";
+  if (a.port == 0) {
+    // The kernel picked the port at start: serve wrote where it is.
+    std::ifstream in(config->data_dir + "/admin-url");
+    if (!std::getline(in, base) || base.empty()) {
+      return Fail(Status::Unavailable("no relay answering: [admin] listen has port 0 and " +
+                                      config->data_dir + "/admin-url is missing"));
+    }
+  }
+  std::string url = base + "api/v1/status";
+  auto body = AdminGet(url, config->admin.user, *password);
+  if (!body.ok()) return Fail(body.status());
+  nlohmann::json j = nlohmann::json::parse(*body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return Fail(Status::IoError(url + ": not a status document"));
+  }
+  auto num = [&](const nlohmann::json& v) { return v.is_number() ? v.get<uint64_t>() : 0; };
+  int64_t up = j.value("uptime_seconds", int64_t{0});
+  std::cout << "siterelay " << j.value("version", std::string("?")) << ", up "
+            << up / 86400 << "d " << (up % 86400) / 3600 << "h " << (up % 3600) / 60 << "m\n";
+  std::cout << "listeners:";
+  for (const auto& l : j["listeners"]) {
+    std::cout << " " << l.value("protocol", std::string()) << "="
+              << l.value("address", std::string());
+  }
+  std::cout << "\n";
+  const auto& c = j["cache"];
+  std::cout << "cache:     " << num(c["entries"]) << " paths, " << num(c["objects"])
+            << " objects, " << Bytes(num(c["bytes"])) << "; " << num(c["stale_serves"])
+            << " stale serves\n";
+  const auto& w = j["wan"];
+  std::cout << "wan:       " << Bytes(num(w["served_bytes"])) << " served to phones, "
+            << Bytes(num(w["origin_bytes"])) << " from the origin, "
+            << Bytes(num(w["saved_bytes"])) << " saved\n";
+  const auto& o = j["origin"];
+  if (o.value("configured", false)) {
+    std::cout << "origin:    " << o.value("url", std::string()) << ": " << num(o["requests"])
+              << " requests, " << num(o["failures"]) << " failed, " << num(o["in_flight"])
+              << " in flight\n";
+  } else {
+    std::cout << "origin:    none (only imported and uploaded files)\n";
+  }
+  const auto& s = j["sync"];
+  if (s.value("configured", false)) {
+    std::cout << "sync:      " << (s.value("running", false) ? "running" : "idle") << ", "
+              << num(s["files_done"]) << "/" << num(s["files_total"]) << " files, "
+              << Bytes(num(s["bytes_done"])) << "/" << Bytes(num(s["bytes_total"]))
+              << ", generation " << num(s["generation"]) << ", last result "
+              << s.value("result", std::string()) << "\n";
+  }
+  const auto& ob = j["outbox"];
+  std::cout << "outbox:    " << num(ob["pending"]) << " settings file(s) to send, "
+            << num(ob["sent"]) << " sent\n";
+  const auto& l = j["log_spool"];
+  if (l.value("shipping", false)) {
+    std::cout << "log spool: " << Bytes(num(l["unbatched_bytes"])) << " to batch, "
+              << num(l["pending_batches"]) << " batch(es) to send ("
+              << Bytes(num(l["pending_bytes"])) << "), " << num(l["dead_batches"])
+              << " refused, " << num(l["shipped_lines"]) << " lines shipped, "
+              << num(l["dropped_lines"]) << " dropped\n";
+  } else {
+    std::cout << "log spool: kept locally (no logs.upstream)\n";
+  }
+  std::cout << "memory:    " << Bytes(num(j["resident_bytes"])) << " resident\n";
+  return kExitOk;
 }
 
 }  // namespace
@@ -412,9 +533,7 @@ int RunCli(int argc, char** argv) {
     return Serve(args.config_path);
   }
   if (args.command == "sync") return CmdSync(args);
-  if (args.command == "status") {
-    return CmdNotYet(args);
-  }
+  if (args.command == "status") return CmdStatus(args);
   return UsageError("unknown command '" + args.command + "'");
 }
 

@@ -6,11 +6,14 @@
 // Type=notify), READY=1 is sent once every listener is up and STOPPING=1 when stopping.
 #include "relay/serve.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <fcntl.h>
+
 #include <csignal>
 #include <ctime>
 #include <cstdlib>
@@ -28,6 +31,7 @@
 #include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
+#include "relay/admin/api.h"
 #include "relay/ftp/server.h"
 #include "sync/log_shipper.h"
 #include "sync/outbox.h"
@@ -96,7 +100,7 @@ class Relay {
   Relay(std::string config_path, Config config)
       : config_path_(std::move(config_path)),
         config_(std::move(config)),
-        admin_handler_([this] { return Snapshot(); }),
+        admin_handler_(AdminSources()),
         started_(static_cast<int64_t>(std::time(nullptr))) {}
 
   int Run() {
@@ -174,6 +178,15 @@ class Relay {
         s = tls.status();
       }
     }
+    if (s.ok() && !config_.admin.listen.empty()) {
+      // The API's password: [admin] password, or the one made at the first start.
+      auto password = admin::AdminPassword(config_.admin.password, config_.data_dir, true);
+      if (password.ok()) {
+        admin_handler_.SetCredentials(config_.admin.user, *password);
+      } else {
+        s = password.status();
+      }
+    }
     if (s.ok()) s = phones_->Listen(config_.http.listen);
     if (s.ok()) s = https_->Listen(config_.https.listen);
     if (s.ok()) s = admin_server_->Listen(config_.admin.listen);
@@ -189,6 +202,7 @@ class Relay {
       return 1;
     }
     StartSignals();
+    WriteAdminUrl();
     if (outbox_ != nullptr) outbox_->Start();
     if (logs_ != nullptr) {
       Status ls = logs_->Start();
@@ -207,11 +221,62 @@ class Relay {
     (void)rc;
     Status f = cache_->FlushAccess();
     if (!f.ok()) SR_LOG(kWarning) << "cache: " << f.ToString();
+    (void)FileSystem::Default()->Unlink(config_.data_dir + "/admin-url");
     SR_LOG(kInfo) << "siterelay stopped";
     return 0;
   }
 
  private:
+  // data_dir/admin-url: where the admin API is, for `siterelay status` when [admin] listen asked
+  // the kernel for a port (0). Removed at stop.
+  void WriteAdminUrl() {
+    std::string path = config_.data_dir + "/admin-url";
+    if (admin_server_->bound().empty()) return;
+    const ListenAddress& a = admin_server_->bound().front();
+    std::string host = a.host == "0.0.0.0" ? "127.0.0.1" : a.host == "::" ? "::1" : a.host;
+    if (a.ipv6) host = "[" + host + "]";
+    std::string url = "http://" + host + ":" + std::to_string(a.port) + "/\n";
+    std::string tmp = path + ".tmp";
+    FileSystem* fs = FileSystem::Default();
+    auto fd = fs->Open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (!fd.ok()) return;
+    ScopedFd f(fs, *fd);
+    if (fs->WriteAll(*fd, {reinterpret_cast<const uint8_t*>(url.data()), url.size()}).ok() &&
+        f.Close().ok()) {
+      (void)fs->Rename(tmp, path);
+    }
+  }
+
+  admin::AdminSources AdminSources() {
+    admin::AdminSources a;
+    a.metrics = [this] { return Snapshot(); };
+    a.status = [this] { return StatusDocument(); };
+    a.devices = [this] { return admin::DevicesJson(files_->devices()); };
+    a.files = [this] {
+      return admin::FilesJson(cache_->List(), static_cast<int64_t>(std::time(nullptr)));
+    };
+    return a;
+  }
+
+  nlohmann::json StatusDocument() const {
+    admin::StatusInputs in;
+    in.metrics = Snapshot();
+    in.now = static_cast<int64_t>(std::time(nullptr));
+    auto add = [&](const char* protocol, const std::vector<ListenAddress>& list) {
+      for (const ListenAddress& a : list) in.listeners.push_back({protocol, a.ToString()});
+    };
+    add("http", phones_->bound());
+    add("https", https_->bound());
+    add("tftp", tftp_->bound());
+    add("ftp", ftp_->bound());
+    add("ftps", ftp_->bound_implicit());
+    add("admin", admin_server_->bound());
+    in.origin_url = MaskSecrets(config_.origin.url);
+    in.sync_configured = prefetcher_ != nullptr;
+    if (prefetcher_ != nullptr) in.sync = prefetcher_->progress();
+    return admin::StatusJson(in);
+  }
+
   // The counters /metrics shows, read on the loop thread.
   admin::Metrics Snapshot() const {
     admin::Metrics m;
@@ -300,7 +365,12 @@ class Relay {
                     << url("ftps", a) << "000000000000.cfg)";
     }
     for (const ListenAddress& a : admin_server_->bound()) {
-      SR_LOG(kInfo) << "admin: " << url("http", a) << "healthz";
+      SR_LOG(kInfo) << "admin: " << url("http", a) << "healthz  (API user '" << config_.admin.user
+                    << "', password "
+                    << (config_.admin.password.empty()
+                            ? "in " + config_.data_dir + "/admin-password"
+                            : std::string("from the config"))
+                    << ")";
     }
   }
 

@@ -94,8 +94,33 @@ expect_eq "/metrics counts 404s" $((before + 3)) "$(metric "$key")"
 [[ $(metric process_resident_memory_bytes) -gt 1000000 ]] && pass || fail "/metrics: no RSS"
 expect_contains "/metrics content type" "text/plain; version=0.0.4" \
   "$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$ADMIN_PORT/metrics")"
+
+# The JSON API: Basic auth with the password the relay made in data_dir/admin-password.
+api="http://127.0.0.1:$ADMIN_PORT/api/v1"
+expect_eq "API without credentials: 401" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "$api/status")"
+expect_contains "API 401 asks for Basic" 'WWW-Authenticate: Basic realm="siterelay admin"' \
+  "$(curl -s -D - -o /dev/null "$api/status" | tr -d '\r')"
+expect_eq "API with a wrong password: 401" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u admin:wrong "$api/status")"
+password=$(cat "$WORK/data/admin-password")
+expect_eq "admin-password is private" 600 "$(stat -c %a "$WORK/data/admin-password")"
+status_json=$(curl -s -u "admin:$password" "$api/status")
+expect_contains "API status: version" '"version": "' "$status_json"
+expect_contains "API status: the admin listener" "\"address\": \"127.0.0.1:$ADMIN_PORT\"" \
+  "$status_json"
+expect_contains "API devices: the phone that asked" '"mac": "0004f282e824"' \
+  "$(curl -s -u "admin:$password" "$api/devices")"
+expect_contains "API files: a cached file" '"path": "site.cfg"' \
+  "$(curl -s -u "admin:$password" "$api/files")"
+status_out=$("$SITERELAY" status --config relay.toml 2>&1)
+expect_eq "siterelay status: exit code" 0 "$?"
+expect_contains "siterelay status: the cache line" "cache:" "$status_out"
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
+"$SITERELAY" status --config relay.toml > status-down.out 2>&1
+expect_eq "siterelay status with the relay stopped: exit 1" 1 "$?"
+expect_contains "siterelay status says why" "no relay answering" "$(cat status-down.out)"
 expect_eq "device sighting in the catalog" "0004f282e824|VVX_500|5.9.7.47435|http" \
   "$(sqlite3 data/catalog.db 'SELECT mac, model, firmware, protocol FROM devices')"
 
