@@ -6,8 +6,10 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 namespace siterelay::testing {
 
@@ -21,6 +23,18 @@ inline bool RunUntil(uv_loop_t* loop, const std::function<bool()>& done,
   }
   EXPECT_TRUE(done()) << "timed out";
   return done();
+}
+
+// Runs `client` (blocking socket code, as a phone) on a thread of its own while the test's thread
+// runs `loop`, until the client is done.
+inline void RunWithClient(uv_loop_t* loop, const std::function<void()>& client) {
+  std::atomic<bool> done{false};
+  std::thread t([&] {
+    client();
+    done = true;
+  });
+  while (!done) uv_run(loop, UV_RUN_NOWAIT), ::usleep(200);
+  t.join();
 }
 
 }  // namespace siterelay::testing

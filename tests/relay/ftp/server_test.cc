@@ -13,6 +13,7 @@
 
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
+#include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::ftp {
@@ -159,13 +160,7 @@ class FtpServerTest : public ::testing::Test {
 
   // Runs the loop until the client thread is done.
   void RunClient(const std::function<void()>& client) {
-    std::atomic<bool> done{false};
-    std::thread t([&] {
-      client();
-      done = true;
-    });
-    while (!done) uv_run(loop_.get(), UV_RUN_NOWAIT), ::usleep(200);
-    t.join();
+    siterelay::testing::RunWithClient(loop_.get(), client);
     server_->StopAccepting();
     server_->CloseAll();
     uv_run(loop_.get(), UV_RUN_DEFAULT);
