@@ -252,6 +252,16 @@ Result<std::vector<DirEntry>> FileService::List(std::string_view dir) const {
   return out;
 }
 
+std::optional<DirEntry> FileService::Stat(std::string_view path) const {
+  const cache::Entry* e = cache_->Lookup(path);
+  if (e == nullptr) return std::nullopt;
+  DirEntry d;
+  d.name = std::string(BaseName(path));
+  d.size = e->size;
+  d.modified = EntryModified(*e);
+  return d;
+}
+
 bool FileService::IsDirectory(std::string_view path) const {
   if (path.empty()) return true;
   std::string prefix(path);

@@ -128,6 +128,9 @@ class FileService {
   Result<std::vector<DirEntry>> List(std::string_view dir) const;
   // Whether `path` is a directory: the root, or a prefix of some cached path.
   bool IsDirectory(std::string_view path) const;
+  // A cached file's listing facts from the catalog, without opening it; nullopt when the path
+  // names no cached file (phones' logs included: they are not in the catalog).
+  std::optional<DirEntry> Stat(std::string_view path) const;
   uint64_t stale_serves() const { return stale_serves_; }
   // Body bytes handed to phones, by ContentClassOf(path): the console's "served" next to sync's
   // "from the origin" (WAN saved). Front-ends report each body they send in full.

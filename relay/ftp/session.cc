@@ -988,7 +988,7 @@ void Session::DoCwd(const std::string& arg) {
   if (!ResolveArg(arg, &path, &catalog)) return;
   // The namespace is the origin's, most of it not cached: any path that is not a cached file
   // may be a directory (a later RETR asks the origin).
-  if (!catalog.empty() && server_->files_->OpenCached(catalog).ok() &&
+  if (!catalog.empty() && server_->files_->Stat(catalog) &&
       !server_->files_->IsDirectory(catalog)) {
     return Reply(550, "Not a directory.");
   }
@@ -1214,13 +1214,9 @@ void Session::DoList(const std::string& verb, const std::string& arg) {
   auto listed = fs.List(catalog);
   if (listed.ok()) {
     entries = std::move(listed).value();
-  } else if (auto f = server_->files_->OpenCached(catalog); f.ok()) {
+  } else if (auto f = fs.Stat(catalog)) {
     if (verb == "MLSD") return Reply(501, "MLSD needs a directory; use MLST.");
-    files::DirEntry e;
-    e.name = std::string(files::BaseName(catalog));
-    e.size = f->size;
-    e.modified = f->modified;
-    entries.push_back(std::move(e));
+    entries.push_back(std::move(*f));
   }
   // A directory that holds nothing cached (or does not exist) lists empty, as a pull-through
   // namespace cannot tell those apart.
@@ -1259,7 +1255,7 @@ void Session::DoMlst(const std::string& arg) {
   le.name = path;
   if (server_->files_->IsDirectory(catalog)) {
     le.dir = true;
-  } else if (auto f = server_->files_->OpenCached(catalog); f.ok()) {
+  } else if (auto f = server_->files_->Stat(catalog)) {
     le.size = f->size;
     le.modified = f->modified;
   } else {

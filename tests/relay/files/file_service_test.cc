@@ -294,6 +294,10 @@ TEST_F(FileServiceTest, ListsTheFilesAndDirectoriesDirectlyUnderADirectory) {
   EXPECT_FALSE(fs.IsDirectory("fw/sip.ld"));
   EXPECT_FALSE(fs.IsDirectory("f"));
   EXPECT_TRUE(fs.List("fw/sip.ld").status().Is(StatusCode::kNotFound));
+  ASSERT_TRUE(fs.Stat("fw/sip.ld").has_value());
+  EXPECT_EQ(fs.Stat("fw/sip.ld")->size, 5u);
+  EXPECT_EQ(fs.Stat("fw/sip.ld")->name, "sip.ld");
+  EXPECT_FALSE(fs.Stat("fw").has_value()) << "a directory is no file";
   EXPECT_TRUE(fs.List("nothing").status().Is(StatusCode::kNotFound));
 }
 
