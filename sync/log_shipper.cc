@@ -19,6 +19,8 @@ namespace {
 
 // File bytes read per pread while building a batch.
 constexpr size_t kReadChunk = 256 * 1024;
+// A batch file (at most logs.batch_bytes compressed) or a dictionary, read whole.
+constexpr size_t kMaxBatchFileBytes = size_t{1} << 32;
 
 // "<12 hex>-app.log" or "<12 hex>-boot.log": a phone's spooled log (relay/files/uploads.h).
 bool ParseSpoolName(const std::string& name, std::string* mac, std::string* what) {
@@ -54,24 +56,6 @@ Status WriteDurably(FileSystem* fs, const std::string& dir, const std::string& n
   SR_RETURN_IF_ERROR(f.Close());
   SR_RETURN_IF_ERROR(fs->Rename(tmp, dir + "/" + name));
   return fs->FsyncDir(dir);
-}
-
-Result<std::string> ReadFileWhole(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open " + path, errno);
-  std::string out;
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      ::close(fd);
-      if (n < 0) return PosixError("read " + path, err);
-      return out;
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
 }
 
 bool Retryable(long status) {
@@ -115,7 +99,7 @@ std::string LogShipper::BatchPath(int64_t seq) const {
 Status LogShipper::Start() {
   FileSystem* fs = cache_->store().fs();
   if (!config_.dictionary.empty()) {
-    auto d = ReadFileWhole(config_.dictionary);
+    auto d = ReadWholeFile(config_.dictionary, kMaxBatchFileBytes);
     if (!d.ok()) return d.status().Annotate("logs.dictionary");
     unsigned id = ZSTD_getDictID_fromDict(d->data(), d->size());
     if (id == 0) {
@@ -440,7 +424,7 @@ void LogShipper::Ship() {
   std::string path = BatchPath(seq);
   std::weak_ptr<bool> alive = alive_;
   Status q = QueueWork(
-      loop_, [body, path] { *body = ReadFileWhole(path); },
+      loop_, [body, path] { *body = ReadWholeFile(path, kMaxBatchFileBytes); },
       [this, alive, body, seq] {
         if (alive.expired() || !*alive.lock()) return;
         if (!body->ok()) {

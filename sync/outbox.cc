@@ -1,10 +1,7 @@
 #include "sync/outbox.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <vector>
 
 #include "relay/base/log.h"
@@ -16,26 +13,8 @@ namespace {
 // PUTs at once, over every upstream: settings files are small, and a thin link gains nothing
 // from more.
 constexpr size_t kMaxInFlight = 2;
-
-Result<std::string> ReadWhole(const std::string& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open " + file, errno);
-  std::string out;
-  char buf[64 * 1024];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status s = PosixError("read " + file, errno);
-      ::close(fd);
-      return s;
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
+// A settings file is at most uploads.max_bytes; this only guards memory against a damaged store.
+constexpr size_t kMaxBodyBytes = 256u << 20;
 
 bool TakesUploads(const Upstream& up) {
   return up.url.rfind("http://", 0) == 0 || up.url.rfind("https://", 0) == 0;
@@ -121,7 +100,7 @@ void Outbox::SendOne(const std::string& path, Item* item) {
   auto body = std::make_shared<Result<std::string>>(Status::Internal("not read"));
   std::weak_ptr<bool> alive = alive_;
   Status q = QueueWork(
-      loop_, [body, file] { *body = ReadWhole(file); },
+      loop_, [body, file] { *body = ReadWholeFile(file, kMaxBodyBytes); },
       [this, alive, body, path, digest, content_type, url, up] {
         if (alive.expired() || !*alive.lock()) return;
         if (!body->ok()) {

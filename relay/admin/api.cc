@@ -17,19 +17,6 @@ namespace {
 constexpr char kAlphabet[] = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 constexpr size_t kPasswordLength = 20;
 
-Result<std::string> ReadSmallFile(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return PosixError("open " + path, errno);
-  char buf[256];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  int err = errno;
-  ::close(fd);
-  if (n < 0) return PosixError("read " + path, err);
-  std::string s(buf, static_cast<size_t>(n));
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
-  return s;
-}
-
 }  // namespace
 
 nlohmann::json StatusJson(const StatusInputs& in) {
@@ -125,8 +112,12 @@ Result<std::string> AdminPassword(const std::string& configured, const std::stri
                                   bool create) {
   if (!configured.empty()) return configured;
   std::string path = data_dir + "/admin-password";
-  auto existing = ReadSmallFile(path);
-  if (existing.ok() && !existing->empty()) return existing;
+  auto existing = ReadWholeFile(path, 4096);
+  if (existing.ok()) {
+    std::string p = *existing;
+    while (!p.empty() && (p.back() == '\n' || p.back() == '\r' || p.back() == ' ')) p.pop_back();
+    if (!p.empty()) return p;
+  }
   if (!create) {
     return Status::NotFound(path + " does not exist: start the relay once, or set [admin] password");
   }

@@ -102,4 +102,27 @@ FileSystem* FileSystem::Default() {
   return &fs;
 }
 
+Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return PosixError("open " + path, errno);
+  std::string out;
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      if (n < 0) return PosixError("read " + path, err);
+      return out;
+    }
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      return Status::ResourceExhausted(path + ": larger than " + std::to_string(max_bytes) +
+                                       " bytes");
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
 }  // namespace siterelay

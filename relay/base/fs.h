@@ -87,4 +87,9 @@ class ScopedFd {
   int fd_ = -1;
 };
 
+// The whole of a (small) file: a settings file to forward, a log batch to send, a password.
+// ResourceExhausted past `max_bytes`. Plain POSIX, not the seam: for reads that need no fault
+// injection.
+Result<std::string> ReadWholeFile(const std::string& path, size_t max_bytes);
+
 }  // namespace siterelay
