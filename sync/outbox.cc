@@ -1,6 +1,5 @@
 #include "sync/outbox.h"
 
-
 #include <algorithm>
 #include <vector>
 
