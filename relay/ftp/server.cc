@@ -65,23 +65,15 @@ Status FtpServer::Listen(const std::vector<ListenAddress>& plain,
 }
 
 void FtpServer::Accept(net::TcpListener* l, bool implicit_tls) {
-  for (int i = 0; i < 64 && accepting_; ++i) {
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      SR_LOG(kWarning) << "ftp: accept: " << std::strerror(errno);
-      return;
-    }
+  net::AcceptConnections(l, "ftp", [this] { return accepting_; },
+                         [this, implicit_tls](int fd, const sockaddr_storage& ss) {
     files::Peer peer = files::Peer::FromSockaddr(
         implicit_tls ? files::Protocol::kFtps : files::Protocol::kFtp,
-        reinterpret_cast<sockaddr*>(&ss));
+        reinterpret_cast<const sockaddr*>(&ss));
     if (!files_->Allowed(peer)) {
       SR_LOG(kInfo) << "ftp: " << peer.ip << " refused by allow_from";
       ::close(fd);
-      continue;
+      return;
     }
     auto pp = per_peer_.find(peer.ip);
     if (sessions_.size() >= limits_.max_sessions ||
@@ -92,10 +84,8 @@ void FtpServer::Accept(net::TcpListener* l, bool implicit_tls) {
         (void)::send(fd, kBusy, sizeof kBusy - 1, MSG_NOSIGNAL);
       }
       ::close(fd);
-      continue;
+      return;
     }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     sockaddr_storage local{};
     socklen_t local_len = sizeof local;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
@@ -108,7 +98,7 @@ void FtpServer::Accept(net::TcpListener* l, bool implicit_tls) {
       SR_LOG(kWarning) << "ftp: " << st.ToString();
       raw->Close();
     }
-  }
+  });
 }
 
 void FtpServer::Closed(Session* s) {

@@ -621,30 +621,20 @@ Status HttpServer::Listen(const std::vector<ListenAddress>& addresses) {
 }
 
 void HttpServer::Accept(net::TcpListener* l) {
-  for (int i = 0; i < 64 && accepting_; ++i) {  // a batch per event; the rest on the next one
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      if (errno == EINTR || errno == ECONNABORTED) continue;
-      SR_LOG(kWarning) << "http: accept: " << std::strerror(errno);  // EMFILE and friends
-      return;
-    }
-    files::Peer peer = files::Peer::FromSockaddr(protocol_, reinterpret_cast<sockaddr*>(&ss));
+  net::AcceptConnections(l, "http", [this] { return accepting_; },
+                         [this](int fd, const sockaddr_storage& ss) {
+    files::Peer peer = files::Peer::FromSockaddr(protocol_, reinterpret_cast<const sockaddr*>(&ss));
     if (access_ != nullptr && !access_->Allowed(peer)) {
       SR_LOG(kInfo) << "http: " << peer.ip << " refused by allow_from";
       ::close(fd);
-      continue;
+      return;
     }
     if (connections_.size() >= limits_.max_connections ||
         per_peer_[peer.ip] >= limits_.max_connections_per_peer) {
       SR_LOG(kWarning) << "http: " << peer.ip << " refused: connection limit reached";
       ::close(fd);
-      continue;
+      return;
     }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     ++per_peer_[peer.ip];
     auto c = std::make_unique<Connection>(this, fd, std::move(peer));
     if (tls_) c->EnableTls(*tls_);
@@ -655,7 +645,7 @@ void HttpServer::Accept(net::TcpListener* l) {
       SR_LOG(kWarning) << "http: " << s.ToString();
       raw->Close();
     }
-  }
+  });
 }
 
 void HttpServer::Closed(Connection* c) {

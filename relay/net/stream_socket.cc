@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <cstring>
 
 #include "relay/base/listen.h"
+#include "relay/base/log.h"
 #include "relay/base/uv.h"
 
 namespace siterelay::net {
@@ -236,6 +238,25 @@ Result<std::unique_ptr<TcpListener>> OpenTcpListener(
     return UvError("poll " + a.ToString(), rc);
   }
   return l;
+}
+
+void AcceptConnections(TcpListener* l, std::string_view server,
+                       const std::function<bool()>& more,
+                       const std::function<void(int fd, const sockaddr_storage& peer)>& take) {
+  for (int i = 0; i < 64 && more(); ++i) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(l->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      SR_LOG(kWarning) << server << ": accept: " << std::strerror(errno);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    take(fd, ss);
+  }
 }
 
 void CloseTcpListener(std::unique_ptr<TcpListener> l) {

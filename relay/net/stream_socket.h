@@ -14,6 +14,7 @@
 // Thread safety: one StreamSocket belongs to one connection on the loop thread.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -120,5 +121,13 @@ Result<std::unique_ptr<TcpListener>> OpenTcpListener(
     uv_loop_t* loop, const ListenAddress& address, std::function<void(TcpListener*)> on_acceptable);
 // Stops it; the memory and the socket go in the close callback (libuv's rule).
 void CloseTcpListener(std::unique_ptr<TcpListener> listener);
+
+// Takes the connections waiting on `listener`: at most 64 a call (the rest on the next event,
+// so one busy listener cannot hold the loop), while `more()` holds. Each goes to `take` as a
+// non-blocking, close-on-exec fd with TCP_NODELAY, with its peer's address; `take` owns it.
+// `server` names the server in the log line of a failed accept (EMFILE and friends).
+void AcceptConnections(TcpListener* listener, std::string_view server,
+                       const std::function<bool()>& more,
+                       const std::function<void(int fd, const sockaddr_storage& peer)>& take);
 
 }  // namespace siterelay::net
