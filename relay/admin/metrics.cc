@@ -83,22 +83,19 @@ std::string RenderPrometheus(const Metrics& m) {
   w.One("siterelay_cache_entries", "gauge", "Paths the cache serves.", m.cache_entries);
   w.One("siterelay_stale_serves_total", "counter",
         "Reads answered with the last good copy because the origin failed.", m.stale_serves);
-  w.Family("siterelay_served_bytes_total", "counter",
-           "Body bytes served to phones, by content class.");
-  for (size_t c = 0; c < kContentClasses; ++c) {
-    w.Sample("siterelay_served_bytes_total",
-             "{" + Label("class", std::string(ContentClassName(static_cast<ContentClass>(c)))) +
-                 "}",
-             m.served_bytes[c]);
-  }
-  w.Family("siterelay_origin_bytes_total", "counter",
-           "Body bytes fetched from the origin, by content class (served - origin = WAN saved).");
-  for (size_t c = 0; c < kContentClasses; ++c) {
-    w.Sample("siterelay_origin_bytes_total",
-             "{" + Label("class", std::string(ContentClassName(static_cast<ContentClass>(c)))) +
-                 "}",
-             m.origin_bytes[c]);
-  }
+  auto by_class = [&w](const char* name, const char* help,
+                       const std::array<uint64_t, kContentClasses>& bytes) {
+    w.Family(name, "counter", help);
+    for (size_t c = 0; c < kContentClasses; ++c) {
+      std::string cls(ContentClassName(static_cast<ContentClass>(c)));
+      w.Sample(name, "{" + Label("class", cls) + "}", bytes[c]);
+    }
+  };
+  by_class("siterelay_served_bytes_total", "Body bytes served to phones, by content class.",
+           m.served_bytes);
+  by_class("siterelay_origin_bytes_total",
+           "Body bytes fetched from the origin, by content class (served - origin = WAN saved).",
+           m.origin_bytes);
   w.One("siterelay_origin_requests_total", "counter", "Requests sent to the origin.",
         m.origin_requests);
   w.One("siterelay_origin_failures_total", "counter",
