@@ -90,7 +90,7 @@ void FtpServer::Accept(net::TcpListener* l, bool implicit_tls) {
     socklen_t local_len = sizeof local;
     ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len);
     ++per_peer_[peer.ip];
-    auto s = std::make_unique<Session>(this, fd, std::move(peer), implicit_tls, local);
+    auto s = std::make_unique<Session>(this, fd, std::move(peer), implicit_tls, ss, local);
     Session* raw = s.get();
     sessions_.emplace(raw, std::move(s));
     Status st = raw->Start();

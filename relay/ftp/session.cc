@@ -170,7 +170,6 @@ class DataChannel {
     job_ = job;
     tls_ctx_ = tls;
     done_ = std::move(done);
-    start_ms_ = NowMs();
     if (sock_) {
       Connected();
       return;
@@ -215,9 +214,7 @@ class DataChannel {
   }
 
   bool FromControlPeer(const sockaddr_storage& from) const {
-    files::Peer p = files::Peer::FromSockaddr(owner_->peer_.protocol,
-                                              reinterpret_cast<const sockaddr*>(&from));
-    return p.ip == owner_->peer_.ip;
+    return SameAddress(from, owner_->remote_);
   }
 
   void StopListening() {
@@ -566,7 +563,6 @@ class DataChannel {
   size_t text_off_ = 0;
   std::shared_ptr<files::UploadSink> sink_;
   uint64_t bytes_ = 0;
-  int64_t start_ms_ = 0;
   bool sent_all_ = false;
   bool finished_ = false;
   bool lingering_ = false;
@@ -579,9 +575,9 @@ class DataChannel {
 // ---- Session: the control connection ---------------------------------------------------------
 
 Session::Session(FtpServer* server, int fd, files::Peer peer, bool implicit_tls,
-                 const sockaddr_storage& local)
+                 const sockaddr_storage& remote, const sockaddr_storage& local)
     : server_(server), sock_(fd), peer_(std::move(peer)), implicit_tls_(implicit_tls),
-      local_(local) {
+      remote_(remote), local_(local) {
   poll_.data = this;
   timer_.data = this;
 }
@@ -1038,10 +1034,7 @@ void Session::DoPort(bool extended, const std::string& arg) {
     return Reply(501, "Syntax error in the address.");
   }
   // Only to the control peer itself: no bounce attacks through the relay (RFC 2577).
-  sockaddr_storage peer{};
-  socklen_t len = sizeof peer;
-  if (::getpeername(sock_.fd(), reinterpret_cast<sockaddr*>(&peer), &len) != 0 ||
-      !SameAddress(peer, *to)) {
+  if (!SameAddress(remote_, *to)) {
     SR_LOG(kWarning) << "ftp: " << peer_.ip << ": " << (extended ? "EPRT" : "PORT")
                      << " to another address refused";
     return Reply(504, "Data connections go to your own address only.");

@@ -34,8 +34,9 @@ struct Command;
 
 class Session {
  public:
+  // `remote` and `local`: the control connection's two ends.
   Session(FtpServer* server, int fd, files::Peer peer, bool implicit_tls,
-          const sockaddr_storage& local);
+          const sockaddr_storage& remote, const sockaddr_storage& local);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
@@ -99,6 +100,7 @@ class Session {
   net::StreamSocket sock_;
   files::Peer peer_;
   bool implicit_tls_;
+  sockaddr_storage remote_;  // the control peer: the only address data connections may use
   sockaddr_storage local_;  // the control connection's own address: passive listeners bind it
   uv_poll_t poll_{};
   int poll_events_ = -1;
