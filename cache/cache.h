@@ -106,6 +106,9 @@ class Cache {
                   std::function<void(Status)> done);
   // Reads the devices table (start-up, on the owning thread).
   Status LoadDevices(std::vector<DeviceRecord>* devices) { return catalog_->LoadDevices(devices); }
+  Status LoadTraffic(int64_t since, std::vector<TrafficRecord>* out) {
+    return catalog_->LoadTraffic(since, out);
+  }
   Status LoadLogSpool(LogSpoolState* out) { return catalog_->LoadLogSpool(out); }
   Status LoadGenerations(size_t limit, std::vector<GenerationRecord>* out) {
     return catalog_->LoadGenerations(limit, out);

@@ -6,7 +6,7 @@ namespace siterelay::cache {
 namespace {
 
 // Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     R"sql(
 CREATE TABLE objects (
   sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -69,6 +69,22 @@ CREATE TABLE log_counters (
   name  TEXT PRIMARY KEY,
   value INTEGER NOT NULL
 ) WITHOUT ROWID;
+)sql",
+    R"sql(
+ALTER TABLE devices ADD COLUMN serial TEXT NOT NULL DEFAULT '';
+ALTER TABLE devices ADD COLUMN last_boot INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN files_fetched INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN files_failed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE devices ADD COLUMN upload_bytes INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE traffic_history (
+  t            INTEGER PRIMARY KEY,
+  served_bytes INTEGER NOT NULL,
+  origin_bytes INTEGER NOT NULL,
+  http         INTEGER NOT NULL,
+  https        INTEGER NOT NULL,
+  tftp         INTEGER NOT NULL,
+  ftp          INTEGER NOT NULL
+);
 )sql",
 };
 
@@ -357,13 +373,18 @@ Status Catalog::UpsertDevices(std::span<const DeviceRecord> devices) {
     Stmt s;
     SR_RETURN_IF_ERROR(Prepare(
         db_,
-        "INSERT INTO devices(mac, model, firmware, ip, protocol, first_seen, last_seen) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(mac) DO UPDATE SET "
+        "INSERT INTO devices(mac, model, firmware, ip, protocol, first_seen, last_seen, serial, "
+        "last_boot, files_fetched, files_failed, upload_bytes) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(mac) DO UPDATE SET "
         "model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END, "
         "firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware ELSE firmware END, "
+        "serial = CASE WHEN excluded.serial != '' THEN excluded.serial ELSE serial END, "
         "ip = excluded.ip, protocol = excluded.protocol, "
         "first_seen = min(first_seen, excluded.first_seen), "
-        "last_seen = max(last_seen, excluded.last_seen)",
+        "last_seen = max(last_seen, excluded.last_seen), "
+        "last_boot = max(last_boot, excluded.last_boot), "
+        "files_fetched = excluded.files_fetched, files_failed = excluded.files_failed, "
+        "upload_bytes = excluded.upload_bytes",
         &s));
     for (const DeviceRecord& d : devices) {
       BindText(s.s, 1, d.mac);
@@ -373,7 +394,24 @@ Status Catalog::UpsertDevices(std::span<const DeviceRecord> devices) {
       BindText(s.s, 5, d.protocol);
       sqlite3_bind_int64(s.s, 6, d.first_seen);
       sqlite3_bind_int64(s.s, 7, d.last_seen);
+      BindText(s.s, 8, d.serial);
+      sqlite3_bind_int64(s.s, 9, d.last_boot);
+      sqlite3_bind_int64(s.s, 10, static_cast<int64_t>(d.files_fetched));
+      sqlite3_bind_int64(s.s, 11, static_cast<int64_t>(d.files_failed));
+      sqlite3_bind_int64(s.s, 12, static_cast<int64_t>(d.upload_bytes));
       SR_RETURN_IF_ERROR(StepDone(db_, s.s, "upsert device"));
+    }
+    return Status::Ok();
+  });
+}
+
+Status Catalog::DeleteDevices(std::span<const std::string> macs) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM devices WHERE mac = ?1", &s));
+    for (const std::string& mac : macs) {
+      BindText(s.s, 1, mac);
+      SR_RETURN_IF_ERROR(StepDone(db_, s.s, "delete device"));
     }
     return Status::Ok();
   });
@@ -383,7 +421,8 @@ Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
   devices->clear();
   Stmt s;
   SR_RETURN_IF_ERROR(Prepare(db_,
-                             "SELECT mac, model, firmware, ip, protocol, first_seen, last_seen "
+                             "SELECT mac, model, firmware, ip, protocol, first_seen, last_seen, "
+                             "serial, last_boot, files_fetched, files_failed, upload_bytes "
                              "FROM devices ORDER BY mac",
                              &s));
   int rc;
@@ -396,9 +435,57 @@ Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
     d.protocol = ColumnText(s.s, 4);
     d.first_seen = sqlite3_column_int64(s.s, 5);
     d.last_seen = sqlite3_column_int64(s.s, 6);
+    d.serial = ColumnText(s.s, 7);
+    d.last_boot = sqlite3_column_int64(s.s, 8);
+    d.files_fetched = static_cast<uint64_t>(sqlite3_column_int64(s.s, 9));
+    d.files_failed = static_cast<uint64_t>(sqlite3_column_int64(s.s, 10));
+    d.upload_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 11));
     devices->push_back(std::move(d));
   }
   if (rc != SQLITE_DONE) return SqliteError("load devices", db_, rc);
+  return Status::Ok();
+}
+
+Status Catalog::SaveTraffic(const TrafficRecord& bucket, int64_t keep_since) {
+  return Transaction([&]() -> Status {
+    Stmt s;
+    SR_RETURN_IF_ERROR(Prepare(
+        db_,
+        "INSERT OR REPLACE INTO traffic_history(t, served_bytes, origin_bytes, http, https, tftp, "
+        "ftp) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        &s));
+    sqlite3_bind_int64(s.s, 1, bucket.t);
+    sqlite3_bind_int64(s.s, 2, static_cast<int64_t>(bucket.served_bytes));
+    sqlite3_bind_int64(s.s, 3, static_cast<int64_t>(bucket.origin_bytes));
+    for (int i = 0; i < 4; ++i) {
+      sqlite3_bind_int64(s.s, 4 + i, static_cast<int64_t>(bucket.requests[i]));
+    }
+    SR_RETURN_IF_ERROR(StepDone(db_, s.s, "save traffic"));
+    Stmt d;
+    SR_RETURN_IF_ERROR(Prepare(db_, "DELETE FROM traffic_history WHERE t < ?1", &d));
+    sqlite3_bind_int64(d.s, 1, keep_since);
+    return StepDone(db_, d.s, "trim traffic");
+  });
+}
+
+Status Catalog::LoadTraffic(int64_t since, std::vector<TrafficRecord>* out) {
+  out->clear();
+  Stmt s;
+  SR_RETURN_IF_ERROR(Prepare(db_,
+                             "SELECT t, served_bytes, origin_bytes, http, https, tftp, ftp "
+                             "FROM traffic_history WHERE t >= ?1 ORDER BY t",
+                             &s));
+  sqlite3_bind_int64(s.s, 1, since);
+  int rc;
+  while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
+    TrafficRecord r;
+    r.t = sqlite3_column_int64(s.s, 0);
+    r.served_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 1));
+    r.origin_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 2));
+    for (int i = 0; i < 4; ++i) r.requests[i] = static_cast<uint64_t>(sqlite3_column_int64(s.s, 3 + i));
+    out->push_back(r);
+  }
+  if (rc != SQLITE_DONE) return SqliteError("load traffic", db_, rc);
   return Status::Ok();
 }
 

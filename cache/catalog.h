@@ -2,7 +2,10 @@
 //
 // Tables: objects(sha256, size, stored_at, last_access) and entries(path -> sha256 with the
 // origin's validators, freshness, source, pin and forward state) since version 1; devices(mac,
-// model, firmware, ip, protocol, first_seen, last_seen) since version 2.
+// model, firmware, ip, protocol, first_seen, last_seen) since version 2; generations since 3;
+// the log spool (log_cursors, log_batches, log_counters) since 4; the devices' serial, last_boot,
+// files_fetched, files_failed, upload_bytes and traffic_history (the console's 24 h charts)
+// since 5.
 // entries.sha256 references objects with a foreign key, so the database itself refuses an entry
 // without an object. The schema is versioned through PRAGMA user_version; Open() applies the
 // migrations in kMigrations in order, each in its own transaction, so a newer relay upgrades an
@@ -38,6 +41,20 @@ struct DeviceRecord {
   std::string protocol;
   int64_t first_seen = 0;
   int64_t last_seen = 0;
+  std::string serial;  // the User-Agent's "(SN:...)"
+  int64_t last_boot = 0;
+  uint64_t files_fetched = 0;
+  uint64_t files_failed = 0;
+  uint64_t upload_bytes = 0;
+};
+
+// One bucket of the console's traffic history: what the relay did from `t` on (Unix seconds, a
+// multiple of the bucket length).
+struct TrafficRecord {
+  int64_t t = 0;
+  uint64_t served_bytes = 0;
+  uint64_t origin_bytes = 0;
+  uint64_t requests[4] = {};  // http, https, tftp, ftp
 };
 
 // A manifest's set published as a whole (DESIGN.md "On disk": manifest generations): the
@@ -72,7 +89,7 @@ struct LogSpoolState {
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Creates the file when missing. With `read_only`, a missing file is NotFound.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);
@@ -100,6 +117,10 @@ class Catalog {
   // or firmware does not erase a known one).
   Status UpsertDevices(std::span<const DeviceRecord> devices);
   Status LoadDevices(std::vector<DeviceRecord>* devices);
+  Status DeleteDevices(std::span<const std::string> macs);
+  // Writes (or rewrites) one traffic bucket and forgets the buckets before `keep_since`.
+  Status SaveTraffic(const TrafficRecord& bucket, int64_t keep_since);
+  Status LoadTraffic(int64_t since, std::vector<TrafficRecord>* out);
   // The newest `limit` generations, newest first.
   Status LoadGenerations(size_t limit, std::vector<GenerationRecord>* out);
 

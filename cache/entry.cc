@@ -1,5 +1,7 @@
 #include "cache/entry.h"
 
+#include "relay/base/http_date.h"
+
 namespace siterelay::cache {
 
 std::string_view SourceName(Source s) {
@@ -10,6 +12,11 @@ std::string_view SourceName(Source s) {
     case Source::kUpload: return "upload";
   }
   return "unknown";
+}
+
+int64_t Entry::Modified() const {
+  auto lm = ParseHttpDate(last_modified);
+  return lm ? *lm : fetched_at;
 }
 
 std::string_view Entry::State(int64_t now) const {

@@ -36,6 +36,9 @@ struct Entry {
   bool Evictable() const { return !pinned && forwarded; }
   // "fresh", "stale", "pinned", "imported", "uploaded", "upload-pending" for `cache ls`.
   std::string_view State(int64_t now) const;
+  // Unix seconds the file was last changed: the origin's Last-Modified, else when it was stored
+  // (listings, Last-Modified to phones, the console).
+  int64_t Modified() const;
 };
 
 struct ObjectInfo {

@@ -139,6 +139,7 @@ class Relay {
     }
     uploads_->OnFiled([this](const std::string& path, const files::UploadName& name,
                              uint64_t new_bytes) {
+      files_->CountUploaded(name.mac, new_bytes);
       if (name.kind == files::UploadName::kSettings && outbox_ != nullptr) outbox_->Poke(path);
       if (name.kind == files::UploadName::kLog && logs_ != nullptr) {
         std::string spool = files::SpoolPath(config_.data_dir, name);

@@ -666,6 +666,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
     ReadListener(r, &c.admin);
     r.String("user", &c.admin.user);
     r.String("password", &c.admin.password);
+    r.Int("device_retention", &c.admin.device_retention, 0);
     if (error.ok() && c.admin.user.empty()) r.Fail(t->get("user"), "user", "must not be empty");
     r.Finish();
   }

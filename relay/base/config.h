@@ -113,6 +113,8 @@ struct LogsConfig {
 struct AdminConfig : ListenerConfig {
   std::string user = "admin";
   std::string password;  // "" = generated into data_dir/admin-password
+  // Seconds a device that has not been seen stays in the inventory; 0 = forever.
+  int64_t device_retention = 90 * 86400;
 };
 
 struct Config {

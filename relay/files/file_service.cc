@@ -10,9 +10,9 @@
 #include <cerrno>
 #include <cstring>
 
-#include "relay/base/http_date.h"
 #include "relay/base/log.h"
 #include "relay/base/mime.h"
+#include "relay/base/strings.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
 #include "relay/files/uploads.h"
@@ -69,12 +69,35 @@ FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock
     }
     d.first_seen = r.first_seen;
     d.last_seen = r.last_seen;
+    d.serial = r.serial;
+    d.last_boot = r.last_boot;
+    d.files_fetched = r.files_fetched;
+    d.files_failed = r.files_failed;
+    d.upload_bytes = r.upload_bytes;
     devices_.emplace(d.mac, d);
   }
 }
 
 void FileService::FlushDevices(uv_loop_t* loop, std::function<void(Status)> done) {
-  if (dirty_devices_.empty()) {
+  std::vector<std::string> gone;
+  if (device_retention_ > 0) {
+    int64_t cutoff = clock_->NowSeconds() - device_retention_;
+    for (auto it = devices_.begin(); it != devices_.end();) {
+      if (it->second.last_seen >= cutoff) {
+        ++it;
+        continue;
+      }
+      gone.push_back(it->first);
+      dirty_devices_.erase(it->first);
+      it = devices_.erase(it);
+    }
+    if (!gone.empty()) {
+      SR_LOG(kInfo) << "devices: forgot " << gone.size() << " not seen for "
+                    << device_retention_ / 86400 << " day(s)";
+      std::erase_if(mac_by_ip_, [this](const auto& kv) { return !devices_.contains(kv.second); });
+    }
+  }
+  if (dirty_devices_.empty() && gone.empty()) {
     if (done) done(Status::Ok());
     return;
   }
@@ -82,12 +105,17 @@ void FileService::FlushDevices(uv_loop_t* loop, std::function<void(Status)> done
   for (const std::string& mac : dirty_devices_) {
     const Device& d = devices_.at(mac);
     rows.push_back({d.mac, d.model, d.firmware, d.ip, std::string(ProtocolName(d.protocol)),
-                    d.first_seen, d.last_seen});
+                    d.first_seen, d.last_seen, d.serial, d.last_boot, d.files_fetched,
+                    d.files_failed, d.upload_bytes});
   }
   dirty_devices_.clear();
   cache_->WriteAsync(
       loop,
-      [rows = std::move(rows)](cache::Catalog& catalog) { return catalog.UpsertDevices(rows); },
+      [rows = std::move(rows), gone = std::move(gone)](cache::Catalog& catalog) {
+        Status s = catalog.UpsertDevices(rows);
+        if (s.ok() && !gone.empty()) s = catalog.DeleteDevices(gone);
+        return s;
+      },
       [done = std::move(done)](Status s) {
         if (!s.ok()) SR_LOG(kWarning) << "devices: " << s.ToString();
         if (done) done(s);
@@ -95,6 +123,7 @@ void FileService::FlushDevices(uv_loop_t* loop, std::function<void(Status)> done
 }
 
 void FileService::Reload(const Config& config) {
+  device_retention_ = config.admin.device_retention;
   accounts_ = config.accounts;
   allow_http_ = config.http.allow_from;
   allow_https_ = config.https.allow_from;
@@ -214,15 +243,6 @@ Result<OpenFile> FileService::OpenAfterFailure(std::string_view path, const Stat
   return f.status().Is(StatusCode::kNotFound) ? why : f.status();
 }
 
-namespace {
-
-int64_t EntryModified(const cache::Entry& e) {
-  auto lm = ParseHttpDate(e.last_modified);
-  return lm ? *lm : e.fetched_at;
-}
-
-}  // namespace
-
 Result<std::vector<DirEntry>> FileService::List(std::string_view dir) const {
   std::string prefix(dir);
   if (!prefix.empty()) prefix += '/';
@@ -231,7 +251,7 @@ Result<std::vector<DirEntry>> FileService::List(std::string_view dir) const {
     std::string_view rest = std::string_view(e->path).substr(prefix.size());
     size_t slash = rest.find('/');
     std::string_view name = rest.substr(0, slash);
-    int64_t modified = EntryModified(*e);
+    int64_t modified = e->Modified();
     // Entries come in path order, so the files of one sub-directory are next to each other.
     if (slash != std::string_view::npos && !out.empty() && out.back().dir &&
         out.back().name == name) {
@@ -258,7 +278,7 @@ std::optional<DirEntry> FileService::Stat(std::string_view path) const {
   DirEntry d;
   d.name = std::string(BaseName(path));
   d.size = e->size;
-  d.modified = EntryModified(*e);
+  d.modified = e->Modified();
   return d;
 }
 
@@ -309,33 +329,102 @@ Result<OpenFile> FileService::OpenCached(std::string_view path) {
   f.sha256 = e->sha256;
   f.content_type = e->content_type;
   f.path = e->path;
-  f.modified = EntryModified(*e);
+  f.modified = e->Modified();
   if (f.modified == 0) f.modified = static_cast<int64_t>(st.st_mtime);
   cache_->Touch(e->sha256);
   return f;
 }
 
+namespace {
+
+// How long a device's address stands for it in requests that name no MAC: one boot, with room.
+constexpr int64_t kAddressAttributionSeconds = 3600;
+// A bound on the inventory: file names are the client's to choose.
+constexpr size_t kMaxDevices = 100'000;
+
+}  // namespace
+
+Device* FileService::DeviceFor(const Peer& peer, std::string_view path) {
+  if (std::optional<std::string> mac = MacFromFileName(BaseName(path))) {
+    auto it = devices_.find(*mac);
+    return it == devices_.end() ? nullptr : &it->second;
+  }
+  auto ip = mac_by_ip_.find(peer.ip);
+  if (ip == mac_by_ip_.end()) return nullptr;
+  auto it = devices_.find(ip->second);
+  if (it == devices_.end() ||
+      it->second.last_seen < clock_->NowSeconds() - kAddressAttributionSeconds) {
+    return nullptr;
+  }
+  return &it->second;
+}
+
 void FileService::RecordSighting(const Peer& peer, std::string_view path,
                                  std::string_view user_agent) {
   auto agent = ParseUserAgent(user_agent);
-  std::optional<std::string> mac = MacFromFileName(BaseName(path));
+  std::string_view base = BaseName(path);
+  std::optional<std::string> named = MacFromFileName(base);
+  std::optional<std::string> mac = named;
   if (!mac && agent && !agent->mac.empty()) mac = agent->mac;
-  if (!mac) return;
-  int64_t now = clock_->NowSeconds();
-  auto [it, inserted] = devices_.try_emplace(*mac);
-  Device& d = it->second;
-  if (inserted) {
-    d.mac = *mac;
-    d.first_seen = now;
+  Device* known = nullptr;
+  if (mac) {
+    auto it = devices_.find(*mac);
+    if (it != devices_.end()) known = &it->second;
+  } else {
+    known = DeviceFor(peer, path);
+    if (known == nullptr) return;
+    mac = known->mac;
   }
+  int64_t now = clock_->NowSeconds();
+  if (known == nullptr) {
+    if (devices_.size() >= kMaxDevices) {
+      if (!inventory_full_logged_) {
+        SR_LOG(kWarning) << "devices: " << kMaxDevices << " known; new ones are not recorded";
+        inventory_full_logged_ = true;
+      }
+      return;
+    }
+    known = &devices_[*mac];
+    known->mac = *mac;
+    known->first_seen = now;
+  }
+  Device& d = *known;
   d.last_seen = now;
   d.ip = peer.ip;
   d.protocol = peer.protocol;
   if (agent) {
     d.model = agent->model;
     d.firmware = agent->firmware;
+    if (!agent->mac.empty()) d.serial = agent->mac;
   }
+  // A boot: the boot log arrives, or the phone reads its own master config (PHONES.md).
+  UploadName upload = ClassifyUpload(base);
+  bool own_config = named && base.size() == 16 && EqualsIgnoreCase(base.substr(12), ".cfg");
+  if ((upload.kind == UploadName::kLog && upload.what == "boot") || own_config) d.last_boot = now;
+  mac_by_ip_[peer.ip] = *mac;
   dirty_devices_.insert(*mac);
+}
+
+void FileService::CountServed(const Peer& peer, std::string_view path, uint64_t bytes) {
+  served_bytes_[static_cast<size_t>(ContentClassOf(path))] += bytes;
+  if (Device* d = DeviceFor(peer, path)) {
+    ++d->files_fetched;
+    dirty_devices_.insert(d->mac);
+  }
+}
+
+void FileService::CountFailed(const Peer& peer, std::string_view path) {
+  if (Device* d = DeviceFor(peer, path)) {
+    ++d->files_failed;
+    dirty_devices_.insert(d->mac);
+  }
+}
+
+void FileService::CountUploaded(const std::string& mac, uint64_t bytes) {
+  auto it = devices_.find(mac);
+  if (it == devices_.end()) return;
+  it->second.upload_bytes += bytes;
+  dirty_devices_.insert(mac);
 }
 
 }  // namespace siterelay::files

@@ -61,15 +61,20 @@ struct OpenFile {
   std::string path;  // catalog path
 };
 
-// A device seen asking for or sending a file (CONTRACT.md /api/v1/devices).
+// A device seen asking for or sending a file (CONTRACT.md /api/v1/devices; docs/admin.md).
 struct Device {
   std::string mac;
   std::string model;
   std::string firmware;
+  std::string serial;  // the User-Agent's "(SN:...)", when it sends one
   std::string ip;
   Protocol protocol = Protocol::kHttp;
   int64_t first_seen = 0;
   int64_t last_seen = 0;
+  int64_t last_boot = 0;  // its last boot log upload or <mac>.cfg read; 0: not seen booting
+  uint64_t files_fetched = 0;  // reads sent in full
+  uint64_t files_failed = 0;   // reads that ended in an error other than "no such file"
+  uint64_t upload_bytes = 0;   // new bytes it uploaded (logs and settings)
 };
 
 // One name in a directory listing (FTP LIST/NLST/MLSD).
@@ -134,17 +139,24 @@ class FileService {
   uint64_t stale_serves() const { return stale_serves_; }
   // Body bytes handed to phones, by ContentClassOf(path): the console's "served" next to sync's
   // "from the origin" (WAN saved). Front-ends report each body they send in full.
-  void CountServed(std::string_view path, uint64_t bytes) {
-    served_bytes_[static_cast<size_t>(ContentClassOf(path))] += bytes;
-  }
+  // The read also counts for the device that made it (files_fetched).
+  void CountServed(const Peer& peer, std::string_view path, uint64_t bytes);
+  // A read that ended in an error other than "no such file": the origin failed with nothing
+  // cached, the transfer was cut, the file could not be read (the device's files_failed).
+  void CountFailed(const Peer& peer, std::string_view path);
+  // New bytes an upload named for `mac` brought (Uploads' OnFiled).
+  void CountUploaded(const std::string& mac, uint64_t bytes);
   uint64_t served_bytes(ContentClass c) const { return served_bytes_[static_cast<size_t>(c)]; }
   // Stops asking the origin (shutdown): what is cached is all there is from now on.
   void SetFetcher(sync::Fetcher* fetcher) { fetcher_ = fetcher; }
 
-  // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty). Kept in
-  // memory; FlushDevices() writes what changed to the catalog, off the loop thread.
+  // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty). The device
+  // is the MAC in the file name, else the User-Agent's serial, else the device last seen at the
+  // peer's address within the hour (the firmware image and 000000000000.cfg carry no MAC). Kept
+  // in memory; FlushDevices() writes what changed to the catalog, off the loop thread.
   void RecordSighting(const Peer& peer, std::string_view path, std::string_view user_agent);
   const std::map<std::string, Device>& devices() const { return devices_; }
+  // Writes the changed devices, and forgets the ones not seen for [admin] device_retention.
   void FlushDevices(uv_loop_t* loop, std::function<void(Status)> done = {});
 
  private:
@@ -161,8 +173,14 @@ class FileService {
   std::vector<Account> accounts_;
   Account anonymous_;
   std::vector<Cidr> allow_http_, allow_https_, allow_tftp_, allow_ftp_;
+  // The device `peer` is when it asks for `path` without a MAC of its own; nullptr if unknown.
+  Device* DeviceFor(const Peer& peer, std::string_view path);
+
   std::map<std::string, Device> devices_;  // by MAC; loaded from the catalog at start
+  std::map<std::string, std::string> mac_by_ip_;
   std::set<std::string> dirty_devices_;
+  int64_t device_retention_ = 0;  // seconds; 0 = forever
+  bool inventory_full_logged_ = false;
 };
 
 }  // namespace siterelay::files

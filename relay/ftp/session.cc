@@ -1137,6 +1137,7 @@ void Session::DoRetr(const std::string& arg) {
       d->Close();
       bool missing = f.status().Is(StatusCode::kNotFound);
       bool denied = f.status().Is(StatusCode::kPermissionDenied);
+      if (!missing) server_->files_->CountFailed(peer_, catalog);
       TransferEnded("RETR", path, missing || denied ? 550 : 451,
                     missing ? "No such file." : denied ? "Permission denied."
                                                        : "File not available (origin unreachable).",
@@ -1157,8 +1158,11 @@ void Session::DoRetr(const std::string& arg) {
                 [this, alive, d, path, catalog, offset](Status s, uint64_t bytes, bool opened) {
       if (alive.expired() || !*alive.lock()) return;
       if (data_ == d) data_ = nullptr;
-      if (!s.ok()) return DataFailed("RETR", path, s, bytes, opened);
-      if (offset == 0) server_->files_->CountServed(catalog, bytes);
+      if (!s.ok()) {
+        server_->files_->CountFailed(peer_, catalog);
+        return DataFailed("RETR", path, s, bytes, opened);
+      }
+      if (offset == 0) server_->files_->CountServed(peer_, catalog, bytes);
       TransferEnded("RETR", path, 226, "Transfer complete.", bytes);
     });
   });

@@ -124,14 +124,14 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
   files::ReadMode mode = req.method == Method::kHead || req.minor_version == 0
                              ? files::ReadMode::kWhole
                              : files::ReadMode::kStream;
-  files_->Open(*path, mode, [this, pending, path = *path](Result<files::OpenFile> file) {
+  files_->Open(*path, mode, [this, pending, peer, path = *path](Result<files::OpenFile> file) {
     // An origin that is away was logged by sync once per transfer; this is about the disk.
     if (!file.ok() && !file.status().Is(StatusCode::kNotFound) &&
         !file.status().Is(StatusCode::kUnavailable)) {
       SR_LOG(kError) << "http: " << path << ": " << file.status().ToString();
     }
     Response r = FileResponse(pending->conditions, std::move(file));
-    CountServed(path, r);
+    CountRead(peer, path, r);
     if (pending->answer) {
       pending->answer(std::move(r));
     } else {
@@ -150,17 +150,22 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
   return later;
 }
 
-void FileHandler::CountServed(const std::string& path, const Response& r) {
+void FileHandler::CountRead(const files::Peer& peer, const std::string& path, const Response& r) {
+  if (r.status >= 500) {
+    files_->CountFailed(peer, path);
+    return;
+  }
   if (r.head_only || (r.status != 200 && r.status != 206) || r.file.get() < 0) return;
   if (!r.growing) {
-    files_->CountServed(path, r.file_length);
+    files_->CountServed(peer, path, r.file_length);
     return;
   }
   // A body still arriving counts once it is whole (its size may not be known before).
   std::weak_ptr<cache::GrowingFile> weak = r.growing;
-  r.growing->Wait(UINT64_MAX - 1, [files = files_, path, weak] {
+  r.growing->Wait(UINT64_MAX - 1, [files = files_, peer, path, weak] {
     auto g = weak.lock();
-    if (g && g->complete()) files->CountServed(path, g->written());
+    if (g && g->complete()) files->CountServed(peer, path, g->written());
+    if (g && g->failed()) files->CountFailed(peer, path);
   });
 }
 

@@ -30,8 +30,9 @@ class FileHandler final : public Handler {
   };
   static Conditions ConditionsOf(const Request& request);
   static Response FileResponse(const Conditions& c, Result<files::OpenFile> file);
-  // Adds a body about to be sent to FileService's served-bytes counters.
-  void CountServed(const std::string& path, const Response& r);
+  // Tells FileService how a read went: a body about to be sent counts as served (a growing one
+  // once it is whole), a 5xx or a cut-off growing body as failed.
+  void CountRead(const files::Peer& peer, const std::string& path, const Response& r);
   Response Put(const Request& request, const files::Peer& peer, const std::string& path);
 
   files::FileService* files_;

@@ -198,6 +198,7 @@ class Transfer {
   // The error the client gets (terse) and the log line (detail).
   void Abort(ErrorCode code, std::string_view to_client, std::string_view why) {
     if (closing_) return;
+    if (!write_ && code != ErrorCode::kFileNotFound) server_->files_->CountFailed(fpeer_, path_);
     std::string pkt;
     EncodeError(code, to_client, &pkt);
     if (handles_ > 0) SendTo(&udp_, pkt, peer_);
@@ -381,7 +382,7 @@ class Transfer {
     Pump();
   }
 
-  void files_served() { server_->files_->CountServed(path_, bytes_); }
+  void files_served() { server_->files_->CountServed(fpeer_, path_, bytes_); }
 
   // Fills the window from the file and sends what has not been sent.
   void Pump() {

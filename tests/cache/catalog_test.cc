@@ -8,6 +8,19 @@
 namespace siterelay::cache {
 namespace {
 
+DeviceRecord Device(std::string mac, std::string model, std::string firmware, std::string ip,
+                    std::string protocol, int64_t first_seen, int64_t last_seen) {
+  DeviceRecord d;
+  d.mac = std::move(mac);
+  d.model = std::move(model);
+  d.firmware = std::move(firmware);
+  d.ip = std::move(ip);
+  d.protocol = std::move(protocol);
+  d.first_seen = first_seen;
+  d.last_seen = last_seen;
+  return d;
+}
+
 using testing::TempDir;
 
 Entry MakeEntry(const std::string& path, const Digest& d, uint64_t size) {
@@ -112,7 +125,8 @@ TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open((dir / "catalog.db").c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db, "DROP TABLE devices; DROP TABLE generations; DROP TABLE log_cursors; "
-                           "DROP TABLE log_batches; DROP TABLE log_counters; PRAGMA user_version=1", nullptr, nullptr,
+                           "DROP TABLE log_batches; DROP TABLE log_counters; DROP TABLE traffic_history; "
+                           "PRAGMA user_version=1", nullptr, nullptr,
                            nullptr),
               SQLITE_OK);
     sqlite3_close(db);
@@ -120,9 +134,14 @@ TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
   auto c = Catalog::Open(dir / "catalog.db");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
   EXPECT_EQ((*c)->schema_version(), Catalog::kSchemaVersion);
-  DeviceRecord dev{"0004f282e824", "VVX_500", "5.9.7", "10.1.2.3", "http", 10, 20};
+  DeviceRecord dev = Device("0004f282e824", "VVX_500", "5.9.7", "10.1.2.3", "http", 10, 20);
   ASSERT_TRUE((*c)->UpsertDevices({&dev, 1}).ok());
-  DeviceRecord later{"0004f282e824", "", "", "10.1.2.9", "tftp", 30, 40};
+  DeviceRecord later = Device("0004f282e824", "", "", "10.1.2.9", "tftp", 30, 40);
+  later.serial = "0004f282e824";
+  later.last_boot = 35;
+  later.files_fetched = 7;
+  later.files_failed = 1;
+  later.upload_bytes = 4096;
   ASSERT_TRUE((*c)->UpsertDevices({&later, 1}).ok());
   std::vector<DeviceRecord> devices;
   ASSERT_TRUE((*c)->LoadDevices(&devices).ok());
@@ -131,6 +150,11 @@ TEST(CatalogTest, MigratesAVersion1CatalogAndKeepsItsRows) {
   EXPECT_EQ(devices[0].ip, "10.1.2.9");
   EXPECT_EQ(devices[0].first_seen, 10);
   EXPECT_EQ(devices[0].last_seen, 40);
+  EXPECT_EQ(devices[0].serial, "0004f282e824");
+  EXPECT_EQ(devices[0].last_boot, 35);
+  EXPECT_EQ(devices[0].files_fetched, 7u);
+  EXPECT_EQ(devices[0].files_failed, 1u);
+  EXPECT_EQ(devices[0].upload_bytes, 4096u);
   std::vector<ObjectInfo> objects;
   std::vector<Entry> entries;
   ASSERT_TRUE((*c)->LoadAll(&objects, &entries).ok());
@@ -166,11 +190,6 @@ TEST(CatalogTest, NotADatabaseIsCorruption) {
   EXPECT_TRUE(c.status().Is(StatusCode::kCorruption)) << c.status().ToString();
 }
 
-}  // namespace
-}  // namespace siterelay::cache
-
-namespace siterelay::cache {
-namespace {
 
 TEST(CatalogGenerationsTest, RecordedWithTheirSetAndListedNewestFirst) {
   siterelay::testing::TempDir dir;
@@ -191,6 +210,47 @@ TEST(CatalogGenerationsTest, RecordedWithTheirSetAndListedNewestFirst) {
   EXPECT_EQ(got[1].bytes, 3000u);
   ASSERT_TRUE((*c)->LoadGenerations(1, &got).ok());
   EXPECT_EQ(got.size(), 1u);
+}
+
+TEST(CatalogTest, DeletedDevicesAreGone) {
+  TempDir dir;
+  auto c = Catalog::Open(dir / "catalog.db");
+  ASSERT_TRUE(c.ok());
+  DeviceRecord a = Device("0004f2000001", "VVX_500", "5.9.7", "10.1.2.3", "http", 10, 20);
+  DeviceRecord b = Device("0004f2000002", "VVX_410", "5.9.7", "10.1.2.4", "tftp", 10, 20);
+  ASSERT_TRUE((*c)->UpsertDevices(std::vector<DeviceRecord>{a, b}).ok());
+  std::vector<std::string> gone{"0004f2000001"};
+  ASSERT_TRUE((*c)->DeleteDevices(gone).ok());
+  std::vector<DeviceRecord> devices;
+  ASSERT_TRUE((*c)->LoadDevices(&devices).ok());
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0].mac, "0004f2000002");
+}
+
+TEST(CatalogTest, TrafficBucketsAreRewrittenAndTrimmed) {
+  TempDir dir;
+  auto c = Catalog::Open(dir / "catalog.db");
+  ASSERT_TRUE(c.ok());
+  TrafficRecord first{300, 10, 1, {1, 2, 3, 4}};
+  ASSERT_TRUE((*c)->SaveTraffic(first, 0).ok());
+  TrafficRecord again{300, 20, 2, {2, 2, 3, 4}};  // the same bucket, grown
+  ASSERT_TRUE((*c)->SaveTraffic(again, 0).ok());
+  TrafficRecord next{600, 5, 0, {0, 0, 1, 0}};
+  ASSERT_TRUE((*c)->SaveTraffic(next, 0).ok());
+  std::vector<TrafficRecord> rows;
+  ASSERT_TRUE((*c)->LoadTraffic(0, &rows).ok());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].t, 300);
+  EXPECT_EQ(rows[0].served_bytes, 20u);
+  EXPECT_EQ(rows[0].requests[0], 2u);
+  EXPECT_EQ(rows[1].requests[2], 1u);
+  ASSERT_TRUE((*c)->LoadTraffic(600, &rows).ok());
+  EXPECT_EQ(rows.size(), 1u);
+  TrafficRecord late{900, 1, 1, {0, 0, 0, 0}};
+  ASSERT_TRUE((*c)->SaveTraffic(late, 600).ok());  // keeps 600 on, drops 300
+  ASSERT_TRUE((*c)->LoadTraffic(0, &rows).ok());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].t, 600);
 }
 
 }  // namespace

@@ -66,6 +66,7 @@ max_bytes = 0
 listen = ["127.0.0.1:5050"]
 user = "admin"
 password = ""
+device_retention = 7776000
 )toml";
 
 std::string ErrorOf(std::string_view toml) {
@@ -91,6 +92,7 @@ TEST(ConfigTest, DefaultsMatchTheContract) {
   EXPECT_EQ(c.logs.batch_bytes, 1u << 20);
   EXPECT_EQ(c.tls.min_version, "1.2");
   EXPECT_EQ(c.admin.user, "admin");
+  EXPECT_EQ(c.admin.device_retention, 90 * 86400);
   EXPECT_TRUE(c.accounts.empty());
 }
 
@@ -179,6 +181,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"[https]\nlisten = [\"example.com:8443\"]\n",
                 "relay.toml:2: https.listen[0]: bad address \"example.com:8443\": \"example.com\" "
                 "is not a numeric IPv4 address"},
+        BadCase{"[admin]\ndevice_retention = -1\n",
+                "relay.toml:2: admin.device_retention: must be >= 0, got -1"},
         BadCase{"[admin]\nlisten = [\"127.0.0.1\"]\n",
                 "relay.toml:2: admin.listen[0]: bad address \"127.0.0.1\": expected "
                 "address:port"},

@@ -125,6 +125,77 @@ TEST_F(FileServiceTest, RecordsDeviceSightings) {
   EXPECT_EQ(d.last_seen - d.first_seen, 60);
 }
 
+TEST_F(FileServiceTest, RequestsWithoutAMacCountForThePhoneAtThatAddress) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  const char* ua = "FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application";
+  fs.RecordSighting(V4("10.1.2.3"), "0004f282e824.cfg", ua);
+  fs.RecordSighting(V4("10.1.2.3"), "3111-44500-001.sip.ld", ua);
+  fs.CountServed(V4("10.1.2.3"), "3111-44500-001.sip.ld", 1000);
+  fs.CountServed(V4("10.1.2.3"), "000000000000.cfg", 10);
+  fs.CountFailed(V4("10.1.2.3"), "0004f282e824-license.cfg");
+  fs.CountServed(V4("10.9.9.9"), "3111-44500-001.sip.ld", 1000);  // someone else
+  fs.CountFailed(V4("10.9.9.9"), "3111-44500-001.sip.ld");
+  ASSERT_EQ(fs.devices().size(), 1u);
+  const Device& d = fs.devices().at("0004f282e824");
+  EXPECT_EQ(d.files_fetched, 2u);
+  EXPECT_EQ(d.files_failed, 1u);
+  clock_.Advance(3601);  // an hour later the address may be another phone's
+  fs.CountServed(V4("10.1.2.3"), "3111-44500-001.sip.ld", 1000);
+  EXPECT_EQ(d.files_fetched, 2u);
+  fs.CountServed(V4("10.1.2.3"), "0004f282e824-directory.xml", 10);  // named: still counts
+  EXPECT_EQ(d.files_fetched, 3u);
+}
+
+TEST_F(FileServiceTest, ABootIsTheBootLogOrTheOwnMasterConfig) {
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  fs.RecordSighting(V4("10.1.2.3"), "0004f282e824-phone.cfg", "");
+  EXPECT_EQ(fs.devices().at("0004f282e824").last_boot, 0);
+  clock_.Advance(10);
+  fs.RecordSighting(V4("10.1.2.3"), "0004f282e824-boot.log",
+                    "FileTransport PolycomSoundPointIP-SPIP_550-UA/4.0.15.1047 (SN:0004f282e824) "
+                    "Type/Updater");
+  const Device& d = fs.devices().at("0004f282e824");
+  EXPECT_EQ(d.last_boot, clock_.NowSeconds());
+  EXPECT_EQ(d.serial, "0004f282e824");
+  EXPECT_EQ(d.model, "SPIP_550");
+  clock_.Advance(10);
+  fs.RecordSighting(V4("10.1.2.3"), "0004f282e824-app.log", "");
+  EXPECT_EQ(d.last_boot, clock_.NowSeconds() - 10);
+  clock_.Advance(10);
+  fs.RecordSighting(V4("10.1.2.3"), "0004F282E824.cfg", "");
+  EXPECT_EQ(d.last_boot, clock_.NowSeconds());
+  fs.CountUploaded("0004f282e824", 4096);
+  fs.CountUploaded("0004f2ffffff", 1);  // not a device: nothing to count for
+  EXPECT_EQ(d.upload_bytes, 4096u);
+  EXPECT_EQ(fs.devices().size(), 1u);
+}
+
+TEST_F(FileServiceTest, DevicesNotSeenForTheRetentionAreForgotten) {
+  Config config = Config::Defaults();
+  config.admin.device_retention = 100;
+  Loop loop;
+  {
+    FileService fs(config, cache_.get(), &clock_);
+    fs.RecordSighting(V4("10.1.2.3"), "0004f2000001.cfg", "");
+    fs.RecordSighting(V4("10.1.2.4"), "0004f2000002.cfg", "");
+    fs.FlushDevices(loop.get());
+    ASSERT_TRUE(loop.Run().ok());
+    clock_.Advance(60);
+    fs.RecordSighting(V4("10.1.2.4"), "0004f2000002.cfg", "");
+    clock_.Advance(50);  // 110 s since the first phone, 50 since the second
+    Status flushed = Status::Internal("not flushed");
+    fs.FlushDevices(loop.get(), [&](Status s) { flushed = s; });
+    ASSERT_TRUE(loop.Run().ok());
+    ASSERT_TRUE(flushed.ok()) << flushed.ToString();
+    EXPECT_EQ(fs.devices().count("0004f2000001"), 0u);
+    EXPECT_EQ(fs.devices().count("0004f2000002"), 1u);
+    fs.CountServed(V4("10.1.2.3"), "000000000000.cfg", 1);  // its address names nobody now
+  }
+  FileService again(config, cache_.get(), &clock_);
+  EXPECT_EQ(again.devices().count("0004f2000001"), 0u) << "deleted from the catalog too";
+  EXPECT_EQ(again.devices().count("0004f2000002"), 1u);
+}
+
 TEST_F(FileServiceTest, SightingsArePersistedInTheCatalog) {
   Loop loop;
   {
@@ -261,10 +332,10 @@ namespace {
 
 TEST_F(FileServiceTest, CountsServedBytesPerContentClass) {
   FileService fs(Config::Defaults(), cache_.get(), &clock_);
-  fs.CountServed("fw/3111-44500-001.sip.ld", 1000);
-  fs.CountServed("000000000000.cfg", 10);
-  fs.CountServed("0004f282e824-directory.xml", 5);
-  fs.CountServed("sip.ver", 1);
+  fs.CountServed(V4("10.1.2.3"), "fw/3111-44500-001.sip.ld", 1000);
+  fs.CountServed(V4("10.1.2.3"), "000000000000.cfg", 10);
+  fs.CountServed(V4("10.1.2.3"), "0004f282e824-directory.xml", 5);
+  fs.CountServed(V4("10.1.2.3"), "sip.ver", 1);
   EXPECT_EQ(fs.served_bytes(ContentClass::kFirmware), 1000u);
   EXPECT_EQ(fs.served_bytes(ContentClass::kConfig), 15u);
   EXPECT_EQ(fs.served_bytes(ContentClass::kOther), 1u);
