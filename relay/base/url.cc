@@ -1,5 +1,9 @@
 #include "relay/base/url.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <array>
 
@@ -144,6 +148,33 @@ Result<std::string> DhcpOptionValue(std::string_view url) {
   }
   out += host;
   if (host_end != std::string_view::npos) out += EncodePath(host_and_path.substr(host_end));
+  return out;
+}
+
+std::vector<std::string> LocalAddresses() {
+  std::vector<std::string> v4, v6;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return {};
+  for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr) continue;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (i->ifa_addr->sa_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
+      if (std::string_view(buf).starts_with("127.")) continue;
+      v4.push_back(buf);
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      auto* a6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
+      if (IN6_IS_ADDR_LINKLOCAL(&a6->sin6_addr) || IN6_IS_ADDR_LOOPBACK(&a6->sin6_addr)) continue;
+      inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof buf);
+      v6.push_back(buf);
+    }
+  }
+  freeifaddrs(ifs);
+  v4.insert(v4.end(), v6.begin(), v6.end());
+  std::vector<std::string> out;
+  for (std::string& a : v4) {
+    if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(std::move(a));
+  }
   return out;
 }
 

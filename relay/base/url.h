@@ -1,9 +1,11 @@
-// URL helpers that need no network: the DHCP option value of `siterelay dhcp-option`.
+// URL helpers that need no network: the DHCP option value of `siterelay dhcp-option`, and the
+// machine's own addresses for the URLs phones are given.
 // Pure functions; safe from any thread.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "relay/base/status.h"
 
@@ -20,5 +22,9 @@ Result<std::string> DhcpOptionValue(std::string_view url);
 
 // Percent-encodes every byte outside RFC 3986 unreserved and sub-delims, keeping valid escapes.
 std::string PercentEncodeUserinfo(std::string_view text);
+
+// This machine's addresses other than loopback and IPv6 link-local ones, IPv4 first, each once
+// (getifaddrs; empty when it fails).
+std::vector<std::string> LocalAddresses();
 
 }  // namespace siterelay

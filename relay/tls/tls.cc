@@ -1,8 +1,6 @@
 #include "relay/tls/tls.h"
 
 #include <fcntl.h>
-#include <ifaddrs.h>
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -11,19 +9,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
 #include "relay/base/fs.h"
 #include "relay/base/log.h"
+#include "relay/base/url.h"
 
 namespace siterelay::tls {
 namespace {
 
 constexpr int kSelfSignedDays = 3650;
+
+// TlsCounts: streams live on loop threads and the thread pool's never, but relaxed atomics cost
+// nothing and keep the counters right whatever thread a stream ends on.
+std::atomic<uint64_t> g_handshakes{0};
+std::atomic<uint64_t> g_handshake_failures{0};
 
 int VersionFor(const std::string& v) {
   if (v == "1.0") return TLS1_VERSION;
@@ -50,28 +54,7 @@ std::string Fingerprint(X509* cert) {
 std::string SubjectAltNames(const std::string& host) {
   std::string san = "DNS:localhost,IP:127.0.0.1,IP:::1";
   if (!host.empty() && host != "localhost") san += ",DNS:" + host;
-  ifaddrs* ifs = nullptr;
-  if (getifaddrs(&ifs) == 0) {
-    for (ifaddrs* i = ifs; i != nullptr; i = i->ifa_next) {
-      if (i->ifa_addr == nullptr) continue;
-      char buf[INET6_ADDRSTRLEN] = {};
-      if (i->ifa_addr->sa_family == AF_INET) {
-        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr, buf, sizeof buf);
-      } else if (i->ifa_addr->sa_family == AF_INET6) {
-        auto* a6 = reinterpret_cast<sockaddr_in6*>(i->ifa_addr);
-        if (IN6_IS_ADDR_LINKLOCAL(&a6->sin6_addr)) continue;
-        inet_ntop(AF_INET6, &a6->sin6_addr, buf, sizeof buf);
-      } else {
-        continue;
-      }
-      std::string ip = buf;
-      if (ip == "127.0.0.1" || ip == "::1" || san.find("IP:" + ip + ",") != std::string::npos) {
-        continue;
-      }
-      san += ",IP:" + ip;
-    }
-    freeifaddrs(ifs);
-  }
+  for (const std::string& ip : LocalAddresses()) san += ",IP:" + ip;
   return san;
 }
 
@@ -204,6 +187,11 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsConfig& config,
 
 TlsContext::~TlsContext() { SSL_CTX_free(ctx_); }
 
+TlsCounts CountsNow() {
+  return {g_handshakes.load(std::memory_order_relaxed),
+          g_handshake_failures.load(std::memory_order_relaxed)};
+}
+
 TlsStream::TlsStream(const TlsContext& ctx) {
   ssl_ = SSL_new(ctx.get());
   in_ = BIO_new(BIO_s_mem());
@@ -217,14 +205,21 @@ TlsStream::TlsStream(const TlsContext& ctx) {
   SSL_set_accept_state(ssl_);
 }
 
-TlsStream::~TlsStream() { SSL_free(ssl_); }
+TlsStream::~TlsStream() {
+  // A peer that went away half-way through the handshake is a failed handshake too.
+  if (!counted_ && fed_) g_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+  SSL_free(ssl_);
+}
 
 void TlsStream::Feed(std::string_view ciphertext) {
-  if (!ciphertext.empty()) BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
+  if (ciphertext.empty()) return;
+  fed_ = true;
+  BIO_write(in_, ciphertext.data(), static_cast<int>(ciphertext.size()));
 }
 
 Status TlsStream::Read(std::string* out, size_t max) {
   char buf[16 * 1024];
+  Status result = Status::Ok();
   while (max > 0) {
     int n = SSL_read(ssl_, buf, static_cast<int>(std::min(sizeof buf, max)));
     if (n > 0) {
@@ -233,11 +228,17 @@ Status TlsStream::Read(std::string* out, size_t max) {
       continue;
     }
     int err = SSL_get_error(ssl_, n);
-    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) return Status::Ok();
-    if (err == SSL_ERROR_ZERO_RETURN) return Status::Unavailable("peer closed the TLS session");
-    return OpenSslError("TLS");
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+    result = err == SSL_ERROR_ZERO_RETURN ? Status::Unavailable("peer closed the TLS session")
+                                          : OpenSslError("TLS");
+    break;
   }
-  return Status::Ok();
+  if (!counted_ && (handshake_done() || !result.ok())) {
+    counted_ = true;
+    (handshake_done() ? g_handshakes : g_handshake_failures)
+        .fetch_add(1, std::memory_order_relaxed);
+  }
+  return result;
 }
 
 Result<size_t> TlsStream::Write(std::string_view plaintext) {

@@ -51,6 +51,14 @@ class TlsContext {
   std::string cert_path_;
 };
 
+// Server-side handshakes over the life of the process, for /metrics: completed, and failed (a
+// fatal alert or protocol error before the handshake finished, or a peer that left half-way).
+struct TlsCounts {
+  uint64_t handshakes = 0;
+  uint64_t failures = 0;
+};
+TlsCounts CountsNow();
+
 class TlsStream {
  public:
   explicit TlsStream(const TlsContext& ctx);
@@ -80,6 +88,8 @@ class TlsStream {
 
  private:
   SSL* ssl_ = nullptr;
+  bool fed_ = false;     // some ciphertext arrived
+  bool counted_ = false;  // in TlsCounts already
   BIO* in_ = nullptr;   // owned by ssl_
   BIO* out_ = nullptr;  // owned by ssl_
 };

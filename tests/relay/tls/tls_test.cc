@@ -47,6 +47,7 @@ class Client {
     return out;
   }
   void Send(std::string_view s) { SSL_write(ssl_, s.data(), static_cast<int>(s.size())); }
+  void Start() { (void)SSL_do_handshake(ssl_); }  // the ClientHello, into Sent()
   std::string Sent() { return Drain(out_); }
   SSL* ssl() { return ssl_; }
 
@@ -112,6 +113,43 @@ TEST(TlsTest, GarbageFromThePeerIsAnError) {
   server.Feed("GET / HTTP/1.1\r\nHost: x\r\n\r\n");  // plain HTTP on the HTTPS port
   std::string plain;
   EXPECT_FALSE(server.Read(&plain, 1 << 20).ok());
+}
+
+TEST(TlsTest, HandshakesAndFailuresAreCountedOnce) {
+  testing::TempDir dir;
+  auto ctx = TlsContext::Create(TlsConfig{}, dir.path());
+  ASSERT_TRUE(ctx.ok());
+  TlsCounts before = CountsNow();
+  {
+    TlsStream server(**ctx);
+    Client client;
+    std::string plain;
+    client.Pump(server, &plain);
+    ASSERT_TRUE(server.handshake_done());
+    client.Send("more");
+    server.Feed(client.Sent());
+    ASSERT_TRUE(server.Read(&plain, 1 << 20).ok());
+  }
+  {
+    TlsStream garbage(**ctx);
+    garbage.Feed("GET / HTTP/1.1\r\n\r\n");
+    std::string plain;
+    EXPECT_FALSE(garbage.Read(&plain, 1 << 20).ok());
+    EXPECT_FALSE(garbage.Read(&plain, 1 << 20).ok());
+  }
+  { TlsStream idle(**ctx); }  // a connection that never said anything is no handshake at all
+  TlsCounts after = CountsNow();
+  EXPECT_EQ(after.handshakes - before.handshakes, 1u);
+  EXPECT_EQ(after.failures - before.failures, 1u);
+  {
+    TlsStream half(**ctx);  // a ClientHello, then the peer is gone
+    Client client;
+    client.Start();
+    half.Feed(client.Sent());
+    std::string plain;
+    ASSERT_TRUE(half.Read(&plain, 1 << 20).ok());
+  }
+  EXPECT_EQ(CountsNow().failures - before.failures, 2u);
 }
 
 TEST(TlsTest, MismatchedKeyIsRefusedWithTheKeyNamed) {
