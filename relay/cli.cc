@@ -472,6 +472,13 @@ int CmdStatus(const Args& args) {
   } else {
     std::cout << "log spool: kept locally (no logs.upstream)\n";
   }
+  const nlohmann::json& dv = j["devices"];
+  std::cout << "devices:   " << num(dv["total"]) << " known, " << num(dv["seen_24h"])
+            << " seen in 24 h, " << num(dv["firmware_mismatch"])
+            << " not on the firmware their config names\n";
+  const nlohmann::json& tl = j["tls"];
+  std::cout << "tls:       " << num(tl["handshakes"]) << " handshakes, " << num(tl["failures"])
+            << " failed\n";
   std::cout << "memory:    " << Bytes(num(j["resident_bytes"])) << " resident\n";
   return kExitOk;
 }

@@ -32,6 +32,9 @@
 #include "relay/http/file_handler.h"
 #include "relay/http/server.h"
 #include "relay/admin/api.h"
+#include "relay/admin/firmware.h"
+#include "relay/admin/history.h"
+#include "relay/base/url.h"
 #include "relay/ftp/server.h"
 #include "sync/log_shipper.h"
 #include "sync/outbox.h"
@@ -48,6 +51,7 @@ namespace {
 constexpr uint64_t kStopGraceMs = 10'000;
 constexpr uint64_t kAccessFlushMs = 60'000;
 constexpr uint64_t kDevicesFlushMs = 10'000;
+constexpr uint64_t kHistorySampleMs = 60'000;
 constexpr uint64_t kWindowCheckMs = 60'000;
 constexpr uint64_t kSyncRetryMs = 300'000;
 
@@ -120,6 +124,7 @@ class Relay {
     }
     files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System(),
                                                   fetcher_.get());
+    firmware_ = std::make_unique<admin::FirmwareExpectations>(files_.get());
     if (fetcher_ != nullptr) {
       prefetcher_ = std::make_unique<sync::Prefetcher>(loop_.get(), config_.origin, cache_.get(),
                                                        fetcher_.get(), Clock::System());
@@ -202,6 +207,7 @@ class Relay {
       uv_run(loop_.get(), UV_RUN_DEFAULT);
       return 1;
     }
+    RestoreHistory();
     StartSignals();
     WriteAdminUrl();
     if (outbox_ != nullptr) outbox_->Start();
@@ -248,15 +254,128 @@ class Relay {
     }
   }
 
+  void RestoreHistory() {
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    std::vector<cache::TrafficRecord> buckets;
+    Status s = cache_->LoadTraffic(admin::TrafficHistory::KeepSince(now), &buckets);
+    if (!s.ok()) SR_LOG(kWarning) << "history: " << s.ToString();
+    history_.Restore(std::move(buckets));
+  }
+
   admin::AdminSources AdminSources() {
     admin::AdminSources a;
     a.metrics = [this] { return Snapshot(); };
     a.status = [this] { return StatusDocument(); };
-    a.devices = [this] { return admin::DevicesJson(files_->devices()); };
+    a.devices = [this] { return admin::DevicesJson(DeviceViews()); };
     a.files = [this] {
       return admin::FilesJson(cache_->List(), static_cast<int64_t>(std::time(nullptr)));
     };
+    a.history = [this] {
+      int64_t now = static_cast<int64_t>(std::time(nullptr));
+      history_.Sample(now, Traffic());  // the current bucket as of now
+      return admin::HistoryJson(history_.Buckets(now), admin::TrafficHistory::kBucketSeconds,
+                                now);
+    };
+    a.tools = [this](std::string_view host) { return ToolsDocument(host); };
+    a.sync = [this] {
+      return admin::SyncJson(prefetcher_ != nullptr,
+                             prefetcher_ != nullptr ? prefetcher_->progress() : sync::SyncProgress());
+    };
+    a.start_sync = [this]() -> Result<nlohmann::json> {
+      if (prefetcher_ == nullptr) {
+        return Status::FailedPrecondition(
+            fetcher_ == nullptr ? "no [origin] url is configured"
+                                : "no [origin] manifest or prefetch list is configured");
+      }
+      if (!prefetcher_->progress().running) {
+        SR_LOG(kInfo) << "sync: pass started from the admin API";
+        prefetcher_->Run([](Status s) {
+          if (s.ok()) {
+            SR_LOG(kInfo) << "sync: the pass from the admin API is complete";
+          } else {
+            SR_LOG(kWarning) << "sync: the pass from the admin API failed: " << s.ToString();
+          }
+        });
+      }
+      return admin::SyncJson(true, prefetcher_->progress());
+    };
     return a;
+  }
+
+  // The devices with the firmware their master config points at.
+  std::vector<admin::DeviceView> DeviceViews() const {
+    std::vector<admin::DeviceView> out;
+    for (const auto& [mac, d] : files_->devices()) {
+      out.push_back({&d, firmware_->For(d)});
+    }
+    return out;
+  }
+
+  // The traffic history's counters, totals since start.
+  admin::TrafficTotals Traffic() const {
+    admin::TrafficTotals t;
+    for (size_t c = 0; c < kContentClasses; ++c) {
+      t.served_bytes += files_->served_bytes(static_cast<ContentClass>(c));
+      if (fetcher_ != nullptr) t.origin_bytes += fetcher_->stats().bytes_by_class[c];
+    }
+    auto sum = [](const auto& by_result) {
+      uint64_t n = 0;
+      for (const auto& [result, count] : by_result) n += count;
+      return n;
+    };
+    t.requests[0] = sum(phones_->responses());
+    t.requests[1] = sum(https_->responses());
+    t.requests[2] = sum(tftp_->outcomes());
+    t.requests[3] = sum(ftp_->replies());
+    return t;
+  }
+
+  void SampleHistory() {
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    cache::TrafficRecord bucket = history_.Sample(now, Traffic());
+    cache_->WriteAsync(
+        loop_.get(),
+        [bucket, keep = admin::TrafficHistory::KeepSince(now)](cache::Catalog& catalog) {
+          return catalog.SaveTraffic(bucket, keep);
+        },
+        [](Status s) {
+          if (!s.ok()) SR_LOG(kWarning) << "history: " << s.ToString();
+        });
+  }
+
+  nlohmann::json ToolsDocument(std::string_view host_header) const {
+    admin::ToolsInputs in;
+    // The host the console was reached by, without its port, unless it is this machine's
+    // loopback: phones need an address on the LAN.
+    std::string host(host_header);
+    if (!host.empty() && host.front() == '[') {
+      host = host.substr(1, host.find(']') == std::string::npos ? 0 : host.find(']') - 1);
+    } else if (std::count(host.begin(), host.end(), ':') == 1) {
+      host = host.substr(0, host.find(':'));
+    }
+    if (host.empty() || host == "localhost" || host.starts_with("127.") || host == "::1") {
+      std::vector<std::string> mine = LocalAddresses();
+      if (!mine.empty()) host = mine.front();
+      if (host.empty()) host = "127.0.0.1";
+    }
+    in.host = host;
+    auto add = [&](const char* protocol, const std::vector<ListenAddress>& list) {
+      for (const ListenAddress& a : list) in.listeners.push_back({protocol, a.ToString()});
+    };
+    add("http", phones_->bound());
+    add("https", https_->bound());
+    add("tftp", tftp_->bound());
+    add("ftp", ftp_->bound());
+    add("ftps", ftp_->bound_implicit());
+    if (!config_.accounts.empty()) {
+      in.user = config_.accounts.front().user;
+      in.password = config_.accounts.front().password;
+    }
+    if (tls_ != nullptr) {
+      auto pem = ReadWholeFile(tls_->cert_path(), 1 << 20);
+      if (pem.ok()) in.certificate_pem = *pem;
+    }
+    return admin::ToolsJson(in);
   }
 
   nlohmann::json StatusDocument() const {
@@ -273,8 +392,9 @@ class Relay {
     add("ftps", ftp_->bound_implicit());
     add("admin", admin_server_->bound());
     in.origin_url = MaskSecrets(config_.origin.url);
-    in.sync_configured = prefetcher_ != nullptr;
-    if (prefetcher_ != nullptr) in.sync = prefetcher_->progress();
+    for (const auto& [mac, d] : files_->devices()) {
+      if (d.last_seen >= in.now - 86400) ++in.devices_seen_24h;
+    }
     return admin::StatusJson(in);
   }
 
@@ -330,6 +450,17 @@ class Relay {
       m.log_dead_batches = l.dead_batches;
       m.log_shipped_lines = l.shipped_lines;
       m.log_dropped_lines = l.dropped_lines;
+    }
+    tls::TlsCounts tls = tls::CountsNow();
+    m.tls_handshakes = tls.handshakes;
+    m.tls_handshake_failures = tls.failures;
+    m.sync_configured = prefetcher_ != nullptr;
+    if (prefetcher_ != nullptr) m.sync = prefetcher_->progress();
+    m.devices = files_->devices().size();
+    for (const admin::DeviceView& v : DeviceViews()) {
+      if (admin::FirmwareMismatch(v.device->firmware, v.expected_firmware)) {
+        ++m.devices_firmware_mismatch;
+      }
     }
     m.resident_bytes = admin::ResidentBytes();
     return m;
@@ -408,6 +539,13 @@ class Relay {
         },
         kDevicesFlushMs, kDevicesFlushMs);
     uv_unref(reinterpret_cast<uv_handle_t*>(&devices_timer_));
+    uv_timer_init(loop_.get(), &history_timer_);
+    history_timer_.data = this;
+    uv_timer_start(
+        &history_timer_,
+        [](uv_timer_t* t) noexcept { static_cast<Relay*>(t->data)->SampleHistory(); },
+        kHistorySampleMs, kHistorySampleMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&history_timer_));
   }
 
   // Background sync passes (CONTRACT.md sync_interval, window): at start, then every
@@ -576,7 +714,9 @@ class Relay {
     sender_.reset();
     fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
+    SampleHistory();                    // so does this one
     uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&history_timer_), nullptr);
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
       uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
     }
@@ -590,6 +730,7 @@ class Relay {
   std::unique_ptr<cache::Cache> cache_;
   std::unique_ptr<sync::Fetcher> fetcher_;  // null without an origin
   std::unique_ptr<files::FileService> files_;
+  std::unique_ptr<admin::FirmwareExpectations> firmware_;
   std::unique_ptr<sync::Prefetcher> prefetcher_;  // null without a manifest or prefetch list
   std::unique_ptr<Timer> sync_timer_;
   std::unique_ptr<files::Uploads> uploads_;
@@ -606,7 +747,8 @@ class Relay {
   std::unique_ptr<tftp::TftpServer> tftp_;
   std::unique_ptr<ftp::FtpServer> ftp_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
-  uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{};
+  uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{}, history_timer_{};
+  admin::TrafficHistory history_;
   bool grace_started_ = false;
   bool stopping_ = false;
   bool finished_ = false;

@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include "relay/admin/web_assets.h"
 #include "relay/base/log.h"
 #include "relay/http/fields.h"
 
@@ -16,9 +17,54 @@ http::Response Text(std::string body, std::string content_type) {
   return r;
 }
 
+http::Response Json(const nlohmann::json& doc, int status = 200) {
+  http::Response r =
+      Text(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
+           "application/json");
+  r.status = status;
+  return r;
+}
+
+http::Response MethodNotAllowed(const char* allow) {
+  http::Response r = http::ErrorResponse(405);
+  r.headers.emplace_back("Allow", allow);
+  return r;
+}
+
 // Compares without leaking where the first difference is.
 bool SameSecret(const std::string& a, const std::string& b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A browser that still holds the admin credentials sends them along with a form another site
+// posts to us; such a request carries that site's Origin. Scripts (curl) send no Origin.
+bool SameOrigin(const http::Request& request) {
+  const std::string* origin = request.Header("origin");
+  if (origin == nullptr) return true;
+  const std::string* host = request.Header("host");
+  if (host == nullptr) return false;
+  size_t scheme = origin->find("://");
+  return scheme != std::string::npos && origin->substr(scheme + 3) == *host;
+}
+
+// The embedded console file, or 304 when the browser's copy is current.
+http::Response Asset(const WebAsset& asset, const http::Request& request) {
+  const std::string* inm = request.Header("if-none-match");
+  http::Response r;
+  if (inm != nullptr && inm->find(asset.etag) != std::string::npos) {
+    r.status = 304;
+  } else {
+    r.body = std::string(asset.body);
+    r.headers.emplace_back("Content-Type", std::string(asset.content_type));
+  }
+  r.headers.emplace_back("ETag", std::string(asset.etag));
+  // Revalidated on every load, so a new binary's console is seen at once.
+  r.headers.emplace_back("Cache-Control", "no-cache");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  r.headers.emplace_back("X-Frame-Options", "DENY");
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+  return r;
 }
 
 }  // namespace
@@ -32,36 +78,64 @@ bool AdminHandler::Authorized(const http::Request& request) const {
          SameSecret(creds->password, sources_.password);
 }
 
+http::Response AdminHandler::Api(const http::Request& request, std::string_view path) {
+  bool get = request.method == http::Method::kGet || request.method == http::Method::kHead;
+  if (path == "/api/v1/sync" && sources_.sync) {
+    if (request.method == http::Method::kPost && sources_.start_sync) {
+      if (!SameOrigin(request)) return http::ErrorResponse(403);
+      Result<nlohmann::json> started = sources_.start_sync();
+      if (!started.ok()) return Json({{"error", started.status().message()}}, 409);
+      return Json(*started, 202);
+    }
+    if (!get) return MethodNotAllowed(sources_.start_sync ? "GET, HEAD, POST" : "GET, HEAD");
+    return Json(sources_.sync());
+  }
+  if (path == "/api/v1/tools" && sources_.tools) {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    const std::string* host = request.Header("host");
+    return Json(sources_.tools(host != nullptr ? std::string_view(*host) : std::string_view()));
+  }
+  const std::function<nlohmann::json()>* doc = nullptr;
+  if (path == "/api/v1/status") doc = &sources_.status;
+  if (path == "/api/v1/devices") doc = &sources_.devices;
+  if (path == "/api/v1/files") doc = &sources_.files;
+  if (path == "/api/v1/history") doc = &sources_.history;
+  if (doc == nullptr || !*doc) return http::ErrorResponse(404);
+  if (!get) return MethodNotAllowed("GET, HEAD");
+  return Json((*doc)());
+}
+
 http::Response AdminHandler::Handle(const http::Request& request, const files::Peer& peer) {
   std::string_view path = request.target;
   path = path.substr(0, path.find('?'));
-  const std::function<nlohmann::json()>* api = nullptr;
-  if (path == "/api/v1/status") api = &sources_.status;
-  if (path == "/api/v1/devices") api = &sources_.devices;
-  if (path == "/api/v1/files") api = &sources_.files;
-  bool metrics = path == "/metrics" && sources_.metrics;
-  bool known = path == "/healthz" || metrics || (api != nullptr && *api);
-  if (!known) return http::ErrorResponse(404);
-  if (request.method != http::Method::kGet && request.method != http::Method::kHead) {
-    http::Response r = http::ErrorResponse(405);
-    r.headers.emplace_back("Allow", "GET, HEAD");
-    return r;
-  }
+  bool get = request.method == http::Method::kGet || request.method == http::Method::kHead;
   http::Response r;
-  if (api != nullptr) {
+  if (path == "/healthz" || (path == "/metrics" && sources_.metrics)) {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    if (path == "/metrics") {
+      r = Text(RenderPrometheus(sources_.metrics()), "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+      // Every listener was bound before the loop started, or serve would have exited: up.
+      r = Text("ok\n", "text/plain");
+    }
+  } else {
+    bool api = path.starts_with("/api/");
+    const WebAsset* asset = api ? nullptr : FindWebAsset(path);
+    if (!api && asset == nullptr) return http::ErrorResponse(404);
     if (!Authorized(request)) {
       SR_LOG(kInfo) << "admin: " << peer.ip << " " << path << ": no or wrong credentials";
       r = http::ErrorResponse(401);
-      r.headers.emplace_back("WWW-Authenticate", "Basic realm=\"siterelay admin\", charset=\"UTF-8\"");
+      r.headers.emplace_back("WWW-Authenticate",
+                             "Basic realm=\"siterelay admin\", charset=\"UTF-8\"");
       return r;
     }
-    r = Text((*api)().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-             "application/json");
-  } else if (metrics) {
-    r = Text(RenderPrometheus(sources_.metrics()), "text/plain; version=0.0.4; charset=utf-8");
-  } else {
-    // Every listener was bound before the loop started, or serve would have exited: up.
-    r = Text("ok\n", "text/plain");
+    if (api) {
+      r = Api(request, path);
+    } else if (!get) {
+      return MethodNotAllowed("GET, HEAD");
+    } else {
+      r = Asset(*asset, request);
+    }
   }
   r.head_only = request.method == http::Method::kHead;
   return r;

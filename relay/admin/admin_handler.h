@@ -1,15 +1,16 @@
-// The operator's listener ([admin], CONTRACT.md "Admin API"): /healthz and /metrics without auth;
-// /api/v1/status, /api/v1/devices and /api/v1/files behind HTTP Basic with the admin credentials.
-// The web console and the sync endpoints come with the rest of the console issue. Runs on the
-// loop thread.
+// The operator's listener ([admin], CONTRACT.md "Admin API"; docs/admin.md): /healthz and
+// /metrics without auth; the JSON API under /api/v1/ and the web console (web/, embedded) behind
+// HTTP Basic with the admin credentials. Runs on the loop thread.
 #pragma once
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
 #include "relay/admin/metrics.h"
+#include "relay/base/status.h"
 #include "relay/http/server.h"
 
 namespace siterelay::admin {
@@ -20,6 +21,13 @@ struct AdminSources {
   std::function<nlohmann::json()> status;
   std::function<nlohmann::json()> devices;
   std::function<nlohmann::json()> files;
+  std::function<nlohmann::json()> history;
+  // `host`: the Host the client reached the admin listener by, for the URLs phones are given.
+  std::function<nlohmann::json(std::string_view host)> tools;
+  std::function<nlohmann::json()> sync;  // GET /api/v1/sync: the pass's progress
+  // POST /api/v1/sync: starts a pass (or joins the running one) and returns its progress;
+  // FailedPrecondition when there is nothing to sync (409).
+  std::function<Result<nlohmann::json>()> start_sync;
   std::string user = "admin";
   std::string password;  // never empty when the API is served
 };
@@ -35,6 +43,7 @@ class AdminHandler final : public http::Handler {
 
  private:
   bool Authorized(const http::Request& request) const;
+  http::Response Api(const http::Request& request, std::string_view path);
   AdminSources sources_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "relay/base/fs.h"
 #include "relay/base/strings.h"
+#include "relay/base/url.h"
 
 namespace siterelay::admin {
 namespace {
@@ -61,18 +62,11 @@ nlohmann::json StatusJson(const StatusInputs& in) {
        {{"pending", m.outbox_pending}, {"sent", m.outbox_sent}, {"failures", m.outbox_failures}}},
       {"resident_bytes", m.resident_bytes},
   };
-  const sync::SyncProgress& s = in.sync;
-  j["sync"] = {{"configured", in.sync_configured},
-               {"running", s.running},
-               {"started_at", s.started_at},
-               {"finished_at", s.finished_at},
-               {"files_total", s.files_total},
-               {"files_done", s.files_done},
-               {"files_failed", s.files_failed},
-               {"bytes_total", s.bytes_total},
-               {"bytes_done", s.bytes_done},
-               {"generation", s.generation},
-               {"result", s.result.ok() ? "ok" : s.result.message()}};
+  j["sync"] = SyncJson(m.sync_configured, m.sync);
+  j["tls"] = {{"handshakes", m.tls_handshakes}, {"failures", m.tls_handshake_failures}};
+  j["devices"] = {{"total", m.devices},
+                  {"seen_24h", in.devices_seen_24h},
+                  {"firmware_mismatch", m.devices_firmware_mismatch}};
   j["log_spool"] = {{"shipping", m.logs_enabled},
                     {"unbatched_bytes", m.log_unbatched_bytes},
                     {"pending_batches", m.log_pending_batches},
@@ -83,18 +77,50 @@ nlohmann::json StatusJson(const StatusInputs& in) {
   return j;
 }
 
-nlohmann::json DevicesJson(const std::map<std::string, files::Device>& devices) {
+nlohmann::json SyncJson(bool configured, const sync::SyncProgress& s) {
+  return {{"configured", configured},
+          {"running", s.running},
+          {"started_at", s.started_at},
+          {"finished_at", s.finished_at},
+          {"files_total", s.files_total},
+          {"files_done", s.files_done},
+          {"files_failed", s.files_failed},
+          {"bytes_total", s.bytes_total},
+          {"bytes_done", s.bytes_done},
+          {"generation", s.generation},
+          {"result", s.result.ok() ? "ok" : s.result.message()}};
+}
+
+nlohmann::json DevicesJson(const std::vector<DeviceView>& devices) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& [mac, d] : devices) {
+  for (const DeviceView& v : devices) {
+    const files::Device& d = *v.device;
     out.push_back({{"mac", d.mac},
                    {"model", d.model},
                    {"firmware", d.firmware},
+                   {"serial", d.serial},
                    {"ip", d.ip},
                    {"protocol", std::string(files::ProtocolName(d.protocol))},
                    {"first_seen", d.first_seen},
-                   {"last_seen", d.last_seen}});
+                   {"last_seen", d.last_seen},
+                   {"last_boot", d.last_boot},
+                   {"files_fetched", d.files_fetched},
+                   {"files_failed", d.files_failed},
+                   {"upload_bytes", d.upload_bytes},
+                   {"expected_firmware", v.expected_firmware},
+                   {"firmware_mismatch", FirmwareMismatch(d.firmware, v.expected_firmware)}});
   }
   return out;
+}
+
+bool FirmwareMismatch(std::string_view running, std::string_view expected) {
+  if (running.empty() || expected.empty()) return false;
+  // "5.9.7" in a config path names every 5.9.7.x build: compare the parts the config gives.
+  if (running.size() > expected.size() && running.starts_with(expected) &&
+      running[expected.size()] == '.') {
+    return false;
+  }
+  return running != expected;
 }
 
 nlohmann::json FilesJson(const std::vector<cache::Entry>& entries, int64_t now) {
@@ -103,9 +129,86 @@ nlohmann::json FilesJson(const std::vector<cache::Entry>& entries, int64_t now) 
     out.push_back({{"path", e.path},
                    {"size", e.size},
                    {"sha256", e.sha256.Hex()},
-                   {"state", std::string(e.State(now))}});
+                   {"state", std::string(e.State(now))},
+                   {"source", std::string(cache::SourceName(e.source))},
+                   {"modified", e.Modified()}});
   }
   return out;
+}
+
+nlohmann::json HistoryJson(const std::vector<cache::TrafficRecord>& buckets,
+                           int64_t bucket_seconds, int64_t now) {
+  nlohmann::json points = nlohmann::json::array();
+  for (const cache::TrafficRecord& b : buckets) {
+    points.push_back({{"t", b.t},
+                      {"served_bytes", b.served_bytes},
+                      {"origin_bytes", b.origin_bytes},
+                      {"requests",
+                       {{"http", b.requests[0]},
+                        {"https", b.requests[1]},
+                        {"tftp", b.requests[2]},
+                        {"ftp", b.requests[3]}}}});
+  }
+  return {{"bucket_seconds", bucket_seconds}, {"now", now}, {"points", points}};
+}
+
+std::string LastCertificate(std::string_view pem) {
+  constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+  constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+  size_t begin = pem.rfind(kBegin);
+  if (begin == std::string_view::npos) return "";
+  size_t end = pem.find(kEnd, begin);
+  if (end == std::string_view::npos) return "";
+  return std::string(pem.substr(begin, end + kEnd.size() - begin)) + "\n";
+}
+
+nlohmann::json ToolsJson(const ToolsInputs& in) {
+  struct Scheme {
+    const char* protocol;
+    const char* scheme;
+    uint16_t default_port;
+    bool credentials;  // FTP logs in; HTTP(S) phones send Basic auth from the URL too
+  };
+  static constexpr Scheme kSchemes[] = {{"http", "http", 80, true},
+                                        {"https", "https", 443, true},
+                                        {"tftp", "tftp", 69, false},
+                                        {"ftp", "ftp", 21, true},
+                                        {"ftps", "ftps", 990, true}};
+  nlohmann::json urls = nlohmann::json::array();
+  for (const Scheme& sc : kSchemes) {
+    for (const Listener& l : in.listeners) {
+      if (l.protocol != sc.protocol) continue;
+      size_t colon = l.address.rfind(':');
+      if (colon == std::string::npos) continue;
+      std::string port = l.address.substr(colon + 1);
+      std::string bound = l.address.substr(0, colon);
+      // A listener on one address is reached there (loopback too: phones cannot reach it, and
+      // the page should not pretend they can); a wildcard one by the relay's address.
+      std::string host = in.host;
+      if (bound != "0.0.0.0" && bound != "[::]") {
+        host = bound;
+      } else if (host.find(':') != std::string::npos && host.front() != '[') {
+        host = "[" + host + "]";
+      }
+      std::string url = std::string(sc.scheme) + "://";
+      if (sc.credentials && !in.user.empty()) url += in.user + ":" + in.password + "@";
+      url += host;
+      if (port != std::to_string(sc.default_port)) url += ":" + port;
+      url += "/";
+      Result<std::string> dhcp = DhcpOptionValue(url);
+      urls.push_back({{"protocol", sc.protocol},
+                      {"url", url},
+                      {"dhcp_option", dhcp.ok() ? *dhcp : std::string()}});
+    }
+  }
+  std::string ca = LastCertificate(in.certificate_pem);
+  std::string snippet;
+  if (!ca.empty()) {
+    std::string oneline = ca;
+    while (!oneline.empty() && oneline.back() == '\n') oneline.pop_back();
+    snippet = "device.sec.TLS.customCaCert1=\"" + oneline + "\"";
+  }
+  return {{"host", in.host}, {"urls", urls}, {"ca_certificate", ca}, {"ca_snippet", snippet}};
 }
 
 Result<std::string> AdminPassword(const std::string& configured, const std::string& data_dir,

@@ -132,6 +132,36 @@ std::string RenderPrometheus(const Metrics& m) {
           "Oldest unsent log lines dropped past logs.spool_bytes.",
           static_cast<uint64_t>(m.log_dropped_lines));
   }
+  w.One("siterelay_tls_handshakes_total", "counter",
+        "TLS handshakes completed (HTTPS, FTPS control and data).", m.tls_handshakes);
+  w.One("siterelay_tls_handshake_failures_total", "counter",
+        "TLS handshakes that failed: an alert or protocol error, or the peer left half-way.",
+        m.tls_handshake_failures);
+  if (m.sync_configured) {
+    const sync::SyncProgress& s = m.sync;
+    w.One("siterelay_sync_running", "gauge", "1 while a prefetch pass runs.", s.running ? 1 : 0);
+    w.Family("siterelay_sync_files", "gauge",
+             "Files of the current (or last) pass: listed, done (cached and verified), failed.");
+    w.Sample("siterelay_sync_files", "{state=\"total\"}", s.files_total);
+    w.Sample("siterelay_sync_files", "{state=\"done\"}", s.files_done);
+    w.Sample("siterelay_sync_files", "{state=\"failed\"}", s.files_failed);
+    w.Family("siterelay_sync_bytes", "gauge",
+             "Bytes the current (or last) pass had to download, and has downloaded.");
+    w.Sample("siterelay_sync_bytes", "{state=\"total\"}", s.bytes_total);
+    w.Sample("siterelay_sync_bytes", "{state=\"done\"}", s.bytes_done);
+    w.One("siterelay_sync_last_success", "gauge",
+          "1 when the last finished pass got everything, 0 when it failed.",
+          s.result.ok() ? 1 : 0);
+    w.One("siterelay_sync_finished_time_seconds", "gauge",
+          "When the last pass finished (Unix time; 0: none yet).",
+          static_cast<uint64_t>(s.finished_at));
+    w.One("siterelay_sync_generation", "gauge", "The newest manifest set published.",
+          s.generation);
+  }
+  w.One("siterelay_devices", "gauge", "Phones in the device inventory.", m.devices);
+  w.One("siterelay_devices_firmware_mismatch", "gauge",
+        "Phones whose firmware differs from the one their master config points at.",
+        m.devices_firmware_mismatch);
   w.One("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
         m.resident_bytes);
   return w.Take();

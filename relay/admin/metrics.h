@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "relay/base/mime.h"
+#include "sync/prefetch.h"
 
 namespace siterelay::admin {
 
@@ -53,6 +54,15 @@ struct Metrics {
   uint64_t log_dead_batches = 0;
   int64_t log_shipped_lines = 0;
   int64_t log_dropped_lines = 0;
+  // TLS (HTTPS and FTPS) handshakes over the life of the process:
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_handshake_failures = 0;
+  // The prefetch pass (sync_configured: a manifest or prefetch list is set):
+  bool sync_configured = false;
+  sync::SyncProgress sync;
+  // The device inventory:
+  uint64_t devices = 0;
+  uint64_t devices_firmware_mismatch = 0;
   // The process:
   uint64_t resident_bytes = 0;
 };

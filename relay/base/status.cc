@@ -19,6 +19,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kResourceExhausted: return "resource exhausted";
     case StatusCode::kUnimplemented: return "not implemented";
+    case StatusCode::kFailedPrecondition: return "not set up";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";

@@ -28,6 +28,7 @@ enum class StatusCode {
   kUnavailable,       // a peer or resource is temporarily not there; retrying may help
   kResourceExhausted, // a limit was reached (disk, size cap, connections)
   kUnimplemented,     // well-formed, but not something this program does (FTP's 504, 522)
+  kFailedPrecondition,  // well-formed, but this relay is not set up for it (no sync configured)
   kInternal,
 };
 
@@ -53,6 +54,9 @@ class [[nodiscard]] Status {
   }
   static Status Unimplemented(std::string m) {
     return {StatusCode::kUnimplemented, std::move(m)};
+  }
+  static Status FailedPrecondition(std::string m) {
+    return {StatusCode::kFailedPrecondition, std::move(m)};
   }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

@@ -72,6 +72,7 @@ ParseResult ParseRequestLine(std::string_view line, Request* out) {
   if (method == "GET") out->method = Method::kGet;
   else if (method == "HEAD") out->method = Method::kHead;
   else if (method == "PUT") out->method = Method::kPut;
+  else if (method == "POST") out->method = Method::kPost;
   else out->method = Method::kOther;
 
   // origin-form "/path?query"; absolute-form "http://host/path" (RFC 9112 section 3.2.2) is

@@ -20,7 +20,7 @@
 
 namespace siterelay::http {
 
-enum class Method { kGet, kHead, kPut, kOther };
+enum class Method { kGet, kHead, kPut, kPost, kOther };
 
 struct Request {
   Method method = Method::kOther;

@@ -94,6 +94,16 @@ expect_eq "/metrics counts 404s" $((before + 3)) "$(metric "$key")"
 [[ $(metric process_resident_memory_bytes) -gt 1000000 ]] && pass || fail "/metrics: no RSS"
 expect_contains "/metrics content type" "text/plain; version=0.0.4" \
   "$(curl -s -o /dev/null -w '%{content_type}' "http://127.0.0.1:$ADMIN_PORT/metrics")"
+# TLS handshakes: one good, one that is plain HTTP on the HTTPS port.
+HTTPS_PORT=$(sed -n 's|.*phones: https://[^ ]*:\([0-9]*\)/ .*|\1|p' serve.log | head -n 1)
+ok_before=$(metric siterelay_tls_handshakes_total)
+bad_before=$(metric siterelay_tls_handshake_failures_total)
+curl -sk -o /dev/null "https://127.0.0.1:$HTTPS_PORT/site.cfg"
+curl -s -o /dev/null "http://127.0.0.1:$HTTPS_PORT/site.cfg"
+expect_eq "/metrics counts a TLS handshake" $((ok_before + 1)) "$(metric siterelay_tls_handshakes_total)"
+expect_eq "/metrics counts a failed TLS handshake" $((bad_before + 1)) \
+  "$(metric siterelay_tls_handshake_failures_total)"
+expect_eq "/metrics: the phone in the inventory" 1 "$(metric siterelay_devices)"
 
 # The JSON API: Basic auth with the password the relay made in data_dir/admin-password.
 api="http://127.0.0.1:$ADMIN_PORT/api/v1"
@@ -113,9 +123,30 @@ expect_contains "API devices: the phone that asked" '"mac": "0004f282e824"' \
   "$(curl -s -u "admin:$password" "$api/devices")"
 expect_contains "API files: a cached file" '"path": "site.cfg"' \
   "$(curl -s -u "admin:$password" "$api/files")"
+# The phone fetches a file without its MAC in the name: counted for it by its address.
+curl -s -o /dev/null -A 'FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application' \
+  "$base/site.cfg"
+devices_json=$(curl -s -u "admin:$password" "$api/devices")
+[[ $devices_json =~ \"files_fetched\":\ [1-9] ]] && pass || fail "API devices: files_fetched: $devices_json"
+[[ $devices_json =~ \"last_boot\":\ [1-9] ]] && pass || fail "API devices: last_boot: $devices_json"
+history_json=$(curl -s -u "admin:$password" "$api/history")
+expect_contains "API history: 5-minute buckets" '"bucket_seconds": 300' "$history_json"
+[[ $history_json =~ \"served_bytes\":\ [1-9] ]] && pass || fail "API history: $history_json"
+expect_contains "API tools: a DHCP option value" '"dhcp_option": "http://' \
+  "$(curl -s -u "admin:$password" "$api/tools")"
+expect_contains "API sync without a manifest" '"configured": false' \
+  "$(curl -s -u "admin:$password" "$api/sync")"
+expect_eq "POST /api/v1/sync without a manifest: 409" 409 \
+  "$(curl -s -o /dev/null -w '%{http_code}' -u "admin:$password" -X POST "$api/sync")"
+expect_eq "the console needs the credentials" 401 \
+  "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$ADMIN_PORT/")"
+expect_eq "the console" "200 text/html; charset=utf-8" \
+  "$(curl -s -o /dev/null -w '%{http_code} %{content_type}' -u "admin:$password" \
+     "http://127.0.0.1:$ADMIN_PORT/")"
 status_out=$("$SITERELAY" status --config relay.toml 2>&1)
 expect_eq "siterelay status: exit code" 0 "$?"
 expect_contains "siterelay status: the cache line" "cache:" "$status_out"
+expect_contains "siterelay status: the devices line" "devices:   1 known, 1 seen in 24 h" "$status_out"
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
 "$SITERELAY" status --config relay.toml > status-down.out 2>&1

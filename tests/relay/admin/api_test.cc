@@ -22,9 +22,14 @@ TEST(ApiTest, StatusHasTheContractsSections) {
   in.now = 1090;
   in.listeners = {{"http", "127.0.0.1:8080"}};
   in.origin_url = "https://prov.example.com/";
-  in.sync_configured = true;
-  in.sync.files_total = 10;
-  in.sync.files_done = 4;
+  in.metrics.sync_configured = true;
+  in.metrics.sync.files_total = 10;
+  in.metrics.sync.files_done = 4;
+  in.metrics.tls_handshakes = 7;
+  in.metrics.tls_handshake_failures = 2;
+  in.metrics.devices = 12;
+  in.metrics.devices_firmware_mismatch = 1;
+  in.devices_seen_24h = 9;
   auto j = StatusJson(in);
   EXPECT_EQ(j["version"], "0.1.0");
   EXPECT_EQ(j["uptime_seconds"], 90);
@@ -35,22 +40,40 @@ TEST(ApiTest, StatusHasTheContractsSections) {
   EXPECT_EQ(j["origin"]["configured"], true);
   EXPECT_EQ(j["sync"]["files_done"], 4);
   EXPECT_EQ(j["sync"]["result"], "ok");
+  EXPECT_EQ(j["sync"]["configured"], true);
+  EXPECT_EQ(j["tls"]["handshakes"], 7);
+  EXPECT_EQ(j["tls"]["failures"], 2);
+  EXPECT_EQ(j["devices"]["total"], 12);
+  EXPECT_EQ(j["devices"]["seen_24h"], 9);
+  EXPECT_EQ(j["devices"]["firmware_mismatch"], 1);
   EXPECT_EQ(j["log_spool"]["shipping"], false);
 }
 
 TEST(ApiTest, DevicesAndFilesAreListsOfObjects) {
-  std::map<std::string, files::Device> devices;
   files::Device d;
   d.mac = "0004f282e824";
   d.model = "VVX_500";
+  d.firmware = "5.9.7.47435";
+  d.serial = "0004f282e824";
   d.protocol = files::Protocol::kTftp;
   d.first_seen = 5;
-  devices[d.mac] = d;
-  auto dj = DevicesJson(devices);
-  ASSERT_EQ(dj.size(), 1u);
+  d.last_boot = 7;
+  d.files_fetched = 3;
+  d.files_failed = 1;
+  d.upload_bytes = 100;
+  auto dj = DevicesJson({DeviceView{&d, "6.4.0"}, DeviceView{&d, ""}});
+  ASSERT_EQ(dj.size(), 2u);
   EXPECT_EQ(dj[0]["mac"], "0004f282e824");
   EXPECT_EQ(dj[0]["protocol"], "tftp");
   EXPECT_EQ(dj[0]["first_seen"], 5);
+  EXPECT_EQ(dj[0]["serial"], "0004f282e824");
+  EXPECT_EQ(dj[0]["last_boot"], 7);
+  EXPECT_EQ(dj[0]["files_fetched"], 3);
+  EXPECT_EQ(dj[0]["files_failed"], 1);
+  EXPECT_EQ(dj[0]["upload_bytes"], 100);
+  EXPECT_EQ(dj[0]["expected_firmware"], "6.4.0");
+  EXPECT_EQ(dj[0]["firmware_mismatch"], true);
+  EXPECT_EQ(dj[1]["firmware_mismatch"], false) << "nothing expected: nothing to flag";
   cache::Entry e;
   e.path = "fw/sip.ld";
   e.size = 42;
@@ -61,6 +84,69 @@ TEST(ApiTest, DevicesAndFilesAreListsOfObjects) {
   EXPECT_EQ(fj[0]["size"], 42);
   EXPECT_EQ(fj[0]["sha256"].get<std::string>().size(), 64u);
   EXPECT_EQ(fj[0]["state"], "imported");
+  EXPECT_EQ(fj[0]["source"], "import");
+}
+
+TEST(ApiTest, FirmwareMismatchComparesTheVersionTheConfigGives) {
+  EXPECT_FALSE(FirmwareMismatch("5.9.7.47435", "5.9.7.47435"));
+  EXPECT_FALSE(FirmwareMismatch("5.9.7.47435", "5.9.7"));
+  EXPECT_TRUE(FirmwareMismatch("5.9.7.47435", "5.9.8"));
+  EXPECT_TRUE(FirmwareMismatch("5.9.71", "5.9.7"));
+  EXPECT_TRUE(FirmwareMismatch("5.9.7", "5.9.7.47435"));
+  EXPECT_FALSE(FirmwareMismatch("", "5.9.7"));
+  EXPECT_FALSE(FirmwareMismatch("5.9.7", ""));
+}
+
+TEST(ApiTest, HistoryListsTheBuckets) {
+  cache::TrafficRecord b;
+  b.t = 600;
+  b.served_bytes = 10;
+  b.origin_bytes = 2;
+  b.requests[1] = 4;
+  auto j = HistoryJson({b}, 300, 700);
+  EXPECT_EQ(j["bucket_seconds"], 300);
+  EXPECT_EQ(j["now"], 700);
+  ASSERT_EQ(j["points"].size(), 1u);
+  EXPECT_EQ(j["points"][0]["t"], 600);
+  EXPECT_EQ(j["points"][0]["served_bytes"], 10);
+  EXPECT_EQ(j["points"][0]["origin_bytes"], 2);
+  EXPECT_EQ(j["points"][0]["requests"]["https"], 4);
+  EXPECT_EQ(j["points"][0]["requests"]["ftp"], 0);
+}
+
+TEST(ApiTest, ToolsGivePhonesEachListenersUrlAndTheCertificate) {
+  ToolsInputs in;
+  in.host = "10.1.2.3";
+  in.listeners = {{"http", "0.0.0.0:80"},    {"https", "0.0.0.0:8443"},
+                  {"tftp", "0.0.0.0:69"},    {"ftp", "192.168.7.1:2121"},
+                  {"ftps", "127.0.0.1:990"}, {"admin", "127.0.0.1:5050"}};
+  in.user = "DOM\\phone";
+  in.password = "p@ss";
+  in.certificate_pem = "-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n"
+                       "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n";
+  auto j = ToolsJson(in);
+  ASSERT_EQ(j["urls"].size(), 5u) << j.dump();
+  EXPECT_EQ(j["urls"][0]["url"], "http://DOM\\phone:p@ss@10.1.2.3/");
+  EXPECT_EQ(j["urls"][0]["dhcp_option"], "http://DOM%5Cphone:p%40ss@10.1.2.3/");
+  EXPECT_EQ(j["urls"][1]["url"], "https://DOM\\phone:p@ss@10.1.2.3:8443/");
+  EXPECT_EQ(j["urls"][2]["url"], "tftp://10.1.2.3/") << "TFTP has no login";
+  EXPECT_EQ(j["urls"][3]["url"], "ftp://DOM\\phone:p@ss@192.168.7.1:2121/")
+      << "a listener on one address is reached there";
+  EXPECT_EQ(j["urls"][4]["protocol"], "ftps");
+  EXPECT_EQ(j["urls"][4]["url"], "ftps://DOM\\phone:p@ss@127.0.0.1/")
+      << "a loopback listener is not made to look reachable";
+  EXPECT_EQ(j["ca_certificate"], "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n");
+  EXPECT_EQ(j["ca_snippet"],
+            "device.sec.TLS.customCaCert1=\"-----BEGIN CERTIFICATE-----\nroot\n"
+            "-----END CERTIFICATE-----\"");
+
+  ToolsInputs v6;
+  v6.host = "fd00::5";
+  v6.listeners = {{"http", "[::]:8080"}};
+  auto k = ToolsJson(v6);
+  EXPECT_EQ(k["urls"][0]["url"], "http://[fd00::5]:8080/") << "no account: no credentials";
+  EXPECT_EQ(k["ca_certificate"], "");
+  EXPECT_EQ(k["ca_snippet"], "");
 }
 
 TEST(ApiTest, AdminPasswordIsMadeOnceKeptPrivateAndReused) {

@@ -65,6 +65,32 @@ TEST(MetricsTest, LogMetricsAppearWhenLogsShip) {
   EXPECT_TRUE(Has(text, "siterelay_log_lines_dropped_total 12"));
 }
 
+TEST(MetricsTest, TlsSyncAndDevicesAreExported) {
+  Metrics m;
+  m.tls_handshakes = 5;
+  m.tls_handshake_failures = 1;
+  m.devices = 3;
+  m.devices_firmware_mismatch = 1;
+  std::string text = RenderPrometheus(m);
+  EXPECT_NE(text.find("siterelay_tls_handshakes_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_tls_handshake_failures_total 1\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_devices 3\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_devices_firmware_mismatch 1\n"), std::string::npos);
+  EXPECT_EQ(text.find("siterelay_sync_"), std::string::npos) << "no sync configured";
+  m.sync_configured = true;
+  m.sync.running = true;
+  m.sync.files_total = 4;
+  m.sync.files_done = 1;
+  m.sync.bytes_total = 1000;
+  m.sync.bytes_done = 250;
+  text = RenderPrometheus(m);
+  EXPECT_NE(text.find("siterelay_sync_running 1\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_sync_files{state=\"total\"} 4\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_sync_files{state=\"done\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_sync_bytes{state=\"done\"} 250\n"), std::string::npos);
+  EXPECT_NE(text.find("siterelay_sync_last_success 1\n"), std::string::npos);
+}
+
 TEST(MetricsTest, ResidentMemoryIsKnownOnLinux) { EXPECT_GT(ResidentBytes(), 1u << 20); }
 
 }  // namespace
