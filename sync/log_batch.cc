@@ -4,31 +4,10 @@
 
 #include <ctime>
 
+#include "relay/base/strings.h"
+
 namespace siterelay::sync {
 namespace {
-
-// The length of the valid UTF-8 sequence at the start of `s` (RFC 3629: no overlongs, no
-// surrogates, nothing past U+10FFFF), or 0 when there is none.
-size_t Utf8Length(std::string_view s) {
-  auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // surrogate
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // past U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -58,7 +37,7 @@ void AppendJsonString(std::string* out, std::string_view s) {
     if (i == s.size()) break;
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
-      size_t n = Utf8Length(s.substr(i));
+      size_t n = DecodeUtf8(s.substr(i)).length;
       if (n == 0) {
         out->append("\xEF\xBF\xBD");  // U+FFFD for a byte that is not UTF-8
         ++i;

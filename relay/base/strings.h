@@ -1,6 +1,9 @@
-// Small ASCII string helpers shared by the parsers. Pure; any thread.
+// Small string helpers shared by the parsers: ASCII case, quoting, trimming, strict UTF-8.
+// Pure; any thread.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -36,5 +39,16 @@ inline std::string AsciiToLower(std::string_view s) {
   for (char& c : out) c = AsciiLower(c);
   return out;
 }
+
+// The UTF-8 sequence at the start of `s`, strictly (RFC 3629): `length` 0 when there is none
+// there: a stray continuation byte, an overlong form (so "\xC0\xAE" is never '.'), a surrogate,
+// a code point past U+10FFFF, or a sequence cut short. ASCII is a sequence of length 1.
+struct Utf8Char {
+  size_t length = 0;
+  uint32_t code_point = 0;
+};
+Utf8Char DecodeUtf8(std::string_view s);
+// Whether all of `s` is such sequences.
+bool ValidUtf8(std::string_view s);
 
 }  // namespace siterelay

@@ -213,31 +213,12 @@ class Reader {
                             " is not ASCII; only the ASCII part of ISO-8859-1 is supported: save "
                             "the file as UTF-8");
       }
-      size_t len;
-      uint32_t cp;
-      if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1fu;
-      } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0fu;
-      } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07u;
-      } else {
+      Utf8Char u = DecodeUtf8(in_.substr(i));
+      if (u.length == 0) {
         return Error(i, "invalid UTF-8 (byte " + HexByte(c) + "); save the file as UTF-8");
       }
-      if (i + len > in_.size()) return Error(i, "invalid UTF-8 (truncated at the end of the file)");
-      for (size_t k = 1; k < len; ++k) {
-        auto cc = static_cast<unsigned char>(in_[i + k]);
-        if ((cc & 0xc0) != 0x80) {
-          return Error(i, "invalid UTF-8 (byte " + HexByte(c) + "); save the file as UTF-8");
-        }
-        cp = cp << 6 | (cc & 0x3fu);
-      }
-      if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) {
-        return Error(i, "invalid UTF-8 (overlong form)");
-      }
+      uint32_t cp = u.code_point;
+      size_t len = u.length;
       if (!IsXmlChar(cp)) return Error(i, "character " + CodePoint(cp) + " is not allowed in XML");
       i += len;
     }

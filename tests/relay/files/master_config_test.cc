@@ -339,7 +339,8 @@ TEST(MasterConfigTest, RefusesBytesThatAreNotXmlText) {
                "control character 0x00");
   EXPECT_ERROR("<APPLICATION>\n\x01</APPLICATION>", "line 2: control character 0x01");
   EXPECT_ERROR("<APPLICATION APP_FILE_PATH='\xC0\xAE'/>", "invalid UTF-8");
-  EXPECT_ERROR("<APPLICATION APP_FILE_PATH='\xED\xA0\x80'/>", "U+D800");
+  EXPECT_ERROR("<APPLICATION APP_FILE_PATH='\xED\xA0\x80'/>", "invalid UTF-8");  // a surrogate
+  EXPECT_ERROR("<APPLICATION APP_FILE_PATH='\xEF\xBF\xBE'/>", "U+FFFE");  // UTF-8, not XML
   EXPECT_ERROR("<APPLICATION APP_FILE_PATH='\xE9'/>", "invalid UTF-8");
   EXPECT_ERROR("\xFF\xFE<\0A\0", "UTF-16");
   EXPECT_ERROR("<?xml version='1.0' encoding='ISO-8859-1'?><APPLICATION APP_FILE_PATH='caf\xE9'/>",
