@@ -343,6 +343,20 @@ class Relay {
         });
   }
 
+  // Where phones are served: protocol and bound address of every listener.
+  std::vector<admin::Listener> PhoneListeners() const {
+    std::vector<admin::Listener> out;
+    auto add = [&](const char* protocol, const std::vector<ListenAddress>& list) {
+      for (const ListenAddress& a : list) out.push_back({protocol, a.ToString()});
+    };
+    add("http", phones_->bound());
+    add("https", https_->bound());
+    add("tftp", tftp_->bound());
+    add("ftp", ftp_->bound());
+    add("ftps", ftp_->bound_implicit());
+    return out;
+  }
+
   nlohmann::json ToolsDocument(std::string_view host_header) const {
     admin::ToolsInputs in;
     // The host the console was reached by, without its port, unless it is this machine's
@@ -359,14 +373,7 @@ class Relay {
       if (host.empty()) host = "127.0.0.1";
     }
     in.host = host;
-    auto add = [&](const char* protocol, const std::vector<ListenAddress>& list) {
-      for (const ListenAddress& a : list) in.listeners.push_back({protocol, a.ToString()});
-    };
-    add("http", phones_->bound());
-    add("https", https_->bound());
-    add("tftp", tftp_->bound());
-    add("ftp", ftp_->bound());
-    add("ftps", ftp_->bound_implicit());
+    in.listeners = PhoneListeners();
     if (!config_.accounts.empty()) {
       in.user = config_.accounts.front().user;
       in.password = config_.accounts.front().password;
@@ -382,15 +389,10 @@ class Relay {
     admin::StatusInputs in;
     in.metrics = Snapshot();
     in.now = static_cast<int64_t>(std::time(nullptr));
-    auto add = [&](const char* protocol, const std::vector<ListenAddress>& list) {
-      for (const ListenAddress& a : list) in.listeners.push_back({protocol, a.ToString()});
-    };
-    add("http", phones_->bound());
-    add("https", https_->bound());
-    add("tftp", tftp_->bound());
-    add("ftp", ftp_->bound());
-    add("ftps", ftp_->bound_implicit());
-    add("admin", admin_server_->bound());
+    in.listeners = PhoneListeners();
+    for (const ListenAddress& a : admin_server_->bound()) {
+      in.listeners.push_back({"admin", a.ToString()});
+    }
     in.origin_url = MaskSecrets(config_.origin.url);
     for (const auto& [mac, d] : files_->devices()) {
       if (d.last_seen >= in.now - 86400) ++in.devices_seen_24h;

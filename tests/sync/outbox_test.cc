@@ -31,19 +31,12 @@ class OutboxTest : public ::testing::Test {
 
   // A phone's settings upload, as Uploads files it: source=upload, not forwarded.
   void Upload(const std::string& path, const std::string& body) {
-    auto w = cache_->store().Create();
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append({reinterpret_cast<const uint8_t*>(body.data()), body.size()}).ok());
-    auto d = (*w)->Commit();
-    ASSERT_TRUE(d.ok());
     cache::Entry e;
     e.path = path;
-    e.sha256 = *d;
-    e.size = body.size();
     e.content_type = "application/xml";
     e.source = cache::Source::kUpload;
     e.forwarded = false;
-    ASSERT_TRUE(cache_->Publish({e}).ok());
+    testing::PutFile(cache_.get(), e, body);
   }
 
   void StartOutbox(const std::string& url, const std::string& user = "") {

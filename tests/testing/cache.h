@@ -1,10 +1,12 @@
-// A Cache in a test's temp dir, with the test's clock and, optionally, a filesystem seam.
+// A Cache in a test's temp dir, with the test's clock and, optionally, a filesystem seam; and a
+// file put straight into it.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "cache/cache.h"
 
@@ -21,6 +23,21 @@ inline std::unique_ptr<cache::Cache> OpenTestCache(const std::string& dir, Clock
   auto c = cache::Cache::Open(o);
   EXPECT_TRUE(c.ok()) << c.status().ToString();
   return c.ok() ? std::move(c).value() : nullptr;
+}
+
+// Stores `content` and publishes `entry` (path, content type, source... as the test wants) for
+// it, with its digest and size filled in.
+inline void PutFile(cache::Cache* cache, cache::Entry entry, std::string_view content) {
+  auto w = cache->store().Create();
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  ASSERT_TRUE(
+      (*w)->Append({reinterpret_cast<const uint8_t*>(content.data()), content.size()}).ok());
+  auto d = (*w)->Commit();
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  entry.sha256 = *d;
+  entry.size = content.size();
+  if (entry.content_type.empty()) entry.content_type = "application/octet-stream";
+  ASSERT_TRUE(cache->Publish({entry}).ok());
 }
 
 }  // namespace siterelay::testing

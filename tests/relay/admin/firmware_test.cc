@@ -16,18 +16,9 @@ class FirmwareExpectationsTest : public ::testing::Test {
   }
 
   void Put(const std::string& path, std::string_view content) {
-    auto w = cache_->store().Create();
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE(
-        (*w)->Append({reinterpret_cast<const uint8_t*>(content.data()), content.size()}).ok());
-    auto d = (*w)->Commit();
-    ASSERT_TRUE(d.ok());
     cache::Entry e;
     e.path = path;
-    e.sha256 = *d;
-    e.size = content.size();
-    e.content_type = "application/octet-stream";
-    ASSERT_TRUE(cache_->Publish({e}).ok());
+    testing::PutFile(cache_.get(), e, content);
   }
 
   static files::Device Phone(std::string mac, std::string model) {

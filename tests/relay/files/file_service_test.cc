@@ -30,19 +30,11 @@ class FileServiceTest : public ::testing::Test {
   void SetUp() override { cache_ = testing::OpenTestCache(dir_.path(), &clock_); }
 
   void Put(const std::string& path, std::string_view content) {
-    auto w = cache_->store().Create();
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE(
-        (*w)->Append({reinterpret_cast<const uint8_t*>(content.data()), content.size()}).ok());
-    auto d = (*w)->Commit();
-    ASSERT_TRUE(d.ok());
     cache::Entry e;
     e.path = path;
-    e.sha256 = *d;
-    e.size = content.size();
     e.content_type = "application/xml";
     e.last_modified = "Sun, 06 Nov 1994 08:49:37 GMT";
-    ASSERT_TRUE(cache_->Publish({e}).ok());
+    testing::PutFile(cache_.get(), e, content);
   }
 
   testing::TempDir dir_;

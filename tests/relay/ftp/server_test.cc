@@ -130,18 +130,9 @@ class FtpServerTest : public ::testing::Test {
     cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_);
     content_.assign(200000, 'x');
     for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 7 % 253);
-    auto w = cache_->store().Create();
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append({reinterpret_cast<const uint8_t*>(content_.data()),
-                              content_.size()}).ok());
-    auto d = (*w)->Commit();
-    ASSERT_TRUE(d.ok());
     cache::Entry e;
     e.path = "fw/sip.ld";
-    e.sha256 = *d;
-    e.size = content_.size();
-    e.content_type = "application/octet-stream";
-    ASSERT_TRUE(cache_->Publish({e}).ok());
+    siterelay::testing::PutFile(cache_.get(), e, content_);
     Config config = Config::Defaults();
     config.accounts.push_back({"PlcmSpIp", "PlcmSpIp", "/"});
     files_ = std::make_unique<files::FileService>(config, cache_.get(), &clock_);

@@ -126,18 +126,9 @@ class TftpServerTest : public ::testing::Test {
     cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_);
     content_.resize(300 * 512 + 100);
     for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 31 % 251);
-    auto w = cache_->store().Create();
-    ASSERT_TRUE(w.ok());
-    ASSERT_TRUE((*w)->Append({reinterpret_cast<const uint8_t*>(content_.data()),
-                              content_.size()}).ok());
-    auto d = (*w)->Commit();
-    ASSERT_TRUE(d.ok());
     cache::Entry e;
     e.path = "sip.ld";
-    e.sha256 = *d;
-    e.size = content_.size();
-    e.content_type = "application/octet-stream";
-    ASSERT_TRUE(cache_->Publish({e}).ok());
+    siterelay::testing::PutFile(cache_.get(), e, content_);
     files_ = std::make_unique<files::FileService>(Config::Defaults(), cache_.get(), &clock_);
     uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), &clock_);
   }
