@@ -190,6 +190,15 @@ expect_eq "the manifest's images cached and pinned" 6 \
   "$(admin_get api/v1/files | head -n -1 |
     json 'v.filter((f) => /^fw\/image[1-6]\.sip\.ld$/.test(f.path) && f.state === "pinned").length')"
 
+# /metrics after this known traffic: the pass, the three phones, and two of them flagged (the
+# VVX 500, and the late VVX 311 whose 5.9.7.47435 is not the 8.1.3.1301 its config names).
+metrics=$(curl -s --max-time 10 "$ADMIN/metrics")
+for line in 'siterelay_sync_running 0' 'siterelay_sync_files{state="done"} 6' \
+    'siterelay_sync_files{state="failed"} 0' 'siterelay_sync_last_success 1' \
+    'siterelay_devices 3' 'siterelay_devices_firmware_mismatch 2'; do
+  grep -qxF "$line" <<< "$metrics" && pass || fail "/metrics lacks the line: $line"
+done
+
 shots=$(find "$ARTIFACTS_DIR" -name '*.png' -size +1k | wc -l)
 ((shots >= 6)) && pass || fail "expected at least 6 screenshots in $ARTIFACTS_DIR, found $shots"
 echo "screenshots: $ARTIFACTS_DIR"
