@@ -37,7 +37,7 @@ constexpr std::string_view kUsage = R"(usage: siterelay [--log-level LEVEL] <com
 A site-local caching relay and provisioning server for desk phones.
 
 commands:
-  serve [--config FILE]          run the relay in the foreground (HTTP, HTTPS, admin /healthz)
+  serve [--config FILE]          run the relay in the foreground: every listener, sync, console
   sync [--config FILE]           one prefetch pass: fetch the manifest / prefetch list, verify
   import DIR [--config FILE]     seed the cache from a local folder, as if from the origin
   cache ls [--config FILE]       list cached entries: path, size, sha256, state

@@ -2,8 +2,10 @@
 //
 // SIGTERM/SIGINT: stop accepting, let transfers finish for up to 10 s, cut the rest, exit 0.
 // SIGHUP: re-read the config file and apply accounts, allow_from, certificates and listener
-// lists without dropping anything in flight; a list that cannot be bound is left as it was. With NOTIFY_SOCKET set (systemd
-// Type=notify), READY=1 is sent once every listener is up and STOPPING=1 when stopping.
+// lists without dropping anything in flight; a list that cannot be bound is left as it was.
+// With NOTIFY_SOCKET set (systemd Type=notify), READY=1 is sent once every listener is up and
+// STOPPING=1 when stopping; with WATCHDOG_USEC set too (WatchdogSec=), WATCHDOG=1 every half of
+// it from the event loop, so a loop that stops turning gets the relay restarted.
 #include "relay/serve.h"
 
 #include <fcntl.h>
@@ -224,6 +226,7 @@ class Relay {
     }
     Announce();
     Notify("READY=1");
+    StartWatchdog();
     int rc = uv_run(loop_.get(), UV_RUN_DEFAULT);
     (void)rc;
     Status f = cache_->FlushAccess();
@@ -508,6 +511,25 @@ class Relay {
     }
   }
 
+  // systemd's watchdog (sd_watchdog_enabled(3)): WATCHDOG_USEC, for this process when
+  // WATCHDOG_PID names it or is unset.
+  void StartWatchdog() {
+    const char* usec = std::getenv("WATCHDOG_USEC");
+    if (usec == nullptr) return;
+    const char* pid = std::getenv("WATCHDOG_PID");
+    if (pid != nullptr && std::strtoll(pid, nullptr, 10) != static_cast<long long>(::getpid())) {
+      return;
+    }
+    uint64_t every_ms = std::strtoull(usec, nullptr, 10) / 2000;
+    if (every_ms == 0) return;
+    uv_timer_init(loop_.get(), &watchdog_timer_);
+    watchdog_started_ = true;
+    uv_timer_start(
+        &watchdog_timer_, [](uv_timer_t*) noexcept { Notify("WATCHDOG=1"); }, every_ms, every_ms);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&watchdog_timer_));
+    SR_LOG(kInfo) << "systemd watchdog: keep-alive every " << every_ms << " ms";
+  }
+
   void StartSignals() {
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {
       uv_signal_init(loop_.get(), sig);
@@ -724,6 +746,7 @@ class Relay {
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), nullptr);
     if (grace_started_) uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), nullptr);
+    if (watchdog_started_) uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_timer_), nullptr);
   }
 
   std::string config_path_;
@@ -749,7 +772,8 @@ class Relay {
   std::unique_ptr<tftp::TftpServer> tftp_;
   std::unique_ptr<ftp::FtpServer> ftp_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
-  uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{}, history_timer_{};
+  uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{}, history_timer_{}, watchdog_timer_{};
+  bool watchdog_started_ = false;
   admin::TrafficHistory history_;
   bool grace_started_ = false;
   bool stopping_ = false;

@@ -96,6 +96,21 @@ TEST(ConfigTest, DefaultsMatchTheContract) {
   EXPECT_TRUE(c.accounts.empty());
 }
 
+TEST(ConfigTest, TheProductionConfigParsesWithThePackagesPorts) {
+  auto c = LoadConfig(SITERELAY_SOURCE_DIR "/image/systemd/siterelay.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->data_dir, "/var/lib/siterelay");
+  ASSERT_EQ(c->http.listen.size(), 2u);
+  EXPECT_EQ(c->http.listen[0].port, 80);
+  EXPECT_TRUE(c->http.listen[1].ipv6);
+  EXPECT_EQ(c->https.listen[0].port, 8443);
+  EXPECT_EQ(c->tftp.listen[0].port, 69);
+  EXPECT_EQ(c->ftp.listen[0].port, 21);
+  EXPECT_EQ(c->ftp.implicit_tls_listen[0].port, 990);
+  EXPECT_EQ(c->admin.listen[0].port, 5050);
+  EXPECT_EQ(c->origin.url, "");
+}
+
 TEST(ConfigTest, EmptyFileMeansDefaults) {
   auto c = ParseConfig("", "relay.toml");
   ASSERT_TRUE(c.ok()) << c.status().ToString();
