@@ -725,6 +725,7 @@ class Relay {
   void Finish() {
     if (finished_) return;
     finished_ = true;
+    SampleHistory();  // while the fetcher's counters are still there; the write keeps the loop up
     for (auto* server : Servers()) server->CloseAll();
     tftp_->CloseAll();
     ftp_->CloseAll();
@@ -738,7 +739,6 @@ class Relay {
     sender_.reset();
     fetcher_.reset();
     files_->FlushDevices(loop_.get());  // the queued write keeps the loop running until done
-    SampleHistory();                    // so does this one
     uv_close(reinterpret_cast<uv_handle_t*>(&devices_timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&history_timer_), nullptr);
     for (uv_signal_t* sig : {&sigterm_, &sigint_, &sighup_}) {

@@ -154,6 +154,8 @@ expect_eq "siterelay status with the relay stopped: exit 1" 1 "$?"
 expect_contains "siterelay status says why" "no relay answering" "$(cat status-down.out)"
 expect_eq "device sighting in the catalog" "0004f282e824|VVX_500|5.9.7.47435|http" \
   "$(sqlite3 data/catalog.db 'SELECT mac, model, firmware, protocol FROM devices')"
+served_before_stop=$(sqlite3 data/catalog.db 'SELECT sum(served_bytes) FROM traffic_history')
+[[ ${served_before_stop:-0} -gt 0 ]] && pass || fail "no traffic history saved at stop"
 
 # Accounts: 401 without or with wrong credentials, DOMAIN\user accepted, roots applied.
 cat >> relay.toml <<TOML
@@ -167,6 +169,9 @@ root = "/tenant"
 TOML
 start_relay relay.toml
 base="http://127.0.0.1:$HTTP_PORT"
+history_json=$(curl -s -u "admin:$password" "http://127.0.0.1:$ADMIN_PORT/api/v1/history")
+[[ $history_json =~ \"served_bytes\":\ [1-9] ]] && pass ||
+  fail "the traffic history did not survive the restart: $history_json"
 out=$(curl -s -D - -o /dev/null "$base/000000000000.cfg" | tr -d '\r')
 expect_contains "401 without credentials" "HTTP/1.1 401" "$out"
 expect_contains "WWW-Authenticate" 'WWW-Authenticate: Basic realm="siterelay"' "$out"
