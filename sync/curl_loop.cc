@@ -74,8 +74,13 @@ CurlLoop::CurlLoop(uv_loop_t* loop) : loop_(loop) {
   curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   // HTTP/2 to the origin multiplexes every transfer on one connection where it can.
   curl_multi_setopt(multi_, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-  // A thin WAN gains nothing from dozens of parallel connections to one origin.
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 8L);
+  // Bytes share the WAN through max_rate whatever the connection count, but small requests are
+  // bound by the WAN's round trip: in a boot storm every phone's own files (<mac>.cfg,
+  // -phone.cfg, ... mostly 404s) are misses, thousands of them. Over HTTP/1.1 each needs a
+  // connection of its own for its round trip, so 8 connections made 6,000 misses at 40 ms take
+  // 30 s (tools/phone-fleet); 48 keep a 1,000-phone storm near the firmware's own time while
+  // staying far below the 1,000 connections the phones would open themselves.
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, kMaxOriginConnections);
 }
 
 CurlLoop::~CurlLoop() {
