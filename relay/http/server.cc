@@ -427,6 +427,10 @@ class Connection {
               req.minor_version);
     }
     if (!sending_ && !closing_ && !reading_body_ && !awaiting_ && in_.empty()) {
+      // Waiting for the next request: give back what an upload's body grew the buffer to, or a
+      // keep-alive connection holds it for as long as it stays (32 KiB each, a storm's 1,000
+      // phones 32 MiB).
+      in_.shrink_to_fit();
       ArmTimer(server_->limits_.idle_timeout_ms);
     }
   }
