@@ -298,6 +298,23 @@ bench_judge() {
   fi
 }
 
+# ---- results for tools/bench/run ----------------------------------------------------------------
+
+# bench_result NAME RELAY PEER UNIT RATIO TARGET OK: one machine-readable line per figure, the
+# last lines of a benchmark's output, which tools/bench/run collects into its table:
+#   RESULT name="http big file" relay=2983.6 peer=2519.9 unit=MB/s ratio=1.18 target=">=1.0" pass=1
+# RELAY and PEER are the figures in UNIT (no blanks); PEER and RATIO are "-" for a figure without
+# a peer (resident memory, a latency target), and then TARGET applies to RELAY itself
+# ("<64 MiB"), otherwise to RATIO (relay / peer). TARGET is "-" for a figure reported without a
+# target. OK is 1 or 0 (bench_holds), or "-"; pass is "-" under --quick, which judges nothing,
+# and where there is no target. NAME and TARGET hold no double quote.
+bench_result() {  # name, relay, peer, unit, ratio, target, ok
+  local pass=$7
+  if ((quick)) || [[ $6 == - ]]; then pass=-; fi
+  printf 'RESULT name="%s" relay=%s peer=%s unit=%s ratio=%s target="%s" pass=%s\n' \
+    "$1" "$2" "$3" "$4" "$5" "$6" "$pass"
+}
+
 # ---- nginx (http.sh: the reference server; storm.sh: the origin) ------------------------------
 
 # Writes $nginx_dir/nginx.conf: nginx in the foreground with its files in $nginx_dir, serving

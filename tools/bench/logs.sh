@@ -15,7 +15,10 @@
 #   3. both again with batches of 64 KiB, where a dictionary usually matters most (a relay with
 #      few phones, or one that sends on batch_age rather than on size),
 # and prints one table: compressed size, ratio, what each dictionary saves against none, and the
-# speed. Nothing is judged: there are no targets yet.
+# speed. Nothing is judged: there are no targets yet. The last lines are RESULT lines for
+# tools/bench/run (lib.sh's bench_result), in --quick too: the ratio and speed of what the relay
+# does (level 6, sync/log_batch.h's kLogBatchLevel; 1 MiB batches; no dictionary), reported
+# without a target.
 #
 # Method. `phone_logs --compress-bench` does the work in process with libzstd, as the relay will:
 # it reads the NDJSON, cuts batches on line boundaries, compresses each with ZSTD_compress2 on one
@@ -59,6 +62,8 @@ readonly kBatches=(1048576 65536)
 readonly kDicts=(none fleet site)
 readonly kRelay=branch-042        # the measured site's relay id
 readonly kFleetRelay=branch-017   # the other site's
+readonly kRelayLevel=6            # sync/log_batch.h's kLogBatchLevel: what the relay compresses at
+readonly kRelayBatch=1048576      # logs.batch_bytes' default
 
 usage() {
   cat <<EOF
@@ -255,4 +260,10 @@ for batch in "${kBatches[@]}"; do
   done
 done
 echo "(saves: compressed bytes saved against no dictionary at the same level and batch size)"
+echo
+key="$kRelayBatch/$kRelayLevel/none"
+what="log batches as the relay cuts them (zstd $kRelayLevel, $((kRelayBatch >> 20)) MiB, no dict)"
+bench_result "$what: NDJSON / zstd" "${ratio[$key]}" - x - - -
+# shellcheck disable=SC2086  # one speed a word
+bench_result "$what: speed, one core" "$(median ${speeds[$key]})" - MB/s - - -
 exit 0
