@@ -57,7 +57,7 @@ void InitCurlOnce() {
 
 }  // namespace
 
-CurlLoop::CurlLoop(uv_loop_t* loop) : loop_(loop) {
+CurlLoop::CurlLoop(uv_loop_t* loop, CurlLoopLimits limits) : loop_(loop) {
   InitCurlOnce();
   multi_ = curl_multi_init();
   if (multi_ == nullptr) {
@@ -80,7 +80,11 @@ CurlLoop::CurlLoop(uv_loop_t* loop) : loop_(loop) {
   // connection of its own for its round trip, so 8 connections made 6,000 misses at 40 ms take
   // 30 s (tools/phone-fleet); 48 keep a 1,000-phone storm near the firmware's own time while
   // staying far below the 1,000 connections the phones would open themselves.
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, kMaxOriginConnections);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, limits.max_host_connections);
+  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, limits.max_total_connections);
+  if (limits.max_cached_connections > 0) {
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, limits.max_cached_connections);
+  }
 }
 
 CurlLoop::~CurlLoop() {
@@ -169,6 +173,13 @@ void CurlLoop::Unwatch(Socket* sock) {
   sock->owner = nullptr;
   uv_close(reinterpret_cast<uv_handle_t*>(&sock->poll),
            [](uv_handle_t* h) noexcept { delete static_cast<Socket*>(h->data); });
+}
+
+void CurlLoop::Perform() {
+  if (closing_) return;
+  int running = 0;
+  curl_multi_perform(multi_, &running);
+  ReapDone();
 }
 
 void CurlLoop::Action(curl_socket_t s, int events) {

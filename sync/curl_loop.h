@@ -44,9 +44,16 @@ constexpr long kMaxOriginConnections = 48;
 // size (RateLimiter::BufferBytes) and, with `auth`, the upstream's credentials.
 void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buffer_bytes);
 
+// Connection limits of one CurlLoop (0: libcurl's default, no cap for the first two).
+struct CurlLoopLimits {
+  long max_host_connections = kMaxOriginConnections;
+  long max_total_connections = 0;
+  long max_cached_connections = 0;  // idle connections kept for reuse
+};
+
 class CurlLoop {
  public:
-  explicit CurlLoop(uv_loop_t* loop);
+  explicit CurlLoop(uv_loop_t* loop, CurlLoopLimits limits = {});
   // Removes every transfer still running (their callbacks never run) and frees the loop's
   // handles through their close callbacks.
   ~CurlLoop();
@@ -58,6 +65,11 @@ class CurlLoop {
   Status Add(CURL* easy, std::function<void(CURLcode)> done);
   // Stops a transfer early; its `done` does not run.
   void Remove(CURL* easy);
+  // Drives every transfer once without waiting for a socket event (curl_multi_perform), then
+  // reports those that ended. For transfers libcurl 7.88 forgets to ask a socket watch for (an
+  // FTP data connection opened after EPSV when the reply was already in): tools/phone-fleet
+  // calls it every 50 ms while FTP phones run.
+  void Perform();
   size_t running() const { return done_.size(); }
 
  private:

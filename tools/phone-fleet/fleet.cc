@@ -7,12 +7,6 @@
 
 namespace siterelay::fleet {
 
-struct Fleet::Socket {
-  uv_poll_t poll{};
-  Fleet* owner = nullptr;
-  curl_socket_t fd = CURL_SOCKET_BAD;
-};
-
 struct Fleet::Phone {
   Fleet* fleet = nullptr;
   size_t index = 0;
@@ -33,25 +27,15 @@ struct Fleet::Phone {
 
 Fleet::Fleet(uv_loop_t* loop, std::vector<PhoneSpec> phones, FleetOptions options)
     : loop_(loop), specs_(std::move(phones)), options_(std::move(options)) {
-  static const bool kCurlReady = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  multi_ = kCurlReady ? curl_multi_init() : nullptr;
-  if (multi_ == nullptr) {
-    std::fprintf(stderr, "phone_fleet: fatal: cannot initialise libcurl\n");
-    std::abort();
-  }
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETFUNCTION, &Fleet::OnSocket);
-  curl_multi_setopt(multi_, CURLMOPT_SOCKETDATA, this);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERFUNCTION, &Fleet::OnTimer);
-  curl_multi_setopt(multi_, CURLMOPT_TIMERDATA, this);
   // Phones are independent devices: no cap on connections to the relay, and room in the
   // connection cache for one idle connection per phone.
-  curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
-  curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
-  curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(specs_.size() + 16));
-  uv_timer_init(loop_, &curl_timer_);
+  sync::CurlLoopLimits limits;
+  limits.max_host_connections = 0;
+  limits.max_total_connections = 0;
+  limits.max_cached_connections = static_cast<long>(specs_.size() + 16);
+  curl_ = std::make_unique<sync::CurlLoop>(loop_, limits);
   uv_timer_init(loop_, &start_timer_);
   uv_timer_init(loop_, &kick_timer_);
-  curl_timer_.data = this;
   start_timer_.data = this;
   kick_timer_.data = this;
   results_.resize(specs_.size());
@@ -95,16 +79,14 @@ void Fleet::Start(std::function<void()> done) {
     // libcurl 7.88 sometimes starts an FTP data connection (after EPSV/PASV, when the reply was
     // already in) without asking for its socket to be watched: in socket_action mode nothing
     // then wakes that transfer until its connect timeout, 30 s later (the curl tool, which polls
-    // with a 1 s timeout, loses 1 s each time). A periodic curl_multi_perform() drives every
+    // with a 1 s timeout, loses 1 s each time). A periodic CurlLoop::Perform() drives every
     // transfer, so such a stall costs at most kKickMs.
     uv_timer_start(
         &kick_timer_,
         [](uv_timer_t* t) noexcept {
           auto* self = static_cast<Fleet*>(t->data);
-          if (self->closed_ || self->ended_ || self->multi_ == nullptr) return;
-          int running = 0;
-          curl_multi_perform(self->multi_, &running);
-          self->ReapDone();
+          if (self->closed_ || self->ended_) return;
+          self->curl_->Perform();
         },
         kKickMs, kKickMs);
   }
@@ -231,10 +213,13 @@ void Fleet::RunStep(Phone* p) {
   }
   p->error[0] = '\0';
   p->step_ns = uv_hrtime();
-  CURLMcode rc = curl_multi_add_handle(multi_, h);
-  if (rc != CURLM_OK) {
-    results_[p->index].errors.push_back(std::string("curl_multi_add_handle: ") +
-                                        curl_multi_strerror(rc));
+  Status added = curl_->Add(h, [this, p](CURLcode code) {
+    p->in_multi = false;  // the loop took it out of the multi handle
+    if (ended_) return;
+    StepDone(p, code);
+  });
+  if (!added.ok()) {
+    results_[p->index].errors.push_back(added.message());
     return Finish(p);
   }
   p->in_multi = true;
@@ -324,7 +309,7 @@ void Fleet::Finish(Phone* p) {
   r.boot_ms = static_cast<double>(now - p->start_ns) / 1e6;
   r.end_ms = static_cast<double>(now - t0_) / 1e6;
   if (p->easy != nullptr) {
-    if (p->in_multi) curl_multi_remove_handle(multi_, p->easy);
+    if (p->in_multi) curl_->Remove(p->easy);
     curl_easy_cleanup(p->easy);
     p->easy = nullptr;
     p->in_multi = false;
@@ -355,7 +340,7 @@ void Fleet::Abort() {
     r.completed = false;
     r.end_ms = elapsed_ms();
     r.boot_ms = static_cast<double>(uv_hrtime() - p->start_ns) / 1e6;
-    if (p->in_multi) curl_multi_remove_handle(multi_, p->easy);
+    if (p->in_multi) curl_->Remove(p->easy);
     curl_easy_cleanup(p->easy);
     p->easy = nullptr;
     p->in_multi = false;
@@ -368,100 +353,13 @@ void Fleet::Close() {
   closed_ = true;
   for (auto& p : phone_) {
     if (p->easy == nullptr) continue;
-    if (p->in_multi) curl_multi_remove_handle(multi_, p->easy);
+    if (p->in_multi) curl_->Remove(p->easy);
     curl_easy_cleanup(p->easy);
     p->easy = nullptr;
   }
-  curl_multi_cleanup(multi_);
-  multi_ = nullptr;
-  while (!sockets_.empty()) Unwatch(*sockets_.begin());
-  uv_close(reinterpret_cast<uv_handle_t*>(&curl_timer_), nullptr);
+  curl_.reset();  // closes its sockets' and its timer's handles
   uv_close(reinterpret_cast<uv_handle_t*>(&start_timer_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&kick_timer_), nullptr);
-}
-
-// ---- libcurl on libuv (as sync/curl_loop.cc) ----------------------------------------------------
-
-int Fleet::OnSocket(CURL*, curl_socket_t s, int what, void* userp, void* socketp) noexcept {
-  auto* self = static_cast<Fleet*>(userp);
-  auto* sock = static_cast<Socket*>(socketp);
-  if (what == CURL_POLL_REMOVE) {
-    if (sock != nullptr) {
-      if (!self->closed_) curl_multi_assign(self->multi_, s, nullptr);
-      self->Unwatch(sock);
-    }
-    return 0;
-  }
-  if (self->closed_) return 0;
-  if (sock == nullptr) {
-    sock = new Socket;
-    sock->owner = self;
-    sock->fd = s;
-    sock->poll.data = sock;
-    if (uv_poll_init_socket(self->loop_, &sock->poll, s) != 0) {
-      delete sock;
-      return -1;
-    }
-    curl_multi_assign(self->multi_, s, sock);
-    self->sockets_.insert(sock);
-  }
-  int events = 0;
-  if ((what & CURL_POLL_IN) != 0) events |= UV_READABLE;
-  if ((what & CURL_POLL_OUT) != 0) events |= UV_WRITABLE;
-  uv_poll_start(&sock->poll, events, [](uv_poll_t* poll, int status, int ev) noexcept {
-    auto* so = static_cast<Socket*>(poll->data);
-    if (so->owner == nullptr) return;
-    int flags = 0;
-    if (status < 0) flags |= CURL_CSELECT_ERR;
-    if ((ev & UV_READABLE) != 0) flags |= CURL_CSELECT_IN;
-    if ((ev & UV_WRITABLE) != 0) flags |= CURL_CSELECT_OUT;
-    so->owner->Action(so->fd, flags);
-  });
-  return 0;
-}
-
-int Fleet::OnTimer(CURLM*, long timeout_ms, void* userp) noexcept {
-  auto* self = static_cast<Fleet*>(userp);
-  if (self->closed_) return 0;
-  if (timeout_ms < 0) {
-    uv_timer_stop(&self->curl_timer_);
-    return 0;
-  }
-  uv_timer_start(
-      &self->curl_timer_,
-      [](uv_timer_t* t) noexcept { static_cast<Fleet*>(t->data)->Action(CURL_SOCKET_TIMEOUT, 0); },
-      static_cast<uint64_t>(timeout_ms), 0);
-  return 0;
-}
-
-void Fleet::Unwatch(Socket* sock) {
-  sockets_.erase(sock);
-  sock->owner = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&sock->poll),
-           [](uv_handle_t* h) noexcept { delete static_cast<Socket*>(h->data); });
-}
-
-void Fleet::Action(curl_socket_t s, int events) {
-  if (closed_ || multi_ == nullptr) return;
-  int running = 0;
-  curl_multi_socket_action(multi_, s, events, &running);
-  ReapDone();
-}
-
-void Fleet::ReapDone() {
-  std::vector<std::pair<CURL*, CURLcode>> finished;
-  int left = 0;
-  while (CURLMsg* m = curl_multi_info_read(multi_, &left)) {
-    if (m->msg == CURLMSG_DONE) finished.emplace_back(m->easy_handle, m->data.result);
-  }
-  for (auto [easy, code] : finished) {
-    if (ended_) return;
-    Phone* p = nullptr;
-    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &p);
-    if (p == nullptr || p->easy != easy || !p->in_multi) continue;
-    curl_multi_remove_handle(multi_, easy);
-    StepDone(p, code);
-  }
 }
 
 }  // namespace siterelay::fleet

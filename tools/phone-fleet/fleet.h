@@ -33,6 +33,7 @@
 
 #include "relay/base/sha256.h"
 #include "relay/base/status.h"
+#include "sync/curl_loop.h"
 #include "tools/phone-fleet/model.h"
 
 namespace siterelay::fleet {
@@ -97,19 +98,13 @@ class Fleet {
 
  private:
   struct Phone;
-  struct Socket;
-  static int OnSocket(CURL* easy, curl_socket_t s, int what, void* userp, void* socketp) noexcept;
-  static int OnTimer(CURLM* multi, long timeout_ms, void* userp) noexcept;
   static size_t OnBody(char* data, size_t size, size_t n, void* userp) noexcept;
   static size_t OnUpload(char* data, size_t size, size_t n, void* userp) noexcept;
-  void Action(curl_socket_t s, int events);
-  void ReapDone();
   void StartDue();
   void Launch(Phone* p);
   void RunStep(Phone* p);
   void StepDone(Phone* p, CURLcode code);
   void Finish(Phone* p);
-  void Unwatch(Socket* s);
   std::string Url(const Phone& p, const Step& s) const;
 
   uv_loop_t* loop_;
@@ -122,12 +117,10 @@ class Fleet {
   size_t running_ = 0, finished_ = 0;
   std::vector<Phone*> waiting_;  // due, held back by the concurrency cap (FIFO)
   size_t waiting_head_ = 0;
-  CURLM* multi_ = nullptr;
-  uv_timer_t curl_timer_{};
+  std::unique_ptr<sync::CurlLoop> curl_;
   uv_timer_t start_timer_{};
   uv_timer_t kick_timer_{};  // FTP only: see Start()
   static constexpr uint64_t kKickMs = 50;
-  std::set<Socket*> sockets_;
   uint64_t t0_ = 0;
   bool started_ = false, ended_ = false, closed_ = false;
   std::function<void()> done_;
