@@ -25,6 +25,13 @@ finish() {
   [[ $FAILURES -eq 0 ]]
 }
 
+# sanitizer_build: true when the binary under test ($SITERELAY) comes from an ASan or UBSan tree,
+# whose packages are no appliance and whose memory use is the sanitizers' (tools/check runs every
+# test again in its GCC Release tree).
+sanitizer_build() {
+  grep -Eq '^SITERELAY_(ASAN|UBSAN):BOOL=ON' "$(dirname "$SITERELAY")/CMakeCache.txt" 2>/dev/null
+}
+
 # write_config FILE [TOML...]: a relay config with its data in $WORK/data, HTTP, HTTPS and admin
 # on loopback ports the kernel picks, the protocols not under test off, and any extra TOML
 # (whole sections) appended.

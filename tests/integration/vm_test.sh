@@ -34,7 +34,7 @@ done
 [[ $(id -u) -eq 0 ]] || { echo "FAIL: building the image needs root (mmdebstrap)" >&2; exit 1; }
 # A sanitizer build's package is not an appliance (and its binary not what a VM would run under
 # the unit's system call filter); tools/check boots the VM from its GCC Release tree.
-if grep -Eq '^SITERELAY_(ASAN|UBSAN):BOOL=ON' "$BUILD/CMakeCache.txt"; then
+if sanitizer_build; then
   echo "vm_test: $BUILD is a sanitizer build; the VM is tested from a Release tree"
   finish
   exit
