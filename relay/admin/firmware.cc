@@ -28,15 +28,19 @@ std::optional<std::string> ReadAll(const files::OpenFile& f, size_t max) {
 template <typename T, typename Parse>
 const T* FirmwareExpectations::Read(std::map<std::string, Reading<T>>* memo,
                                     const std::string& path, size_t max, Parse parse) {
-  // Catalog entries only (Stat): never a phone's log from the spool, which OpenCached serves too.
-  if (!files_->Stat(path)) return nullptr;
-  Result<files::OpenFile> f = files_->OpenCached(path);
-  if (!f.ok() || !f->has_digest) return nullptr;
+  // Catalog entries only (Stat, no I/O): never a phone's log from the spool. The file is opened
+  // only when the catalog names other bytes than last time, so a device list of thousands of
+  // phones costs lookups, not opens.
+  std::optional<files::DirEntry> st = files_->Stat(path);
+  if (!st) return nullptr;
   auto it = memo->find(path);
-  if (it == memo->end() || it->second.sha256 != f->sha256) {
+  if (it == memo->end() || it->second.sha256 != st->sha256) {
     Reading<T> r;
-    r.sha256 = f->sha256;
-    if (std::optional<std::string> bytes = ReadAll(*f, max)) r.value = parse(*bytes);
+    r.sha256 = st->sha256;
+    Result<files::OpenFile> f = files_->OpenCached(path);
+    if (f.ok() && f->has_digest && f->sha256 == st->sha256) {
+      if (std::optional<std::string> bytes = ReadAll(*f, max)) r.value = parse(*bytes);
+    }
     it = memo->insert_or_assign(path, std::move(r)).first;
   }
   return it->second.value ? &*it->second.value : nullptr;

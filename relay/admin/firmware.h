@@ -5,8 +5,8 @@
 // the sip.ver cached next to the image (its format is unconfirmed: PHONES.md). Only cached files
 // are read: the origin is never asked. What is not known yields "", and nothing is flagged.
 //
-// What a file says is remembered by path and content digest, so the device list and /metrics
-// read each file once per change. Loop thread (FileService's).
+// What a file says is remembered by path and content digest (the catalog's), so the device list
+// and /metrics open each file once per change. Loop thread (FileService's).
 #pragma once
 
 #include <map>

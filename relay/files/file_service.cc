@@ -279,6 +279,7 @@ std::optional<DirEntry> FileService::Stat(std::string_view path) const {
   d.name = std::string(BaseName(path));
   d.size = e->size;
   d.modified = e->Modified();
+  d.sha256 = e->sha256;
   return d;
 }
 

@@ -83,6 +83,7 @@ struct DirEntry {
   bool dir = false;
   uint64_t size = 0;
   int64_t modified = 0;  // Unix seconds; for a directory, its newest file's
+  Digest sha256;         // a file's (Stat); zero for a directory
 };
 
 // How a reader takes a file that is not cached yet.
