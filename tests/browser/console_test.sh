@@ -75,15 +75,6 @@ for i in 1 2 3 4 5 6; do
 done
 (IFS=,; printf '{"files": [%s]}\n' "${entries[*]}") > "$ORIGIN/manifest.json"
 
-pick_port() {
-  local port
-  while :; do
-    port=$(shuf -i 20000-60000 -n 1)
-    ss -Htln "sport = :$port" | grep -q . || break
-  done
-  echo "$port"
-}
-
 # launch_nginx PORT: one worker serving $ORIGIN; returns 1 when it does not answer within 5 s.
 launch_nginx() {
   {

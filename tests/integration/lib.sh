@@ -25,6 +25,16 @@ finish() {
   [[ $FAILURES -eq 0 ]]
 }
 
+# pick_port: a random loopback port nothing listens on now (for peers that cannot take port 0).
+pick_port() {
+  local port
+  while :; do
+    port=$(shuf -i 20000-60000 -n 1)
+    ss -Htln "sport = :$port" | grep -q . || break
+  done
+  echo "$port"
+}
+
 # sanitizer_build: true when the binary under test ($SITERELAY) comes from an ASan or UBSan tree,
 # whose packages are no appliance and whose memory use is the sanitizers' (tools/check runs every
 # test again in its GCC Release tree).

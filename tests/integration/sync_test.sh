@@ -153,16 +153,6 @@ launch_nginx() {
   return 1
 }
 
-# pick_port: a random loopback port nothing listens on now.
-pick_port() {
-  local port
-  while :; do
-    port=$(shuf -i 20000-60000 -n 1)
-    ss -Htln "sport = :$port" | grep -q . || break
-  done
-  echo "$port"
-}
-
 # start_nginx: on a free port (a few tries), sets NGINX_PORT. The readiness probe's 404 for
 # /ping is the only line in access.log before the cases run; each case counts its own paths.
 start_nginx() {
