@@ -48,7 +48,11 @@ void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buf
 struct CurlLoopLimits {
   long max_host_connections = kMaxOriginConnections;
   long max_total_connections = 0;
-  long max_cached_connections = 0;  // idle connections kept for reuse
+  // Idle connections kept for reuse. libcurl's default, 4x the transfers added at the moment,
+  // shrinks whenever few are running (the Fetcher adds at most kMaxOriginConnections at once)
+  // and closes the connections the next burst of misses needs, each new one costing a WAN
+  // round trip more.
+  long max_cached_connections = kMaxOriginConnections;
 };
 
 class CurlLoop {

@@ -47,8 +47,11 @@ struct Fetcher::Transfer {
   // FetchObject(): the digest the body must have, and no entry published for it.
   std::optional<Digest> expected;
   std::function<void(Status)> object_done;
-  bool background = false;
+  Priority priority = Priority::kPhone;
   bool counted_foreground = false;  // in the limiter's count of phone-facing transfers
+  bool queued = false;              // in its lane's queue for `priority`, at `queue_at`
+  std::list<Transfer*>::iterator queue_at;
+  bool has_slot = false;            // holds one of its lane's slots
   size_t upstream = 0;
   std::string url;
   CURL* easy = nullptr;
@@ -121,6 +124,8 @@ Fetcher::Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cach
     pools_.push_back(std::make_unique<CurlLoop>(loop));
   }
   busy_until_.assign(origins_.upstreams().size(), 0);
+  lanes_.resize(origins_.upstreams().size());
+  pump_ = std::make_unique<Timer>(loop);
 }
 
 Fetcher::~Fetcher() {
@@ -143,10 +148,10 @@ bool Fetcher::KnownMissing(std::string_view path) {
 }
 
 void Fetcher::Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done,
-                    bool background) {
+                    Priority priority) {
   if (auto it = transfers_.find(path); it != transfers_.end()) {
     Transfer* t = it->second.get();
-    if (!background) SetForeground(t);
+    Raise(t, priority);
     // Single flight: attach to the transfer already running for this path.
     if (want == Want::kBody && t->growing && !t->growing->failed()) {
       done(FetchOutcome{Status::Ok(), t->growing, t->modified});
@@ -155,9 +160,7 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
     t->waiters.push_back(Waiter{want, std::move(done)});
     return;
   }
-  Transfer* t = NewTransfer(path, path);
-  t->background = background;
-  if (!background) SetForeground(t);
+  Transfer* t = NewTransfer(path, path, priority);
   const cache::Entry* e = cache_->Lookup(path);
   if (e != nullptr && e->source == cache::Source::kOrigin &&
       (!e->etag.empty() || !e->last_modified.empty())) {
@@ -168,7 +171,8 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
   t->waiters.push_back(Waiter{want, std::move(done)});
 }
 
-Fetcher::Transfer* Fetcher::NewTransfer(const std::string& key, const std::string& path) {
+Fetcher::Transfer* Fetcher::NewTransfer(const std::string& key, const std::string& path,
+                                        Priority priority) {
   auto owned = std::make_unique<Transfer>();
   Transfer* t = owned.get();
   t->owner = this;
@@ -179,10 +183,67 @@ Fetcher::Transfer* Fetcher::NewTransfer(const std::string& key, const std::strin
   t->retry = std::make_unique<Timer>(loop_);
   t->tick = std::make_unique<Timer>(loop_);
   transfers_.emplace(key, std::move(owned));
-  // Started from the next loop iteration: Fetch() may be called from inside a libcurl callback
-  // (a reader finishing one body asks for the next file), where libcurl forbids adding handles.
-  t->retry->Start(0, [this, t] { Start(t); });
+  t->priority = Priority::kBackground;
+  Raise(t, priority);
+  Enqueue(t);
   return t;
+}
+
+size_t Fetcher::queued(Priority p) const {
+  size_t n = 0;
+  for (const Lane& lane : lanes_) n += lane.queued[static_cast<int>(p)].size();
+  return n;
+}
+
+void Fetcher::Enqueue(Transfer* t, bool first) {
+  auto& q = lanes_[t->upstream].queued[static_cast<int>(t->priority)];
+  t->queue_at = first ? q.insert(q.begin(), t) : q.insert(q.end(), t);
+  t->queued = true;
+  // From the next loop iteration: Fetch() may be called from inside a libcurl callback (a reader
+  // finishing one body asks for the next file), where libcurl forbids adding handles.
+  if (!pump_->active()) pump_->Start(0, [this] { Pump(); });
+}
+
+void Fetcher::Pump() {
+  for (size_t u = 0; u < lanes_.size(); ++u) {
+    Lane& lane = lanes_[u];
+    for (int p = 0; p < kPriorities; ++p) {
+      size_t limit = p == static_cast<int>(Priority::kPhone) ? kTransferSlots
+                     : p == static_cast<int>(Priority::kSoon) ? kTransferSlots - kPhoneReserve
+                                                               : kBackgroundSlots;
+      auto& q = lane.queued[p];
+      while (!q.empty() && lane.active < limit) {
+        Transfer* t = q.front();
+        q.pop_front();
+        t->queued = false;
+        t->has_slot = true;
+        ++lane.active;
+        Start(t);  // may end `t`, which gives the slot back
+      }
+    }
+  }
+}
+
+void Fetcher::ReleaseSlot(Transfer* t) {
+  if (!t->has_slot) return;
+  t->has_slot = false;
+  --lanes_[t->upstream].active;
+  if (!pump_->active()) pump_->Start(0, [this] { Pump(); });
+}
+
+void Fetcher::Raise(Transfer* t, Priority priority) {
+  if (priority >= t->priority) return;
+  if (t->queued) {
+    lanes_[t->upstream].queued[static_cast<int>(t->priority)].erase(t->queue_at);
+    t->priority = priority;
+    Enqueue(t);
+  }
+  t->priority = priority;
+  if (priority == Priority::kBackground) return;
+  limiter_.Promote(t);  // a paused body may take bytes now
+  if (priority != Priority::kPhone || t->counted_foreground) return;
+  t->counted_foreground = true;
+  limiter_.ForegroundStarted();
 }
 
 void Fetcher::FetchObject(const std::string& path, const Digest& expected,
@@ -193,18 +254,9 @@ void Fetcher::FetchObject(const std::string& path, const Digest& expected,
     done(Status::AlreadyExists(path + " is already being fetched"));
     return;
   }
-  Transfer* t = NewTransfer(key, path);
-  t->background = true;
+  Transfer* t = NewTransfer(key, path, Priority::kBackground);
   t->expected = expected;
   t->object_done = std::move(done);
-}
-
-void Fetcher::SetForeground(Transfer* t) {
-  t->background = false;
-  limiter_.Promote(t);
-  if (t->counted_foreground) return;
-  t->counted_foreground = true;
-  limiter_.ForegroundStarted();
 }
 
 void Fetcher::Configure(Transfer* t) {
@@ -241,13 +293,14 @@ void Fetcher::Configure(Transfer* t) {
 void Fetcher::Start(Transfer* t) {
   int64_t wait = busy_until_[t->upstream] - clock_->NowSeconds();
   if (wait > 0) {
-    if (!t->background) {
+    if (t->priority != Priority::kBackground) {
       // A phone does not wait an origin's Retry-After: it gets the last good copy now.
       End(t, Status::Unavailable(origins_.upstreams()[t->upstream].name + " asked to wait " +
                                  std::to_string(wait) + " s (Retry-After)"));
       return;
     }
-    t->retry->Start(static_cast<uint64_t>(wait) * 1000, [this, t] { Start(t); });
+    ReleaseSlot(t);
+    t->retry->Start(static_cast<uint64_t>(wait) * 1000, [this, t] { Enqueue(t); });
     return;
   }
   t->ResetResponse();
@@ -308,10 +361,11 @@ size_t Fetcher::OnWrite(char* data, size_t size, size_t n, void* userp) noexcept
     if (!self->BeginBody(t)) return 0;
   }
   if (!t->storing) return len;  // an error page: not kept
-  if (!self->limiter_.Take(len, t->background)) {
+  bool background = t->priority == Priority::kBackground;
+  if (!self->limiter_.Take(len, background)) {
     // Over max_rate, or a background transfer while a phone waits for another: libcurl keeps
     // this chunk and delivers it again after the resume.
-    self->limiter_.Wait(t, t->background, [t] { curl_easy_pause(t->easy, CURLPAUSE_CONT); });
+    self->limiter_.Wait(t, background, [t] { curl_easy_pause(t->easy, CURLPAUSE_CONT); });
     return CURL_WRITEFUNC_PAUSE;
   }
   Status s = t->writer->Append(std::span(reinterpret_cast<const uint8_t*>(data), len));
@@ -388,6 +442,7 @@ bool Fetcher::BeginBody(Transfer* t) {
 }
 
 void Fetcher::Done(Transfer* t, CURLcode code) {
+  ReleaseSlot(t);  // off the wire, whatever comes next
   if (t->status == 0) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->status);
   if (code == CURLE_OK && t->status == 0 && IsFileUrl(t->url)) t->status = 200;
   // A body already partly here (this attempt's or an earlier one's) is asked for again from where
@@ -474,7 +529,8 @@ void Fetcher::Retry(Transfer* t, const Status& why) {
   SR_LOG(kWarning) << "sync: " << MaskSecrets(why.message()) << "; resuming " << t->path
                    << " at byte " << t->writer->size() << " in " << delay << " ms";
   t->FreeHandle();
-  t->retry->Start(delay, [this, t] { Start(t); });
+  // Ahead of its priority's queue: readers are part-way through the body.
+  t->retry->Start(delay, [this, t] { Enqueue(t, /*first=*/true); });
 }
 
 void Fetcher::Finish(Transfer* t) {
@@ -574,6 +630,9 @@ void Fetcher::End(Transfer* t, const Status& status) {
     t->growing->Fail(status.ok() ? Status::Internal("transfer ended early") : status);
   }
   if (t->easy != nullptr) pools_[t->upstream]->Remove(t->easy);
+  if (t->queued) lanes_[t->upstream].queued[static_cast<int>(t->priority)].erase(t->queue_at);
+  t->queued = false;
+  ReleaseSlot(t);
   limiter_.Cancel(t);
   if (t->counted_foreground) limiter_.ForegroundEnded();
   // Out of the map before anyone is told, so a waiter asking again starts a new transfer.

@@ -16,6 +16,14 @@
 // published: a transfer that fails leaves the cache as it was, and the caller decides to serve
 // the last good copy (FileService).
 //
+// Scheduling: each upstream has kTransferSlots slots, one per transfer on the wire (so libcurl
+// never queues a request behind its connection cap where we cannot reorder it). Transfers wait
+// for a slot in three queues, served in order: kPhone (a phone is waiting), kSoon (a phone is
+// expected to ask shortly: AskAhead), kBackground (prefetch, manifest files). kSoon leaves
+// kPhoneReserve slots to phones, kBackground may hold at most kBackgroundSlots, so whatever was
+// queued ahead, a phone's miss waits at most for a slot to free, never for a queue to drain. A
+// phone's ask for a queued path moves it to the phone queue.
+//
 // Ownership: the Fetcher owns its transfers and their curl handles; GrowingFiles are shared with
 // readers. Destroying the Fetcher abandons transfers in flight without running their callbacks.
 // Thread safety: loop thread only; sealing and installing run on the libuv thread pool.
@@ -25,6 +33,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -38,6 +47,7 @@
 #include "relay/base/config.h"
 #include "relay/base/mime.h"
 #include "relay/base/status.h"
+#include "relay/base/uv.h"
 #include "sync/curl_loop.h"
 #include "sync/origin.h"
 #include "sync/rate_limiter.h"
@@ -56,6 +66,14 @@ struct FetchStats {
   uint64_t resumes = 0;            // Range requests after a cut
   uint64_t published = 0;          // bodies that became cached objects
 };
+
+// Who is waiting for a transfer, in scheduling order.
+enum class Priority {
+  kPhone,       // a phone asked: first in the queue, and first to the WAN budget
+  kSoon,        // a phone will ask shortly (AskAhead): after phones' asks; not held back by them
+  kBackground,  // prefetch and manifest files: yields slots and bytes to both above
+};
+inline constexpr int kPriorities = 3;
 
 // What a reader wants to be told.
 enum class Want {
@@ -76,6 +94,13 @@ struct FetchOutcome {
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;     // all response header lines together
 inline constexpr size_t kMaxNegativeEntries = 100'000;   // remembered 404s
 inline constexpr int kMaxResumes = 3;                    // Range retries of one cut transfer
+// Transfers on the wire at once per upstream (one per connection over HTTP/1.1), and the share
+// of them each priority may take (see "Scheduling" above).
+inline constexpr size_t kTransferSlots = kMaxOriginConnections;
+inline constexpr size_t kPhoneReserve = 8;
+inline constexpr size_t kBackgroundSlots = 8;
+// Transfers waiting for a slot, by kSoon: asks ahead past this are dropped (the phone asks itself).
+inline constexpr size_t kMaxQueuedSoon = 20'000;
 
 class Fetcher {
  public:
@@ -88,10 +113,10 @@ class Fetcher {
   // The origin said 404 for `path` less than `negative_for` seconds ago.
   bool KnownMissing(std::string_view path);
   // Asks the origin for `path` (a catalog path). `done` runs exactly once on the loop thread,
-  // possibly before Fetch() returns. `background` (prefetch): yields to phone-facing transfers;
-  // a phone's ask for the same path makes the shared transfer phone-facing.
+  // possibly before Fetch() returns. A shared transfer takes the most urgent priority of those
+  // who asked for it.
   void Fetch(const std::string& path, Want want, std::function<void(FetchOutcome)> done,
-             bool background = false);
+             Priority priority = Priority::kPhone);
   // A manifest's file: downloads `path`, checks that it hashes to `expected` and installs it as
   // an object WITHOUT publishing an entry (the manifest's set is published as a whole). A
   // mismatch is kCorruption and leaves nothing behind. Not shared with pull-through readers:
@@ -107,6 +132,8 @@ class Fetcher {
   // The max_rate budget every upstream byte shares (uploads too).
   RateLimiter& limiter() { return limiter_; }
   size_t in_flight() const { return transfers_.size(); }
+  // Transfers waiting for a slot, over every upstream.
+  size_t queued(Priority p) const;
 
  private:
   struct Transfer;
@@ -116,7 +143,19 @@ class Fetcher {
   };
 
   struct Document;
-  Transfer* NewTransfer(const std::string& key, const std::string& path);
+  // An upstream's slots and the transfers waiting for one.
+  struct Lane {
+    size_t active = 0;  // transfers holding a slot
+    std::list<Transfer*> queued[kPriorities];
+  };
+  Transfer* NewTransfer(const std::string& key, const std::string& path, Priority priority);
+  // Puts `t` in its lane's queue (`first`: at the head, for a resume) and schedules Pump().
+  void Enqueue(Transfer* t, bool first = false);
+  // Starts queued transfers while their lanes have slots for them. Never runs inside a libcurl
+  // callback (adding handles there is forbidden): Enqueue() and ReleaseSlot() defer it.
+  void Pump();
+  void ReleaseSlot(Transfer* t);
+  void Raise(Transfer* t, Priority priority);
   void Start(Transfer* t);
   void Configure(Transfer* t);
   static size_t OnHeader(char* data, size_t size, size_t n, void* userp) noexcept;
@@ -129,7 +168,6 @@ class Fetcher {
   // Answers waiters; kBody waiters are answered only by a body or the end.
   void Answer(Transfer* t, const FetchOutcome& o, bool only_body_waiters);
   void End(Transfer* t, const Status& status);
-  void SetForeground(Transfer* t);
 
   uv_loop_t* loop_;
   cache::Cache* cache_;
@@ -139,6 +177,8 @@ class Fetcher {
   RateLimiter limiter_;
   std::vector<std::unique_ptr<CurlLoop>> pools_;  // one per upstream
   std::vector<int64_t> busy_until_;  // per upstream: its Retry-After, in clock seconds
+  std::vector<Lane> lanes_;          // per upstream
+  std::unique_ptr<Timer> pump_;
   // By key: the path for pull-through, "\x01" + path for FetchObject().
   std::map<std::string, std::unique_ptr<Transfer>, std::less<>> transfers_;
   std::map<Document*, std::unique_ptr<Document>> documents_;

@@ -177,7 +177,7 @@ void Prefetcher::PrefetchPaths() {
         Event("failed " + path + ": " + failures_.back());
       }
       if (--prefetch_left_ == 0) PinPrefetched();
-    }, /*background=*/true);
+    }, Priority::kBackground);
   }
 }
 

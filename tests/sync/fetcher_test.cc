@@ -4,7 +4,10 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <functional>
 #include <memory>
 #include <string>
@@ -502,6 +505,116 @@ TEST_F(FetcherTest, PartialContentNobodyAskedForIsNotTheFile) {
   StartFetcher(origin.url());
   EXPECT_TRUE(FetchWhole("a.ld").status.Is(StatusCode::kUnavailable));
   EXPECT_EQ(cache_->Lookup("a.ld"), nullptr);
+}
+
+
+// An origin whose every answer is a 404 after `ms`, that counts how many requests it holds at once.
+class SlowOrigin {
+ public:
+  explicit SlowOrigin(int ms)
+      : origin_([this, ms](const OriginRequest&) {
+          int now = ++open_;
+          int seen = peak_.load();
+          while (now > seen && !peak_.compare_exchange_weak(seen, now)) {
+          }
+          std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+          --open_;
+          OriginReply r;
+          r.status = 404;
+          return r;
+        }) {}
+  std::string url() const { return origin_.url(); }
+  int peak() const { return peak_.load(); }
+  std::vector<std::string> targets() const {
+    std::vector<std::string> out;
+    for (const OriginRequest& r : origin_.requests()) out.push_back(r.target);
+    return out;
+  }
+
+ private:
+  std::atomic<int> open_{0};
+  std::atomic<int> peak_{0};
+  FakeOrigin origin_;
+};
+
+TEST_F(FetcherTest, APhonesAskGoesAheadOfAsksAheadQueuedBeforeIt) {
+  SlowOrigin origin(40);
+  StartFetcher(origin.url());
+  size_t soon_done = 0;
+  for (int i = 0; i < 200; ++i) {
+    fetcher_->Fetch("soon/" + std::to_string(i) + ".cfg", Want::kComplete,
+                    [&](FetchOutcome) { ++soon_done; }, Priority::kSoon);
+  }
+  EXPECT_EQ(fetcher_->queued(Priority::kSoon), 200u);
+  std::optional<FetchOutcome> phone;
+  fetcher_->Fetch("phone.cfg", Want::kComplete, [&](FetchOutcome o) { phone = std::move(o); });
+  RunUntil([&] { return phone.has_value(); });
+  EXPECT_TRUE(phone->status.Is(StatusCode::kNotFound)) << phone->status.ToString();
+  // Answered in the first round trip, not after the 5 rounds the queue ahead of it needs.
+  EXPECT_LE(soon_done, kTransferSlots);
+  RunUntil([&] { return soon_done == 200; });
+  std::vector<std::string> targets = origin.targets();
+  ASSERT_EQ(targets.size(), 201u);
+  auto at = std::find(targets.begin(), targets.end(), "/phone.cfg") - targets.begin();
+  EXPECT_LT(static_cast<size_t>(at), kTransferSlots);
+}
+
+TEST_F(FetcherTest, AsksAheadLeaveSlotsForAPhoneThatAsksLater) {
+  SlowOrigin origin(100);
+  StartFetcher(origin.url());
+  size_t soon_done = 0;
+  for (int i = 0; i < 200; ++i) {
+    fetcher_->Fetch("soon/" + std::to_string(i) + ".cfg", Want::kComplete,
+                    [&](FetchOutcome) { ++soon_done; }, Priority::kSoon);
+  }
+  // Every slot asks ahead may take is busy.
+  RunUntil([&] { return origin.targets().size() >= kTransferSlots - kPhoneReserve; });
+  auto start = std::chrono::steady_clock::now();
+  std::optional<FetchOutcome> phone;
+  fetcher_->Fetch("phone.cfg", Want::kComplete, [&](FetchOutcome o) { phone = std::move(o); });
+  RunUntil([&] { return phone.has_value(); });
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(took, 0.3) << "the phone waited for asks ahead to drain";
+  EXPECT_LT(soon_done, 200u);
+  RunUntil([&] { return soon_done == 200; });
+  EXPECT_LE(static_cast<size_t>(origin.peak()), kTransferSlots - kPhoneReserve + 1);
+}
+
+TEST_F(FetcherTest, BackgroundTransfersHoldAFewSlotsAtMost) {
+  SlowOrigin origin(30);
+  StartFetcher(origin.url());
+  size_t done = 0;
+  for (int i = 0; i < 40; ++i) {
+    fetcher_->Fetch("bg/" + std::to_string(i), Want::kComplete, [&](FetchOutcome) { ++done; },
+                    Priority::kBackground);
+  }
+  RunUntil([&] { return done == 40; });
+  EXPECT_LE(static_cast<size_t>(origin.peak()), kBackgroundSlots);
+  EXPECT_GE(origin.peak(), 2);
+}
+
+TEST_F(FetcherTest, APhonesAskRaisesTheQueuedTransferForTheSamePath) {
+  SlowOrigin origin(40);
+  StartFetcher(origin.url());
+  size_t soon_done = 0;
+  std::optional<FetchOutcome> soon_last;
+  for (int i = 0; i < 200; ++i) {
+    fetcher_->Fetch("soon/" + std::to_string(i) + ".cfg", Want::kComplete,
+                    [&, i](FetchOutcome o) {
+                      ++soon_done;
+                      if (i == 199) soon_last = o;
+                    },
+                    Priority::kSoon);
+  }
+  std::optional<FetchOutcome> phone;
+  fetcher_->Fetch("soon/199.cfg", Want::kComplete, [&](FetchOutcome o) { phone = std::move(o); });
+  EXPECT_EQ(fetcher_->queued(Priority::kSoon), 199u);
+  EXPECT_EQ(fetcher_->queued(Priority::kPhone), 1u);
+  RunUntil([&] { return phone.has_value(); });
+  EXPECT_TRUE(soon_last.has_value()) << "one transfer answers both";
+  EXPECT_LE(soon_done, kTransferSlots);
+  RunUntil([&] { return soon_done == 200; });
+  EXPECT_EQ(origin.targets().size(), 200u);
 }
 
 }  // namespace
