@@ -5,42 +5,27 @@
 // the sip.ver cached next to the image (its format is unconfirmed: PHONES.md). Only cached files
 // are read: the origin is never asked. What is not known yields "", and nothing is flagged.
 //
-// What a file says is remembered by path and content digest (the catalog's), so the device list
-// and /metrics open each file once per change. Loop thread (FileService's).
+// What a file says is remembered by path and content digest (files::ParsedFiles), so the device
+// list and /metrics open each file once per change. Loop thread (FileService's).
 #pragma once
 
-#include <map>
-#include <optional>
 #include <string>
 
-#include "relay/base/sha256.h"
 #include "relay/files/file_service.h"
-#include "relay/files/master_config.h"
+#include "relay/files/parsed_files.h"
 
 namespace siterelay::admin {
 
 class FirmwareExpectations {
  public:
-  explicit FirmwareExpectations(files::FileService* files) : files_(files) {}
+  explicit FirmwareExpectations(files::FileService* files);
 
   // The version `d`'s config points at; "" when unknown.
   std::string For(const files::Device& d);
 
  private:
-  template <typename T>
-  struct Reading {
-    Digest sha256;
-    std::optional<T> value;  // nullopt: the file does not say
-  };
-  // What the cached file at `path` says, by `parse` of its bytes (at most `max`), remembered in
-  // `memo` while its digest stays; nullptr when it is not cached or says nothing.
-  template <typename T, typename Parse>
-  const T* Read(std::map<std::string, Reading<T>>* memo, const std::string& path, size_t max,
-                Parse parse);
-
-  files::FileService* files_;
-  std::map<std::string, Reading<files::MasterConfig>> configs_;
-  std::map<std::string, Reading<std::string>> version_files_;
+  files::MasterConfigs configs_;
+  files::ParsedFiles<std::string> version_files_;
 };
 
 }  // namespace siterelay::admin

@@ -13,6 +13,7 @@
 #include "relay/base/log.h"
 #include "relay/base/mime.h"
 #include "relay/base/strings.h"
+#include "relay/files/ask_ahead.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
 #include "relay/files/uploads.h"
@@ -50,7 +51,10 @@ Peer Peer::FromSockaddr(Protocol protocol, const sockaddr* sa) {
 
 FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock,
                          sync::Fetcher* fetcher)
-    : cache_(cache), clock_(clock), fetcher_(fetcher) {
+    : cache_(cache),
+      clock_(clock),
+      fetcher_(fetcher),
+      ask_ahead_(std::make_unique<AskAhead>(this)) {
   anonymous_.user = "anonymous";
   anonymous_.root = "/";
   Reload(config);
@@ -193,9 +197,7 @@ void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done) 
   }
   // Local content (uploads, imports, manifest sets) and fresh pull-through copies are served as
   // they are; a miss or a stale copy goes to the origin (CONTRACT.md "Reads").
-  const cache::Entry* e = cache_->Lookup(path);
-  if (e != nullptr && (e->source != cache::Source::kOrigin || e->fresh_until == 0 ||
-                       clock_->NowSeconds() < e->fresh_until)) {
+  if (ServedAsCached(cache_->Lookup(path))) {
     done(OpenCached(path));
     return;
   }
@@ -400,11 +402,29 @@ void FileService::RecordSighting(const Peer& peer, std::string_view path,
   }
   // A boot: the boot log arrives, or the phone reads its own master config (PHONES.md).
   UploadName upload = ClassifyUpload(base);
-  bool own_config = named && base.size() == 16 && EqualsIgnoreCase(base.substr(12), ".cfg");
+  bool own_config = named && IsMasterConfigName(base);
   if ((upload.kind == UploadName::kLog && upload.what == "boot") || own_config) d.last_boot = now;
   mac_by_ip_[peer.ip] = *mac;
   dirty_devices_.insert(*mac);
+  ask_ahead_->Sighted(d, path);
 }
+
+bool FileService::ServedAsCached(const cache::Entry* e) const {
+  return e != nullptr && (e->source != cache::Source::kOrigin || e->fresh_until == 0 ||
+                          clock_->NowSeconds() < e->fresh_until);
+}
+
+bool FileService::FetchAhead(const std::string& path) {
+  if (fetcher_ == nullptr || !fetcher_->enabled() || ServedAsCached(cache_->Lookup(path)) ||
+      fetcher_->KnownMissing(path) || ClassifyUpload(BaseName(path)).kind == UploadName::kLog ||
+      fetcher_->queued(sync::Priority::kSoon) >= sync::kMaxQueuedSoon) {
+    return false;
+  }
+  fetcher_->Fetch(path, sync::Want::kComplete, [](sync::FetchOutcome) {}, sync::Priority::kSoon);
+  return true;
+}
+
+FileService::~FileService() = default;
 
 void FileService::CountServed(const Peer& peer, std::string_view path, uint64_t bytes) {
   served_bytes_[static_cast<size_t>(ContentClassOf(path))] += bytes;

@@ -32,6 +32,8 @@
 
 namespace siterelay::files {
 
+class AskAhead;
+
 enum class Protocol { kHttp, kHttps, kTftp, kFtp, kFtps };
 std::string_view ProtocolName(Protocol p);
 
@@ -99,6 +101,7 @@ class FileService {
   // `fetcher` may be null: no origin, only what is cached is served.
   FileService(const Config& config, cache::Cache* cache, Clock* clock,
               sync::Fetcher* fetcher = nullptr);
+  ~FileService();
 
   // SIGHUP: new accounts and allow_from lists; transfers in flight keep what they resolved.
   void Reload(const Config& config);
@@ -148,13 +151,18 @@ class FileService {
   // New bytes an upload named for `mac` brought (Uploads' OnFiled).
   void CountUploaded(const std::string& mac, uint64_t bytes);
   uint64_t served_bytes(ContentClass c) const { return served_bytes_[static_cast<size_t>(c)]; }
+  // Asks the origin for `path` ahead of a phone (sync::Priority::kSoon), unless Open() would not
+  // ask it: the path is served as cached or known missing, there is no origin, or too many asks
+  // ahead wait already. True when it asked. The answer is cached for the phone, not handed out.
+  bool FetchAhead(const std::string& path);
   // Stops asking the origin (shutdown): what is cached is all there is from now on.
   void SetFetcher(sync::Fetcher* fetcher) { fetcher_ = fetcher; }
 
   // Records that `peer` asked for or sent `path`, with its User-Agent (may be empty). The device
   // is the MAC in the file name, else the User-Agent's serial, else the device last seen at the
   // peer's address within the hour (the firmware image and 000000000000.cfg carry no MAC). Kept
-  // in memory; FlushDevices() writes what changed to the catalog, off the loop thread.
+  // in memory; FlushDevices() writes what changed to the catalog, off the loop thread. A booting
+  // device's own files are then asked for ahead of it (AskAhead).
   void RecordSighting(const Peer& peer, std::string_view path, std::string_view user_agent);
   const std::map<std::string, Device>& devices() const { return devices_; }
   // Writes the changed devices, and forgets the ones not seen for [admin] device_retention.
@@ -163,6 +171,8 @@ class FileService {
  private:
   const std::vector<Cidr>& AllowListFor(Protocol p) const;
 
+  // A local file, or an origin's copy still fresh: Open() serves it without asking the origin.
+  bool ServedAsCached(const cache::Entry* e) const;
   // The stale copy when the origin failed, else the failure.
   Result<OpenFile> OpenAfterFailure(std::string_view path, const Status& why);
 
@@ -182,6 +192,7 @@ class FileService {
   std::set<std::string> dirty_devices_;
   int64_t device_retention_ = 0;  // seconds; 0 = forever
   bool inventory_full_logged_ = false;
+  std::unique_ptr<AskAhead> ask_ahead_;  // last: it reads through this FileService
 };
 
 }  // namespace siterelay::files

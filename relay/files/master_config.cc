@@ -750,6 +750,25 @@ std::vector<std::string> ConfigFilesFor(const MasterConfig& config, const PhoneF
   return out;
 }
 
+std::vector<std::string> PhoneFilesFor(const MasterConfig& config, const PhoneFacts& facts) {
+  std::vector<std::string> out = ConfigFilesFor(config, facts);
+  std::optional<std::string> mac = SubstituteTokens("[PHONE_MAC_ADDRESS]", facts);
+  if (!mac) return out;
+  auto in = [&](const std::string& dir, std::string_view name) {
+    std::string path = dir;
+    if (!path.empty() && path.back() != '/') path += '/';
+    out.push_back(path.append(name));
+  };
+  in(config.overrides_directory, *mac + "-phone.cfg");
+  in(config.overrides_directory, *mac + "-web.cfg");
+  in(config.license_directory, "000000000000-license.cfg");
+  in(config.license_directory, *mac + "-license.cfg");
+  in(config.call_lists_directory, *mac + "-calls.xml");
+  in(config.contacts_directory, *mac + "-directory.xml");
+  in(config.contacts_directory, "000000000000-directory.xml");
+  return out;
+}
+
 bool IsUrl(std::string_view value) {
   // RFC 3986 section 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
   size_t colon = value.find("://");

@@ -150,6 +150,15 @@ std::string SplitImageFor(const MasterConfig& config, const PhoneFacts& facts);
 // entry, else CONFIG_FILES; tokens substituted; entries that need an unknown fact are left out.
 std::vector<std::string> ConfigFilesFor(const MasterConfig& config, const PhoneFacts& facts);
 
+// The small files a phone reads after its image, in the order it asks (PHONES.md, "Boot"): its
+// config files (ConfigFilesFor), then its per-phone files, each in the directory the config names
+// for it (empty: the config's own): <mac>-phone.cfg and <mac>-web.cfg in OVERRIDES_DIRECTORY,
+// 000000000000-license.cfg and <mac>-license.cfg in LICENSE_DIRECTORY, <mac>-calls.xml in
+// CALL_LISTS_DIRECTORY, <mac>-directory.xml and 000000000000-directory.xml in CONTACTS_DIRECTORY.
+// The per-phone files only when the MAC is known. Values as written, relative to the config's
+// directory or URLs (check IsUrl(), then NormalizePath(), as for every value).
+std::vector<std::string> PhoneFilesFor(const MasterConfig& config, const PhoneFacts& facts);
+
 // Whether a value is a URL ("scheme://...") rather than a path relative to the master config.
 bool IsUrl(std::string_view value);
 

@@ -64,6 +64,10 @@ std::optional<std::string> MacFromFileName(std::string_view base) {
   return mac;
 }
 
+bool IsMasterConfigName(std::string_view base) {
+  return base.size() == 16 && IsMac(base.substr(0, 12)) && EqualsIgnoreCase(base.substr(12), ".cfg");
+}
+
 std::optional<PhoneAgent> ParseUserAgent(std::string_view ua) {
   size_t marker = ua.find("-UA/");
   if (marker == std::string_view::npos) return std::nullopt;

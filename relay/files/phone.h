@@ -23,6 +23,10 @@ UploadName ClassifyUpload(std::string_view base_name);
 // nullopt when there is none or it is the all-zero default name (000000000000.cfg names no phone).
 std::optional<std::string> MacFromFileName(std::string_view base_name);
 
+// A master config's name (PHONES.md): "000000000000.cfg", or a phone's own "<mac>.cfg"
+// (case-insensitively).
+bool IsMasterConfigName(std::string_view base_name);
+
 // `FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 (SN:0004f282e824) Type/Application`.
 struct PhoneAgent {
   std::string model;     // "VVX_500", "Edge_E450", "SPIP_550"

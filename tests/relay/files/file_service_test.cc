@@ -316,6 +316,80 @@ TEST_F(PullThroughTest, LocalContentIsNeverAskedOfTheOrigin) {
   EXPECT_TRUE(origin_->requests().empty());
 }
 
+TEST_F(PullThroughTest, ABootingPhonesOwnFilesAreAskedForAheadOnce) {
+  const std::string master =
+      "<APPLICATION APP_FILE_PATH='sip.ld' CONFIG_FILES='site.cfg, [PHONE_MAC_ADDRESS]-x.cfg' "
+      "OVERRIDES_DIRECTORY='ov' CONTACTS_DIRECTORY='http://other.example/c'/>";
+  Serve([&](const testing::OriginRequest& req) {
+    testing::OriginReply r;
+    if (req.target == "/000000000000.cfg") {
+      r.body = master;
+    } else if (req.target == "/site.cfg") {
+      r.body = "site";
+    } else {
+      r.status = 404;
+    }
+    return r;
+  });
+  const std::string ua = "FileTransport PolycomVVX-VVX_410-UA/5.9.7.47435 Type/Application";
+  Peer phone = V4("10.1.2.3");
+  // The config is not here yet: nothing can be known of the phone's files.
+  fs_->RecordSighting(phone, "0004f2aabbcc-boot.log", ua);
+  EXPECT_TRUE(Open("0004f2aabbcc.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  ASSERT_TRUE(Open("000000000000.cfg", ReadMode::kWhole).ok());
+  EXPECT_EQ(origin_->requests().size(), 2u);
+  // Its next request (the image carries no MAC: the device is the one at that address).
+  fs_->RecordSighting(phone, "sip.ld", ua);
+  std::set<std::string> want = {"/site.cfg",
+                                "/0004f2aabbcc-x.cfg",
+                                "/ov/0004f2aabbcc-phone.cfg",
+                                "/ov/0004f2aabbcc-web.cfg",
+                                "/000000000000-license.cfg",
+                                "/0004f2aabbcc-license.cfg",
+                                "/0004f2aabbcc-calls.xml"};  // the contacts are another server's
+  auto asked = [&] {
+    std::set<std::string> got;
+    for (const auto& r : origin_->requests()) got.insert(r.target);
+    for (const char* first : {"/0004f2aabbcc.cfg", "/000000000000.cfg"}) got.erase(first);
+    return got;
+  };
+  ASSERT_TRUE(testing::RunUntil(loop_.get(), [&] {
+    return asked().size() == want.size() && fetcher_->in_flight() == 0;
+  }));
+  EXPECT_EQ(asked(), want);
+  // The phone's own asks are answered here: the 404s remembered, site.cfg cached.
+  size_t before = origin_->requests().size();
+  EXPECT_TRUE(Open("ov/0004f2aabbcc-phone.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  auto site = Open("site.cfg", ReadMode::kStream);
+  ASSERT_TRUE(site.ok());
+  EXPECT_EQ(site->growing, nullptr);
+  // Once per boot.
+  fs_->RecordSighting(phone, "site.cfg", ua);
+  uv_run(loop_.get(), UV_RUN_NOWAIT);
+  EXPECT_EQ(origin_->requests().size(), before);
+  // The next boot, once what was learned has expired, asks again.
+  clock_.Advance(3600);
+  fs_->RecordSighting(phone, "0004f2aabbcc-boot.log", ua);
+  ASSERT_TRUE(testing::RunUntil(loop_.get(), [&] {
+    return origin_->requests().size() >= before + want.size() && fetcher_->in_flight() == 0;
+  }));
+}
+
+TEST_F(PullThroughTest, NothingIsAskedAheadForAPhoneWithoutAConfig) {
+  Serve([](const testing::OriginRequest&) {
+    testing::OriginReply r;
+    r.status = 404;
+    return r;
+  });
+  fs_->RecordSighting(V4("10.1.2.3"), "0004f2aabbcc-boot.log", "");
+  EXPECT_TRUE(Open("0004f2aabbcc.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  EXPECT_TRUE(Open("000000000000.cfg", ReadMode::kStream).status().Is(StatusCode::kNotFound));
+  fs_->RecordSighting(V4("10.1.2.3"), "sip.ld", "");
+  uv_run(loop_.get(), UV_RUN_NOWAIT);
+  EXPECT_EQ(fetcher_->in_flight(), 0u);
+  EXPECT_EQ(origin_->requests().size(), 2u);
+}
+
 }  // namespace
 }  // namespace siterelay::files
 

@@ -132,6 +132,25 @@ TEST(MasterConfigTest, PerModelOverridesOnChildrenAndOnTheRoot) {
   EXPECT_EQ(FindModelOverride(c, "VVX600"), nullptr);
 }
 
+TEST(MasterConfigTest, PhoneFilesAreTheConfigFilesThenThePerPhoneFilesInTheirDirectories) {
+  MasterConfig c = Parse(kPolyDefault);
+  PhoneFacts vvx410 = kVvx410;
+  EXPECT_EQ(PhoneFilesFor(c, vvx410),
+            (Files{"site.cfg", "phone1.cfg", "overrides/0004f2aabbcc-phone.cfg",
+                   "overrides/0004f2aabbcc-web.cfg", "000000000000-license.cfg",
+                   "0004f2aabbcc-license.cfg", "0004f2aabbcc-calls.xml",
+                   "contacts/0004f2aabbcc-directory.xml", "contacts/000000000000-directory.xml"}));
+  // The model's own CONFIG_FILES, with the MAC in lower case; a directory given with its slash.
+  c.license_directory = "lic/";
+  Files vvx500 = PhoneFilesFor(c, kVvx500);
+  ASSERT_EQ(vvx500.size(), 8u);
+  EXPECT_EQ(vvx500[0], "0004f282e824-extra.cfg");
+  EXPECT_EQ(vvx500[3], "lic/000000000000-license.cfg");
+  // Without a MAC only the shared config files are known.
+  PhoneFacts no_mac{"", "VVX_410", ""};
+  EXPECT_EQ(PhoneFilesFor(c, no_mac), (Files{"site.cfg", "phone1.cfg"}));
+}
+
 TEST(MasterConfigTest, AnEmptyOverrideLeavesTheGenericValue) {
   // Poly's own template writes CONFIG_FILES_SPIP320="" next to a real APP_FILE_PATH_SPIP320.
   MasterConfig c = Parse(
