@@ -6,7 +6,7 @@ namespace siterelay::cache {
 namespace {
 
 // Append-only: a released relay's data_dir has run migrations 1..N; add N+1, never edit.
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     R"sql(
 CREATE TABLE objects (
   sha256      BLOB PRIMARY KEY CHECK (length(sha256) = 32),
@@ -85,6 +85,9 @@ CREATE TABLE traffic_history (
   tftp         INTEGER NOT NULL,
   ftp          INTEGER NOT NULL
 );
+)sql",
+    R"sql(
+ALTER TABLE devices ADD COLUMN part_number TEXT NOT NULL DEFAULT '';
 )sql",
 };
 
@@ -374,9 +377,12 @@ Status Catalog::UpsertDevices(std::span<const DeviceRecord> devices) {
     SR_RETURN_IF_ERROR(Prepare(
         db_,
         "INSERT INTO devices(mac, model, firmware, ip, protocol, first_seen, last_seen, serial, "
-        "last_boot, files_fetched, files_failed, upload_bytes) "
-        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(mac) DO UPDATE SET "
+        "last_boot, files_fetched, files_failed, upload_bytes, part_number) "
+        "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
+        "ON CONFLICT(mac) DO UPDATE SET "
         "model = CASE WHEN excluded.model != '' THEN excluded.model ELSE model END, "
+        "part_number = CASE WHEN excluded.part_number != '' THEN excluded.part_number "
+        "ELSE part_number END, "
         "firmware = CASE WHEN excluded.firmware != '' THEN excluded.firmware ELSE firmware END, "
         "serial = CASE WHEN excluded.serial != '' THEN excluded.serial ELSE serial END, "
         "ip = excluded.ip, protocol = excluded.protocol, "
@@ -399,6 +405,7 @@ Status Catalog::UpsertDevices(std::span<const DeviceRecord> devices) {
       sqlite3_bind_int64(s.s, 10, static_cast<int64_t>(d.files_fetched));
       sqlite3_bind_int64(s.s, 11, static_cast<int64_t>(d.files_failed));
       sqlite3_bind_int64(s.s, 12, static_cast<int64_t>(d.upload_bytes));
+      BindText(s.s, 13, d.part_number);
       SR_RETURN_IF_ERROR(StepDone(db_, s.s, "upsert device"));
     }
     return Status::Ok();
@@ -422,8 +429,8 @@ Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
   Stmt s;
   SR_RETURN_IF_ERROR(Prepare(db_,
                              "SELECT mac, model, firmware, ip, protocol, first_seen, last_seen, "
-                             "serial, last_boot, files_fetched, files_failed, upload_bytes "
-                             "FROM devices ORDER BY mac",
+                             "serial, last_boot, files_fetched, files_failed, upload_bytes, "
+                             "part_number FROM devices ORDER BY mac",
                              &s));
   int rc;
   while ((rc = sqlite3_step(s.s)) == SQLITE_ROW) {
@@ -440,6 +447,7 @@ Status Catalog::LoadDevices(std::vector<DeviceRecord>* devices) {
     d.files_fetched = static_cast<uint64_t>(sqlite3_column_int64(s.s, 9));
     d.files_failed = static_cast<uint64_t>(sqlite3_column_int64(s.s, 10));
     d.upload_bytes = static_cast<uint64_t>(sqlite3_column_int64(s.s, 11));
+    d.part_number = ColumnText(s.s, 12);
     devices->push_back(std::move(d));
   }
   if (rc != SQLITE_DONE) return SqliteError("load devices", db_, rc);

@@ -46,6 +46,7 @@ struct DeviceRecord {
   uint64_t files_fetched = 0;
   uint64_t files_failed = 0;
   uint64_t upload_bytes = 0;
+  std::string part_number;  // "3111-44500-001", from the split image it asked for
 };
 
 // One bucket of the console's traffic history: what the relay did from `t` on (Unix seconds, a
@@ -89,7 +90,7 @@ struct LogSpoolState {
 
 class Catalog {
  public:
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Creates the file when missing. With `read_only`, a missing file is NotFound.
   static Result<std::unique_ptr<Catalog>> Open(const std::string& path, bool read_only = false);

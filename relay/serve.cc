@@ -29,6 +29,7 @@
 #include "relay/base/config.h"
 #include "relay/base/log.h"
 #include "relay/base/uv.h"
+#include "relay/files/config_gate.h"
 #include "relay/files/file_service.h"
 #include "relay/files/uploads.h"
 #include "relay/http/file_handler.h"
@@ -127,6 +128,12 @@ class Relay {
     files_ = std::make_unique<files::FileService>(config_, cache_.get(), Clock::System(),
                                                   fetcher_.get());
     firmware_ = std::make_unique<admin::FirmwareExpectations>(files_.get());
+    if (fetcher_ != nullptr && config_.origin.hold_configs) {
+      gate_ = std::make_unique<files::ConfigGate>(loop_.get(), files_.get(), cache_.get(),
+                                                  fetcher_.get(), Clock::System());
+      gate_->SetWindow([this] { return InSyncWindow(); });
+      fetcher_->SetGate(gate_.get());
+    }
     if (fetcher_ != nullptr) {
       prefetcher_ = std::make_unique<sync::Prefetcher>(loop_.get(), config_.origin, cache_.get(),
                                                        fetcher_.get(), Clock::System());
@@ -220,7 +227,8 @@ class Relay {
         logs_.reset();
       }
     }
-    if (prefetcher_ != nullptr && config_.origin.sync_interval > 0) {  // 0: no background passes
+    // 0: no background passes.
+    if ((prefetcher_ != nullptr || gate_ != nullptr) && config_.origin.sync_interval > 0) {
       sync_timer_ = std::make_unique<Timer>(loop_.get());
       ScheduleSync(0);
     }
@@ -574,11 +582,17 @@ class Relay {
 
   // Background sync passes (CONTRACT.md sync_interval, window): at start, then every
   // sync_interval; only inside the window, which is looked at again every minute while closed.
-  // A pass that fails is tried again after at most five minutes.
+  // A pass that fails is tried again after at most five minutes. Each pass also fetches what the
+  // site's master configs name for its phones (ConfigGate::PrefetchForSite).
   void ScheduleSync(uint64_t ms) {
     sync_timer_->Start(ms, [this] {
       if (!InSyncWindow()) {
         ScheduleSync(kWindowCheckMs);
+        return;
+      }
+      if (gate_ != nullptr) gate_->PrefetchForSite();
+      if (prefetcher_ == nullptr) {
+        ScheduleSync(static_cast<uint64_t>(config_.origin.sync_interval) * 1000);
         return;
       }
       prefetcher_->Run([this](Status s) {
@@ -732,6 +746,8 @@ class Relay {
     // Transfers still running are abandoned (their temp files go at the next start); the
     // fetcher's sockets and timers must close for the loop to end. Nothing asks it after this.
     files_->SetFetcher(nullptr);
+    if (fetcher_ != nullptr) fetcher_->SetGate(nullptr);
+    gate_.reset();  // what it held comes back at the next revalidation
     sync_timer_.reset();
     prefetcher_.reset();
     outbox_.reset();  // what it had not sent is still in the catalog for the next start
@@ -756,6 +772,7 @@ class Relay {
   std::unique_ptr<sync::Fetcher> fetcher_;  // null without an origin
   std::unique_ptr<files::FileService> files_;
   std::unique_ptr<admin::FirmwareExpectations> firmware_;
+  std::unique_ptr<files::ConfigGate> gate_;  // null without an origin or with hold_configs off
   std::unique_ptr<sync::Prefetcher> prefetcher_;  // null without a manifest or prefetch list
   std::unique_ptr<Timer> sync_timer_;
   std::unique_ptr<files::Uploads> uploads_;

@@ -52,6 +52,7 @@ struct Fetcher::Transfer {
   bool queued = false;              // in its lane's queue for `priority`, at `queue_at`
   std::list<Transfer*>::iterator queue_at;
   bool has_slot = false;            // holds one of its lane's slots
+  bool gated = false;  // a new body goes to the PublishGate, and no reader is streamed it
   size_t upstream = 0;
   std::string url;
   CURL* easy = nullptr;
@@ -153,7 +154,7 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
     Transfer* t = it->second.get();
     Raise(t, priority);
     // Single flight: attach to the transfer already running for this path.
-    if (want == Want::kBody && t->growing && !t->growing->failed()) {
+    if (want == Want::kBody && t->growing && !t->growing->failed() && !t->gated) {
       done(FetchOutcome{Status::Ok(), t->growing, t->modified});
       return;
     }
@@ -162,6 +163,7 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
   }
   Transfer* t = NewTransfer(path, path, priority);
   const cache::Entry* e = cache_->Lookup(path);
+  t->gated = gate_ != nullptr && e != nullptr && gate_->Gated(path);
   if (e != nullptr && e->source == cache::Source::kOrigin &&
       (!e->etag.empty() || !e->last_modified.empty())) {
     t->conditional = true;
@@ -437,7 +439,9 @@ bool Fetcher::BeginBody(Transfer* t) {
   auto lm = ParseHttpDate(t->last_modified);
   t->modified = lm ? *lm : clock_->NowSeconds();
   t->storing = true;
-  Answer(t, FetchOutcome{Status::Ok(), t->growing, t->modified}, /*only_body_waiters=*/true);
+  if (!t->gated) {
+    Answer(t, FetchOutcome{Status::Ok(), t->growing, t->modified}, /*only_body_waiters=*/true);
+  }
   return true;
 }
 
@@ -591,6 +595,21 @@ void Fetcher::Finish(Transfer* t) {
         if (t->expected) {  // a manifest's file: the pass publishes the set
           ++stats_.published;
           End(t, Status::Ok());
+          return;
+        }
+        const cache::Entry* previous = cache_->Lookup(t->path);
+        if (t->gated && gate_ != nullptr && previous != nullptr && previous->sha256 != e.sha256) {
+          // The version in force stays, fresh again (as after a 304), and readers get it; the
+          // gate is told once that is written, so whatever it publishes lands after it.
+          cache::Entry kept = *previous;
+          kept.fetched_at = e.fetched_at;
+          kept.fresh_until = e.fresh_until;
+          cache_->PublishAsync(loop_, {std::move(kept)},
+                               [this, alive, t, e = std::move(e)](Status s) mutable {
+                                 if (alive.expired() || !*alive.lock()) return;
+                                 if (s.ok() && gate_ != nullptr) gate_->Arrived(std::move(e));
+                                 End(t, s);
+                               });
           return;
         }
         Publish(t, {std::move(e)});

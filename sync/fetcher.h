@@ -102,6 +102,20 @@ inline constexpr size_t kBackgroundSlots = 8;
 // Transfers waiting for a slot, by kSoon: asks ahead past this are dropped (the phone asks itself).
 inline constexpr size_t kMaxQueuedSoon = 20'000;
 
+// Holds back new versions of some paths until what they name is cached (issue 12, config-aware
+// prefetch: files::ConfigGate). A gated path's readers are never streamed a new body: they wait
+// for the end and are then served the version still published.
+class PublishGate {
+ public:
+  virtual ~PublishGate() = default;
+  // Whether new versions of `path` go through the gate.
+  virtual bool Gated(std::string_view path) const = 0;
+  // A new version of a gated path that has a cached one: `entry` is installed (its object is
+  // durable) but not published; the cached version was refreshed and stays in force. The gate
+  // publishes `entry` when it decides to, or drops it. Called on the loop thread.
+  virtual void Arrived(cache::Entry entry) = 0;
+};
+
 class Fetcher {
  public:
   Fetcher(uv_loop_t* loop, const OriginConfig& config, cache::Cache* cache, Clock* clock);
@@ -127,6 +141,9 @@ class Fetcher {
   // [origin]'s credentials go only to [origin]'s own scheme, host and port.
   void FetchDocument(const std::string& url, size_t max_bytes,
                      std::function<void(Result<std::string>)> done);
+
+  // New versions of gated paths go to `gate` (nullptr: none) instead of being published.
+  void SetGate(PublishGate* gate) { gate_ = gate; }
 
   const FetchStats& stats() const { return stats_; }
   // The max_rate budget every upstream byte shares (uploads too).
@@ -184,6 +201,7 @@ class Fetcher {
   std::map<Document*, std::unique_ptr<Document>> documents_;
   std::map<std::string, int64_t, std::less<>> missing_;  // path -> remembered until
   FetchStats stats_;
+  PublishGate* gate_ = nullptr;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for thread-pool completions
 };
 

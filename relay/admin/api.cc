@@ -107,6 +107,7 @@ nlohmann::json DevicesJson(const std::vector<DeviceView>& devices) {
                    {"files_fetched", d.files_fetched},
                    {"files_failed", d.files_failed},
                    {"upload_bytes", d.upload_bytes},
+                   {"part_number", d.part_number},
                    {"expected_firmware", v.expected_firmware},
                    {"firmware_mismatch", FirmwareMismatch(d.firmware, v.expected_firmware)}});
   }

@@ -528,6 +528,7 @@ Result<Config> ParseConfig(std::string_view text, std::string_view source) {
     r.Int("negative_for", &o.negative_for, 0);
     r.Int("sync_interval", &o.sync_interval, 0);
     r.Int("max_rate", &o.max_rate, 0);
+    r.Bool("hold_configs", &o.hold_configs);
     std::string window;
     r.String("window", &window);
     if (error.ok()) {

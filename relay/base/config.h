@@ -68,6 +68,8 @@ struct OriginConfig {
   int64_t sync_interval = 3600;
   int64_t max_rate = 0;
   TimeWindow window;
+  // A new master config is published only once what it names is cached (files/config_gate.h).
+  bool hold_configs = true;
   std::vector<OriginRoute> routes;
 };
 

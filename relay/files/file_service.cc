@@ -78,6 +78,7 @@ FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock
     d.files_fetched = r.files_fetched;
     d.files_failed = r.files_failed;
     d.upload_bytes = r.upload_bytes;
+    d.part_number = r.part_number;
     devices_.emplace(d.mac, d);
   }
 }
@@ -110,7 +111,7 @@ void FileService::FlushDevices(uv_loop_t* loop, std::function<void(Status)> done
     const Device& d = devices_.at(mac);
     rows.push_back({d.mac, d.model, d.firmware, d.ip, std::string(ProtocolName(d.protocol)),
                     d.first_seen, d.last_seen, d.serial, d.last_boot, d.files_fetched,
-                    d.files_failed, d.upload_bytes});
+                    d.files_failed, d.upload_bytes, d.part_number});
   }
   dirty_devices_.clear();
   cache_->WriteAsync(
@@ -404,6 +405,7 @@ void FileService::RecordSighting(const Peer& peer, std::string_view path,
   UploadName upload = ClassifyUpload(base);
   bool own_config = named && IsMasterConfigName(base);
   if ((upload.kind == UploadName::kLog && upload.what == "boot") || own_config) d.last_boot = now;
+  if (std::optional<std::string> part = PartNumberFromFileName(base)) d.part_number = *part;
   mac_by_ip_[peer.ip] = *mac;
   dirty_devices_.insert(*mac);
   ask_ahead_->Sighted(d, path);

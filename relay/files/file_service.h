@@ -69,6 +69,7 @@ struct Device {
   std::string model;
   std::string firmware;
   std::string serial;  // the User-Agent's "(SN:...)", when it sends one
+  std::string part_number;  // "3111-44500-001": from the split image it asked for (PHONES.md)
   std::string ip;
   Protocol protocol = Protocol::kHttp;
   int64_t first_seen = 0;

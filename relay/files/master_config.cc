@@ -1,5 +1,6 @@
 #include "relay/files/master_config.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -766,6 +767,32 @@ std::vector<std::string> PhoneFilesFor(const MasterConfig& config, const PhoneFa
   in(config.call_lists_directory, *mac + "-calls.xml");
   in(config.contacts_directory, *mac + "-directory.xml");
   in(config.contacts_directory, "000000000000-directory.xml");
+  return out;
+}
+
+std::vector<std::vector<std::string>> SiteFilesFor(const MasterConfig& config,
+                                                   const std::vector<PhoneFacts>& phones) {
+  std::vector<std::vector<std::string>> out;
+  auto add = [&](std::vector<std::string> names) {
+    std::erase(names, std::string());
+    if (names.empty() || std::find(out.begin(), out.end(), names) != out.end()) return;
+    out.push_back(std::move(names));
+  };
+  std::vector<PhoneFacts> kinds = phones;
+  if (kinds.empty()) kinds.emplace_back();
+  for (const PhoneFacts& p : kinds) {
+    PhoneFacts no_mac = p;
+    no_mac.mac.clear();
+    std::string image = ImageFor(config, no_mac);
+    std::string split = SplitImageName(image, no_mac.part_number);
+    if (!split.empty() && split != image) {
+      add({split, image});
+    } else {
+      add({image});
+    }
+    for (std::string& f : ConfigFilesFor(config, no_mac)) add({std::move(f)});
+  }
+  for (const std::string& f : config.misc_files) add({f});
   return out;
 }
 

@@ -159,6 +159,16 @@ std::vector<std::string> ConfigFilesFor(const MasterConfig& config, const PhoneF
 // directory or URLs (check IsUrl(), then NormalizePath(), as for every value).
 std::vector<std::string> PhoneFilesFor(const MasterConfig& config, const PhoneFacts& facts);
 
+// What a master config makes a site's phones fetch before they run (config-aware prefetch): for
+// each of `phones` (model and part number; a MAC is not needed), its image, under the names the
+// phone may ask for it in order (its split image, then the name as written: whether a phone falls
+// back is unconfirmed), then its config files (those needing a MAC left out: they are per phone),
+// then MISC_FILES. Without phones, what a phone of unknown model would fetch. One list of names
+// per file, duplicates across phones removed, in first-seen order; values as written (IsUrl(),
+// then NormalizePath(), are the caller's).
+std::vector<std::vector<std::string>> SiteFilesFor(const MasterConfig& config,
+                                                   const std::vector<PhoneFacts>& phones);
+
 // Whether a value is a URL ("scheme://...") rather than a path relative to the master config.
 bool IsUrl(std::string_view value);
 

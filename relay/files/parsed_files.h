@@ -65,6 +65,8 @@ class MasterConfigs {
   explicit MasterConfigs(FileService* files);
   // nullptr when neither is cached or the one that is does not parse.
   const MasterConfig* For(std::string_view dir, std::string_view mac);
+  // The cached master config at exactly `path`; nullptr when it is not cached or does not parse.
+  const MasterConfig* Read(const std::string& path) { return files_.Get(path); }
 
  private:
   ParsedFiles<MasterConfig> files_;

@@ -64,6 +64,14 @@ std::optional<std::string> MacFromFileName(std::string_view base) {
   return mac;
 }
 
+std::optional<std::string> PartNumberFromFileName(std::string_view base) {
+  if (base.size() < 16 || base[4] != '-' || base[10] != '-' || base[14] != '.') return std::nullopt;
+  for (size_t i : {0u, 1u, 2u, 3u, 5u, 6u, 7u, 8u, 9u, 11u, 12u, 13u}) {
+    if (base[i] < '0' || base[i] > '9') return std::nullopt;
+  }
+  return std::string(base.substr(0, 14));
+}
+
 bool IsMasterConfigName(std::string_view base) {
   return base.size() == 16 && IsMac(base.substr(0, 12)) && EqualsIgnoreCase(base.substr(12), ".cfg");
 }

@@ -23,6 +23,10 @@ UploadName ClassifyUpload(std::string_view base_name);
 // nullopt when there is none or it is the all-zero default name (000000000000.cfg names no phone).
 std::optional<std::string> MacFromFileName(std::string_view base_name);
 
+// The part number a split image name starts with ("3111-44500-001.sip.ld" -> "3111-44500-001",
+// PHONES.md): Poly's four-five-three digits, then a '.'; nullopt otherwise.
+std::optional<std::string> PartNumberFromFileName(std::string_view base_name);
+
 // A master config's name (PHONES.md): "000000000000.cfg", or a phone's own "<mac>.cfg"
 // (case-insensitively).
 bool IsMasterConfigName(std::string_view base_name);

@@ -151,6 +151,26 @@ TEST(MasterConfigTest, PhoneFilesAreTheConfigFilesThenThePerPhoneFilesInTheirDir
   EXPECT_EQ(PhoneFilesFor(c, no_mac), (Files{"site.cfg", "phone1.cfg"}));
 }
 
+TEST(MasterConfigTest, SiteFilesAreEachPhoneKindsImageAndConfigFilesThenMiscFiles) {
+  MasterConfig c = Parse(kPolyDefault);
+  c.misc_files = {"tones.wav"};
+  PhoneFacts vvx410{"", "VVX_410", "3111-46162-001"};
+  PhoneFacts vvx500{"", "VVX_500", "3111-44500-001"};
+  PhoneFacts vvx410_again{"0004f2000001", "VVX_410", "3111-46162-001"};
+  PhoneFacts unknown_part{"", "VVX_410", ""};
+  std::vector<Files> want = {
+      {"3111-46162-001.sip.ld", "sip.ld"}, {"site.cfg"}, {"phone1.cfg"},
+      // The VVX500's own image, in its model's directory; its config file needs a MAC.
+      {"VVX500/3111-44500-001.sip.ld", "VVX500/sip.ld"},
+      {"tones.wav"}};
+  EXPECT_EQ(SiteFilesFor(c, {vvx410, vvx500, vvx410_again}), want);
+  // A phone whose part number is not known yet asks for the name as written.
+  EXPECT_EQ(SiteFilesFor(c, {unknown_part})[0], Files{"sip.ld"});
+  // No phones known: what a phone of unknown model reads.
+  EXPECT_EQ(SiteFilesFor(c, {}),
+            (std::vector<Files>{{"sip.ld"}, {"site.cfg"}, {"phone1.cfg"}, {"tones.wav"}}));
+}
+
 TEST(MasterConfigTest, AnEmptyOverrideLeavesTheGenericValue) {
   // Poly's own template writes CONFIG_FILES_SPIP320="" next to a real APP_FILE_PATH_SPIP320.
   MasterConfig c = Parse(
