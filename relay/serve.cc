@@ -130,7 +130,8 @@ class Relay {
     firmware_ = std::make_unique<admin::FirmwareExpectations>(files_.get());
     if (fetcher_ != nullptr && config_.origin.hold_configs) {
       gate_ = std::make_unique<files::ConfigGate>(loop_.get(), files_.get(), cache_.get(),
-                                                  fetcher_.get(), Clock::System());
+                                                  fetcher_.get(), Clock::System(),
+                                                  config_.origin.fresh_for);
       gate_->SetWindow([this] { return InSyncWindow(); });
       fetcher_->SetGate(gate_.get());
     }

@@ -46,12 +46,13 @@ std::string_view HeldFileStateName(HeldFile::State s) {
 }
 
 ConfigGate::ConfigGate(uv_loop_t* loop, FileService* files, cache::Cache* cache,
-                       sync::Fetcher* fetcher, Clock* clock)
+                       sync::Fetcher* fetcher, Clock* clock, int64_t fresh_for)
     : loop_(loop),
       files_(files),
       cache_(cache),
       fetcher_(fetcher),
       clock_(clock),
+      fresh_for_(fresh_for),
       configs_(files),
       tick_(std::make_unique<Timer>(loop)) {}
 
@@ -237,8 +238,23 @@ void ConfigGate::MaybePublish(Held& h) {
 void ConfigGate::Publish(const std::string& config_path, uint64_t id, bool by_hand) {
   Held& h = held_.at(config_path);
   h.publishing = true;
+  // One transaction: the config, and the files it names as they are cached, fresh from now on, so
+  // the phones that read the config next find them local without a revalidation.
+  int64_t now = clock_->NowSeconds();
+  auto fresh = [&](cache::Entry e) {
+    e.fetched_at = now;
+    e.fresh_until = now + fresh_for_;
+    return e;
+  };
+  std::vector<cache::Entry> entries = {fresh(h.entry)};
+  for (const Want& w : h.wants) {
+    const cache::Entry* e = cache_->Lookup(w.names[w.at]);
+    if (w.state == HeldFile::State::kHere && e != nullptr && e->source == cache::Source::kOrigin) {
+      entries.push_back(fresh(*e));
+    }
+  }
   std::weak_ptr<bool> alive = alive_;
-  cache_->PublishAsync(loop_, {h.entry}, [this, alive, config_path, id, by_hand](Status s) {
+  cache_->PublishAsync(loop_, std::move(entries), [this, alive, config_path, id, by_hand](Status s) {
     if (alive.expired() || !*alive.lock()) return;
     auto it = held_.find(config_path);
     if (it == held_.end() || it->second.id != id) return;

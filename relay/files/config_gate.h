@@ -12,10 +12,11 @@
 // metrics); a file the origin does not have, or keeps failing, keeps it held and is tried again
 // later; an operator can release it by hand.
 //
-// Files are published as each arrives, in its own transaction, not in the config's: a file no
-// published config names is not asked for by phones that follow their configs, and what arrived
-// survives a restart (a 300 MB image is not fetched twice). The config's transaction comes last,
-// after each file it names was checked to be still cached.
+// Files are published as each arrives, in its own transaction: a file no published config names
+// is not asked for by phones that follow their configs, and what arrived survives a restart (a
+// 300 MB image is not fetched twice). The config's own transaction comes last, after each file
+// it names was checked to be still cached, and publishes those files again with it, fresh from
+// that moment: phones that read the new config find its files local, not due for revalidation.
 //
 // Held configs live in memory: after a restart the config in force is still the old one, stale,
 // so the next phone's read revalidates it and the new version comes back here.
@@ -75,8 +76,9 @@ inline constexpr uint64_t kMaxRetryMs = 15 * 60'000;
 
 class ConfigGate : public sync::PublishGate {
  public:
+  // `fresh_for`: [origin] fresh_for, for what it publishes.
   ConfigGate(uv_loop_t* loop, FileService* files, cache::Cache* cache, sync::Fetcher* fetcher,
-             Clock* clock);
+             Clock* clock, int64_t fresh_for);
   ~ConfigGate() override;
   ConfigGate(const ConfigGate&) = delete;
   ConfigGate& operator=(const ConfigGate&) = delete;
@@ -131,6 +133,7 @@ class ConfigGate : public sync::PublishGate {
   cache::Cache* cache_;
   sync::Fetcher* fetcher_;
   Clock* clock_;
+  int64_t fresh_for_;
   MasterConfigs configs_;
   std::function<bool()> window_;
   std::map<std::string, Held, std::less<>> held_;  // by config path

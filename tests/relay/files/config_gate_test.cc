@@ -70,7 +70,7 @@ class ConfigGateTest : public ::testing::Test {
     fetcher_ = std::make_unique<sync::Fetcher>(loop_.get(), c.origin, cache_.get(), &clock_);
     fs_ = std::make_unique<FileService>(c, cache_.get(), &clock_, fetcher_.get());
     gate_ = std::make_unique<ConfigGate>(loop_.get(), fs_.get(), cache_.get(), fetcher_.get(),
-                                         &clock_);
+                                         &clock_, c.origin.fresh_for);
     fetcher_->SetGate(gate_.get());
     // The phone boots on the old config: the site now knows a VVX 500 of that part number.
     for (const char* path : {"000000000000.cfg", "3111-44500-001.old.ld", "site.cfg"}) {
