@@ -311,6 +311,25 @@ class Relay {
       }
       return admin::SyncJson(true, prefetcher_->progress());
     };
+    a.configs = [this] {
+      if (gate_ == nullptr) return admin::ConfigsJson(false, {}, 0, 0);
+      return admin::ConfigsJson(true, gate_->held(), gate_->released(), gate_->wan_rate());
+    };
+    a.release_config = [this](std::string_view path) -> Result<nlohmann::json> {
+      if (gate_ == nullptr) {
+        return Status::FailedPrecondition(fetcher_ == nullptr
+                                              ? "no [origin] url is configured"
+                                              : "[origin] hold_configs is off: nothing is held");
+      }
+      SR_RETURN_IF_ERROR(gate_->Release(path));
+      SR_LOG(kInfo) << "config gate: " << path << " released from the admin API";
+      // Its publication is a catalog write under way; once it lands the gate forgets the config
+      // (published, or dropped when its object went meanwhile), so the list the operator gets
+      // back leaves it out already rather than show it held a moment longer.
+      std::vector<files::HeldConfig> held = gate_->held();
+      std::erase_if(held, [path](const files::HeldConfig& c) { return c.path == path; });
+      return admin::ConfigsJson(true, held, gate_->released(), gate_->wan_rate());
+    };
     return a;
   }
 
@@ -470,6 +489,13 @@ class Relay {
     m.tls_handshake_failures = tls.failures;
     m.sync_configured = prefetcher_ != nullptr;
     if (prefetcher_ != nullptr) m.sync = prefetcher_->progress();
+    if (gate_ != nullptr) {
+      std::vector<files::HeldConfig> held = gate_->held();
+      m.configs_gated = true;
+      m.configs_held = held.size();
+      m.configs_held_files_waiting = admin::HeldFilesWaiting(held);
+      m.configs_released = gate_->released();
+    }
     m.devices = files_->devices().size();
     for (const admin::DeviceView& v : DeviceViews()) {
       if (admin::FirmwareMismatch(v.device->firmware, v.expected_firmware)) {

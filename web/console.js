@@ -1,5 +1,6 @@
 // siterelay operator console: one page, four views (#overview, #devices, #files, #tools), fed by
 // the admin JSON API (docs/admin.md) over the Basic auth the browser already sent for the page.
+// The overview also lists held-back master configs (docs/admin.md, "Held configs") when any is.
 // No framework and no build step. Every piece of data reaches the DOM through textContent or an
 // attribute, never through innerHTML: device names, paths and error texts come from phones and
 // origins we do not trust.
@@ -94,9 +95,10 @@
   // ---- Fetching -------------------------------------------------------------------------------
 
   class HttpError extends Error {
-    constructor(status, message) {
+    constructor(status, message, reason) {
       super(message);
       this.status = status;
+      this.reason = reason;  // the relay's {"error": ...}, else the status text
     }
   }
 
@@ -113,7 +115,7 @@
     try { body = await r.json(); } catch (e) { body = null; }
     if (!r.ok && r.status !== 202) {
       const why = body && typeof body.error === 'string' ? body.error : r.statusText;
-      throw new HttpError(r.status, `${path}: ${r.status} ${why}`);
+      throw new HttpError(r.status, `${path}: ${r.status} ${why}`, why);
     }
     return {status: r.status, body};
   }
@@ -144,6 +146,10 @@
     syncPolling: false,
     syncStarting: false,
     syncError: '',  // why the last "Sync now" was refused, shown until a pass runs
+    configs: null,  // the last GET /api/v1/configs
+    heldConfirm: '',  // the held config whose "Release now" waits for its confirmation
+    releasing: '',  // the held config whose release is being posted
+    heldNoteTimer: 0,
   };
 
   async function refresh() {
@@ -151,7 +157,7 @@
     const seq = ++state.refreshSeq;
     if (document.hidden) return;  // visibilitychange brings us back
     const jobs = [loadStatus()];
-    if (state.page === 'overview') jobs.push(loadHistory());
+    if (state.page === 'overview') jobs.push(loadHistory(), loadConfigs());
     if (state.page === 'devices') jobs.push(loadTable(tables.devices, 'api/v1/devices'));
     if (state.page === 'files') jobs.push(loadTable(tables.files, 'api/v1/files'));
     if (state.page === 'tools') jobs.push(loadTools());
@@ -426,6 +432,157 @@
       sw.style.background = s.color;
       return el('li', {}, sw, s.name, el('span', {className: 'total'}, c.fmt(totals[k])));
     }));
+  }
+
+  // ---- Held configs -----------------------------------------------------------------------------
+
+  async function loadConfigs() {
+    state.configs = await getJSON('api/v1/configs');
+    renderHeld();
+  }
+
+  // When the relay expects a held config out, at the WAN rate it measures now.
+  function fmtEta(eta, rate) {
+    if (eta === null || eta === undefined) return 'unknown';
+    if (eta <= 0) return 'any moment now';
+    return `in about ${fmtDuration(eta)}${rate > 0 ? ` at ${fmtBytes(rate)}/s` : ''}`;
+  }
+
+  const plural = (n, one, many) => `${fmtCount(n)} ${n === 1 ? one : many}`;
+
+  function heldFileRow(f) {
+    const total = Number(f.bytes_total) || 0;
+    const done = Number(f.bytes_done) || 0;
+    // A file on its way with no size yet gets a progress bar without a value: indeterminate.
+    const bar = el('progress', {'aria-label': `${f.path}: ${f.state}`});
+    if (f.state === 'here') {
+      bar.max = 1;
+      bar.value = 1;
+    } else if (total > 0) {
+      bar.max = total;
+      bar.value = Math.min(total, done);
+    } else if (f.state !== 'fetching') {
+      bar.max = 1;
+      bar.value = 0;
+    }
+    let bytes = '';
+    if (total > 0) bytes = f.state === 'here' ? fmtBytes(total) : `${fmtBytes(done)} of ${fmtBytes(total)}`;
+    else if (done > 0) bytes = fmtBytes(done);
+    return el('li', {className: 'held-file', 'data-path': f.path, 'data-state': f.state},
+      el('span', {className: 'mono held-file-path'}, f.path),
+      el('span', {className: `badge held-${f.state}`}, f.state || ''),
+      bar,
+      el('span', {className: 'mono held-bytes'}, bytes),
+      f.state === 'failed' && f.error ? el('span', {className: 'held-error'}, f.error) : null);
+  }
+
+  function heldButton(label, action, className) {
+    return el('button', {type: 'button', className, 'data-action': action}, label);
+  }
+
+  function heldConfigItem(c, rate) {
+    const files = Array.isArray(c.files) ? c.files : [];
+    const waiting = files.filter((f) => f.state !== 'here').length;
+    const failed = files.some((f) => f.state === 'failed');
+    const busy = state.releasing === c.path;
+    const actions = el('div', {className: 'held-actions'});
+    if (state.heldConfirm === c.path) {
+      actions.append(
+        el('span', {className: 'held-warning'}, waiting
+          ? `Release it? Phones get it at their next read, though ${plural(waiting, 'file', 'files')} it names ${waiting === 1 ? 'is' : 'are'} not cached here: they will ask the origin, through the relay, and fail where it lacks them.`
+          : 'Release it? Phones get it at their next read.'),
+        heldButton(busy ? 'Releasing…' : 'Release', 'confirm', 'danger'),
+        heldButton('Cancel', 'cancel'));
+    } else {
+      actions.append(heldButton('Release now', 'release'));
+    }
+    for (const b of actions.querySelectorAll('button')) b.disabled = busy;
+    const eta = fmtEta(c.eta_seconds, rate);
+    return el('li', {className: 'held-config', 'data-path': c.path},
+      el('div', {className: 'held-head'},
+        el('h3', {className: 'mono'}, c.path),
+        el('span', {className: `badge ${failed ? 'held-failed' : 'held-waiting'}`},
+          `${fmtCount(waiting)} of ${plural(files.length, 'file', 'files')} waiting`)),
+      el('p', {className: 'held-reason', 'data-failed': failed ? 'true' : null}, c.reason || ''),
+      el('dl', {className: 'held-facts'},
+        el('dt', {}, 'Held since'), el('dd', {}, timeNode(c.since)),
+        el('dt', {}, 'Release'), el('dd', {className: 'held-eta', 'data-known': eta === 'unknown' ? 'false' : 'true',
+          title: eta === 'unknown' ? 'a file failed, or a size or the WAN rate is not known yet' : ''}, eta),
+        el('dt', {}, 'New version'), el('dd', {className: 'mono', title: c.sha256 || ''},
+          `${fmtBytes(c.size)} · ${(c.sha256 || '').slice(0, 12)}`)),
+      el('ul', {className: 'held-files', 'aria-label': `files ${c.path} names`}, ...files.map(heldFileRow)),
+      actions);
+  }
+
+  // Redrawn from state.configs; the button that had the focus keeps it (the list is redrawn every
+  // refresh while files arrive), unless `focus` names another ({path, action}).
+  function renderHeld(focus) {
+    const c = state.configs || {};
+    const held = Array.isArray(c.held) ? c.held : [];
+    if (state.heldConfirm && !held.some((h) => h.path === state.heldConfirm)) state.heldConfirm = '';
+    const list = $('held-list');
+    const active = document.activeElement;
+    if (!focus && active && list.contains(active) && active.dataset.action) {
+      focus = {path: active.closest('.held-config').dataset.path, action: active.dataset.action};
+    }
+    list.replaceChildren(...held.map((h) => heldConfigItem(h, Number(c.wan_rate) || 0)));
+    $('held-count').textContent = held.length ? `(${fmtCount(held.length)})` : '';
+    $('panel-held').hidden = held.length === 0;
+    if (focus) {
+      const item = [...list.children].find((li) => li.dataset.path === focus.path);
+      const button = item && item.querySelector(`button[data-action="${focus.action}"]`);
+      if (button && !button.disabled) button.focus();
+    }
+  }
+
+  // A line under the cards that outlives the panel (which hides once nothing is held).
+  function showHeldNote(text, level) {
+    const note = $('held-note');
+    note.textContent = text;
+    note.dataset.level = level;
+    note.hidden = false;
+    clearTimeout(state.heldNoteTimer);
+    state.heldNoteTimer = setTimeout(() => { note.hidden = true; }, 15000);
+  }
+
+  async function releaseConfig(path) {
+    state.releasing = path;
+    renderHeld();
+    try {
+      // The same POST as "Sync now": same-origin, so the relay's check against other sites passes.
+      const {body} = await api('api/v1/configs/release', {
+        method: 'POST',
+        headers: {Accept: 'application/json', 'Content-Type': 'application/json'},
+        body: JSON.stringify({path}),
+      });
+      state.heldConfirm = '';
+      if (body) state.configs = body;
+      showHeldNote(`Released ${path}: phones get the new version at their next read.`, 'ok');
+    } catch (e) {
+      state.heldConfirm = '';
+      if (e.status === 404) showHeldNote(`${path} is no longer held: it was published meanwhile.`, 'ok');
+      else showHeldNote(`Could not release ${path}: ${e.reason || e.message}`, 'bad');
+      try { state.configs = await getJSON('api/v1/configs'); } catch (e2) { showError(e2); }
+    } finally {
+      state.releasing = '';
+      renderHeld();
+    }
+  }
+
+  function onHeldClick(event) {
+    const button = event.target.closest('button[data-action]');
+    if (!button || button.disabled) return;
+    const path = button.closest('.held-config').dataset.path;
+    const action = button.dataset.action;
+    if (action === 'release') {
+      state.heldConfirm = path;
+      renderHeld({path, action: 'cancel'});  // Enter twice must not release
+    } else if (action === 'cancel') {
+      state.heldConfirm = '';
+      renderHeld({path, action: 'release'});
+    } else if (action === 'confirm') {
+      releaseConfig(path);
+    }
   }
 
   // ---- Tables -----------------------------------------------------------------------------------
@@ -725,6 +882,13 @@
     setupTable(tables.devices);
     setupTable(tables.files);
     $('sync-now').addEventListener('click', syncNow);
+    $('held-list').addEventListener('click', onHeldClick);
+    $('held-list').addEventListener('keydown', (e) => {
+      if (e.key !== 'Escape' || !state.heldConfirm) return;
+      const path = state.heldConfirm;
+      state.heldConfirm = '';
+      renderHeld({path, action: 'release'});
+    });
     window.addEventListener('hashchange', route);
     document.addEventListener('visibilitychange', () => {
       if (document.hidden) clearTimeout(state.timer);

@@ -2,6 +2,8 @@
 
 #include <openssl/crypto.h>
 
+#include "relay/admin/api.h"
+#include "relay/admin/limits.h"
 #include "relay/admin/web_assets.h"
 #include "relay/base/log.h"
 #include "relay/http/fields.h"
@@ -47,6 +49,37 @@ bool SameOrigin(const http::Request& request) {
   return scheme != std::string::npos && origin->substr(scheme + 3) == *host;
 }
 
+// An action that did not happen: 404 for what is not there, 409 for what this relay is not set up
+// to do, each with the reason for the console.
+http::Response Refused(const Status& s) {
+  return Json({{"error", s.message()}}, s.Is(StatusCode::kNotFound) ? 404 : 409);
+}
+
+// An action's JSON body, read whole (at most `limit` bytes: past it the server answers 413), then
+// answered by `answer`. Nothing is paused or deferred: the body is small and `answer` runs at
+// once on the loop thread.
+class SmallBodySink final : public http::BodySink {
+ public:
+  SmallBodySink(size_t limit, std::function<http::Response(std::string_view body)> answer)
+      : limit_(limit), answer_(std::move(answer)) {}
+  Status Write(std::string_view data) override {
+    if (data.size() > limit_ - body_.size()) {
+      return Status::ResourceExhausted("request body over " + std::to_string(limit_) + " bytes");
+    }
+    body_.append(data);
+    return Status::Ok();
+  }
+  bool WantsMore() const override { return true; }
+  void OnWantsMore(std::function<void()>) override {}  // never paused, so never resumed
+  void Finish(std::function<void(http::Response)> done) override { done(answer_(body_)); }
+  void Abort() override {}
+
+ private:
+  size_t limit_;
+  std::function<http::Response(std::string_view)> answer_;
+  std::string body_;
+};
+
 // The embedded console file, or 304 when the browser's copy is current.
 http::Response Asset(const WebAsset& asset, const http::Request& request) {
   const std::string* inm = request.Header("if-none-match");
@@ -78,17 +111,43 @@ bool AdminHandler::Authorized(const http::Request& request) const {
          SameSecret(creds->password, sources_.password);
 }
 
+http::Response AdminHandler::Action(const http::Request& request,
+                                    const std::function<http::Response()>& act) const {
+  if (!SameOrigin(request)) return http::ErrorResponse(403);
+  return act();
+}
+
 http::Response AdminHandler::Api(const http::Request& request, std::string_view path) {
   bool get = request.method == http::Method::kGet || request.method == http::Method::kHead;
   if (path == "/api/v1/sync" && sources_.sync) {
     if (request.method == http::Method::kPost && sources_.start_sync) {
-      if (!SameOrigin(request)) return http::ErrorResponse(403);
-      Result<nlohmann::json> started = sources_.start_sync();
-      if (!started.ok()) return Json({{"error", started.status().message()}}, 409);
-      return Json(*started, 202);
+      return Action(request, [this] {
+        Result<nlohmann::json> started = sources_.start_sync();
+        if (!started.ok()) return Refused(started.status());
+        return Json(*started, 202);
+      });
     }
     if (!get) return MethodNotAllowed(sources_.start_sync ? "GET, HEAD, POST" : "GET, HEAD");
     return Json(sources_.sync());
+  }
+  if (path == "/api/v1/configs" && sources_.configs) {
+    if (!get) return MethodNotAllowed("GET, HEAD");
+    return Json(sources_.configs());
+  }
+  if (path == "/api/v1/configs/release" && sources_.release_config) {
+    if (request.method != http::Method::kPost) return MethodNotAllowed("POST");
+    return Action(request, [this] {
+      http::Response r;
+      r.sink = std::make_shared<SmallBodySink>(
+          kMaxActionBodyBytes, [release = sources_.release_config](std::string_view body) {
+            Result<std::string> config = ParseReleaseRequest(body);
+            if (!config.ok()) return Json({{"error", config.status().message()}}, 400);
+            Result<nlohmann::json> left = release(*config);
+            if (!left.ok()) return Refused(left.status());
+            return Json(*left);
+          });
+      return r;
+    });
   }
   if (path == "/api/v1/tools" && sources_.tools) {
     if (!get) return MethodNotAllowed("GET, HEAD");

@@ -1,6 +1,8 @@
 // The operator's listener ([admin], CONTRACT.md "Admin API"; docs/admin.md): /healthz and
 // /metrics without auth; the JSON API under /api/v1/ and the web console (web/, embedded) behind
-// HTTP Basic with the admin credentials. Runs on the loop thread.
+// HTTP Basic with the admin credentials. The operator's actions (POST /api/v1/sync, POST
+// /api/v1/configs/release) go through one check against pages of other sites (Action()). Runs on
+// the loop thread.
 #pragma once
 
 #include <functional>
@@ -28,6 +30,10 @@ struct AdminSources {
   // POST /api/v1/sync: starts a pass (or joins the running one) and returns its progress;
   // FailedPrecondition when there is nothing to sync (409).
   std::function<Result<nlohmann::json>()> start_sync;
+  std::function<nlohmann::json()> configs;  // GET /api/v1/configs: the held-back master configs
+  // POST /api/v1/configs/release: publishes the held `path` now and returns the new list;
+  // NotFound when it is not held (404), FailedPrecondition when nothing is ever held (409).
+  std::function<Result<nlohmann::json>(std::string_view path)> release_config;
   std::string user = "admin";
   std::string password;  // never empty when the API is served
 };
@@ -44,6 +50,10 @@ class AdminHandler final : public http::Handler {
  private:
   bool Authorized(const http::Request& request) const;
   http::Response Api(const http::Request& request, std::string_view path);
+  // An operator's action (a POST that changes something): refused before `act` runs when it
+  // comes from a page of another site.
+  http::Response Action(const http::Request& request,
+                        const std::function<http::Response()>& act) const;
   AdminSources sources_;
 };
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 
 #include "relay/base/fs.h"
 #include "relay/base/strings.h"
@@ -151,6 +152,56 @@ nlohmann::json HistoryJson(const std::vector<cache::TrafficRecord>& buckets,
                         {"ftp", b.requests[3]}}}});
   }
   return {{"bucket_seconds", bucket_seconds}, {"now", now}, {"points", points}};
+}
+
+nlohmann::json ConfigsJson(bool enabled, const std::vector<files::HeldConfig>& held,
+                           uint64_t released, double wan_rate) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const files::HeldConfig& c : held) {
+    nlohmann::json fs = nlohmann::json::array();
+    for (const files::HeldFile& f : c.files) {
+      fs.push_back({{"path", f.path},
+                    {"state", std::string(files::HeldFileStateName(f.state))},
+                    {"bytes_done", f.bytes_done},
+                    {"bytes_total", f.bytes_total ? nlohmann::json(*f.bytes_total) : nullptr},
+                    {"error", f.error}});
+    }
+    out.push_back({{"path", c.path},
+                   {"sha256", c.sha256.Hex()},
+                   {"size", c.size},
+                   {"since", c.since},
+                   {"reason", c.reason},
+                   {"eta_seconds", c.eta_seconds ? nlohmann::json(*c.eta_seconds) : nullptr},
+                   {"files", fs}});
+  }
+  // Whole bytes/s: the rate is a smoothed estimate, its fractions mean nothing.
+  uint64_t rate =
+      std::isfinite(wan_rate) && wan_rate > 0 ? static_cast<uint64_t>(std::llround(wan_rate)) : 0;
+  return {{"enabled", enabled}, {"held", out}, {"released", released}, {"wan_rate", rate}};
+}
+
+uint64_t HeldFilesWaiting(const std::vector<files::HeldConfig>& held) {
+  uint64_t n = 0;
+  for (const files::HeldConfig& c : held) {
+    for (const files::HeldFile& f : c.files) {
+      if (f.state != files::HeldFile::State::kHere) ++n;
+    }
+  }
+  return n;
+}
+
+Result<std::string> ParseReleaseRequest(std::string_view body) {
+  // No exceptions: a malformed body is an answer (400), not an error path.
+  nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return Status::InvalidArgument("the body is not JSON");
+  if (!doc.is_object()) return Status::InvalidArgument("the body is not a JSON object");
+  auto path = doc.find("path");
+  if (path == doc.end() || !path->is_string()) {
+    return Status::InvalidArgument("the body has no \"path\" string");
+  }
+  const std::string& p = path->get_ref<const std::string&>();
+  if (p.empty()) return Status::InvalidArgument("\"path\" is empty");
+  return p;
 }
 
 std::string LastCertificate(std::string_view pem) {

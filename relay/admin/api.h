@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "cache/catalog.h"
 #include "cache/entry.h"
 #include "relay/admin/metrics.h"
+#include "relay/files/config_gate.h"
 #include "relay/files/file_service.h"
 #include "sync/prefetch.h"
 
@@ -49,6 +51,18 @@ bool FirmwareMismatch(std::string_view running, std::string_view expected);
 nlohmann::json HistoryJson(const std::vector<cache::TrafficRecord>& buckets, int64_t bucket_seconds,
                            int64_t now);
 nlohmann::json FilesJson(const std::vector<cache::Entry>& entries, int64_t now);
+
+// Master configs held back until what they name is cached (files::ConfigGate; GET
+// /api/v1/configs, and the answer to POST /api/v1/configs/release). `enabled`: the gate is on (an
+// origin, and [origin] hold_configs). `released`: new versions it has published since start.
+// `wan_rate`: bytes/s, as the estimates use it.
+nlohmann::json ConfigsJson(bool enabled, const std::vector<files::HeldConfig>& held,
+                           uint64_t released, double wan_rate);
+// Files not here yet over all held configs (siterelay_configs_held_files_waiting).
+uint64_t HeldFilesWaiting(const std::vector<files::HeldConfig>& held);
+// The body of POST /api/v1/configs/release, {"path": "000000000000.cfg"}: the path as GET lists
+// it, or InvalidArgument saying what is wrong. Other members are ignored.
+Result<std::string> ParseReleaseRequest(std::string_view body);
 
 // The tools page (GET /api/v1/tools): what to give phones to find this relay and trust it.
 struct ToolsInputs {

@@ -158,6 +158,17 @@ std::string RenderPrometheus(const Metrics& m) {
     w.One("siterelay_sync_generation", "gauge", "The newest manifest set published.",
           s.generation);
   }
+  if (m.configs_gated) {
+    w.One("siterelay_configs_held", "gauge",
+          "New master configs held back from phones until every file they name is cached.",
+          m.configs_held);
+    w.One("siterelay_configs_held_files_waiting", "gauge",
+          "Files the held configs name that are not cached yet.", m.configs_held_files_waiting);
+    w.One("siterelay_configs_released_total", "counter",
+          "New master configs published to phones after being held (complete, or released by "
+          "hand).",
+          m.configs_released);
+  }
   w.One("siterelay_devices", "gauge", "Phones in the device inventory.", m.devices);
   w.One("siterelay_devices_firmware_mismatch", "gauge",
         "Phones whose firmware differs from the one their master config points at.",

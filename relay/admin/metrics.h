@@ -60,6 +60,12 @@ struct Metrics {
   // The prefetch pass (sync_configured: a manifest or prefetch list is set):
   bool sync_configured = false;
   sync::SyncProgress sync;
+  // Master configs held back until what they name is cached (configs_gated: files::ConfigGate is
+  // on, i.e. an origin and [origin] hold_configs):
+  bool configs_gated = false;
+  uint64_t configs_held = 0;
+  uint64_t configs_held_files_waiting = 0;  // files not here yet, over all held configs
+  uint64_t configs_released = 0;            // new versions the gate published since start
   // The device inventory:
   uint64_t devices = 0;
   uint64_t devices_firmware_mismatch = 0;

@@ -2,7 +2,9 @@
 // against a running relay. The environment says where: BASE_URL (the admin listener, ending in
 // '/'), ADMIN_USER, ADMIN_PASSWORD, HTTP_PORT (the phones' HTTP listener's port),
 // PHONE_MACS (two MACs the relay has seen), LATE_PHONE_MAC (a phone whose <mac>.cfg the origin
-// has, that this script makes fetch it), CHROMIUM, ARTIFACTS_DIR (screenshots).
+// has, that this script makes fetch it), HELD_CONFIG (a master config the relay holds back) and
+// HELD_MISSING (the image it names that the origin lacks; this script releases the config by
+// hand), CHROMIUM, ARTIFACTS_DIR (screenshots).
 // Prints one FAIL line per failed check; exits 1 when any failed.
 import {chromium} from 'playwright-core';
 import path from 'node:path';
@@ -20,6 +22,8 @@ const credentials = {username: env('ADMIN_USER'), password: env('ADMIN_PASSWORD'
 const httpPort = env('HTTP_PORT');
 const macs = env('PHONE_MACS').split(/\s+/);
 const lateMac = env('LATE_PHONE_MAC');
+const heldConfig = env('HELD_CONFIG');
+const heldMissing = env('HELD_MISSING');
 const artifacts = env('ARTIFACTS_DIR');
 const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -91,6 +95,59 @@ try {
     await page.waitForSelector('#chart-bytes svg');
     await page.waitForSelector('#chart-requests svg');
     await shot(page, 'overview-desktop');
+  });
+
+  await part('held configs', page, async () => {
+    const item = `#held-list .held-config[data-path="${heldConfig}"]`;
+    await page.waitForSelector(`#panel-held:not([hidden]) ${item}`);
+    check((await page.textContent(`${item} .held-reason`)).includes(`${heldMissing}: not on the origin`),
+      'held: the reason does not name the missing image');
+    expectEq('held: the estimate while a file fails', 'unknown', await page.textContent(`${item} .held-eta`));
+    const files = await page.$$eval(`${item} .held-file`, (rows) => rows.map((r) => ({
+      path: r.dataset.path, state: r.dataset.state, done: r.querySelector('progress').position})));
+    expectEq('held: the files it waits for', [
+      {path: heldMissing, state: 'failed', done: 0},
+      {path: 'site-v2.cfg', state: 'here', done: 1},
+    ], [...files].sort((a, b) => a.path.localeCompare(b.path)));
+    check((await page.textContent(`${item} .held-file[data-state="failed"] .held-error`)) === 'not on the origin',
+      'held: the failed file does not say why');
+    await shot(page, 'overview-held');
+
+    const phone = await newPage({viewport: {width: 390, height: 844}, isMobile: true, hasTouch: true,
+      deviceScaleFactor: 2, httpCredentials: credentials});
+    await phone.goto(base);
+    await phone.waitForSelector(`#panel-held:not([hidden]) ${item}`);
+    const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+    check(width <= 390, `held, phone: the page is ${width} px wide, wider than the screen`);
+    await (await phone.$('#panel-held')).scrollIntoViewIfNeeded();
+    await shot(phone, 'overview-held-phone');
+    await phone.context().close();
+
+    const configs = async () => (await page.request.get(`${base}api/v1/configs`)).json();
+    // "Release now" asks first; Cancel leaves the config held.
+    await page.click(`${item} button[data-action="release"]`);
+    await page.waitForSelector(`${item} button[data-action="confirm"]`);
+    expectEq('held: the focus after "Release now"', 'cancel',
+      await page.evaluate(() => document.activeElement.dataset.action));
+    await shot(page, 'overview-held-confirm');
+    await page.click(`${item} button[data-action="cancel"]`);
+    await page.waitForSelector(`${item} button[data-action="release"]`);
+    expectEq('held: still held after Cancel', [heldConfig], (await configs()).held.map((c) => c.path));
+
+    await page.click(`${item} button[data-action="release"]`);
+    await page.click(`${item} button[data-action="confirm"]`);
+    await page.waitForSelector('#panel-held', {state: 'hidden'});
+    check((await page.textContent('#held-note')).startsWith(`Released ${heldConfig}`),
+      `held: no note after the release (${await page.textContent('#held-note')})`);
+    // The gate publishes it with a catalog write: a moment.
+    let after = await configs();
+    for (let i = 0; i < 50 && after.released < 1; i++) {
+      await page.waitForTimeout(100);
+      after = await configs();
+    }
+    expectEq('held: the relay after the release', {held: [], released: 1},
+      {held: after.held, released: after.released});
+    await shot(page, 'overview-released');
   });
 
   await part('devices', page, async () => {

@@ -1,6 +1,8 @@
 // A stand-in for the relay's admin listener, for working on web/ without a relay: serves the
 // console's files and made-up JSON in the shapes of docs/admin.md, behind Basic auth
-// admin:secret. POST /api/v1/sync runs a pretend 8-second pass.
+// admin:secret. POST /api/v1/sync runs a pretend 8-second pass; two configs are held back, one
+// waiting for an image that arrives over a minute, one for a file the origin lacks, until
+// POST /api/v1/configs/release lets them go.
 //   node tests/browser/mock_server.mjs [PORT]     (default 5051; 0 picks one)
 // Not part of the test: console_test.sh drives the real relay.
 import http from 'node:http';
@@ -57,6 +59,32 @@ function syncNow() {
   }
   return sync;
 }
+
+// Held-back master configs (docs/admin.md, "Held configs").
+const heldSince = now() - 340;
+const heldStart = Date.now();
+const rate = 480000;
+let released = 2;
+const held = new Map([
+  ['000000000000.cfg', () => {
+    const total = 31457280;
+    const done = Math.min(total, Math.floor(((Date.now() - heldStart) / 1000) * rate));
+    return {path: '000000000000.cfg', sha256: 'c0ffee'.repeat(11).slice(0, 64), size: 2311, since: heldSince,
+      reason: 'fetching 1 of 3 files it names', eta_seconds: Math.ceil((total - done) / rate),
+      files: [
+        {path: 'fw/5.9.8.1204/3111-44500-001.sip.ld', state: done < total ? 'fetching' : 'here',
+          bytes_done: done, bytes_total: total, error: ''},
+        {path: 'site.cfg', state: 'here', bytes_done: 18211, bytes_total: 18211, error: ''},
+        {path: 'SoundPointIPLocalization/English_United_States/SoundPointIP-dictionary.xml', state: 'here',
+          bytes_done: 254001, bytes_total: 254001, error: ''},
+      ]};
+  }],
+  ['0004f2a01003.cfg', () => ({path: '0004f2a01003.cfg', sha256: 'ab12'.repeat(16), size: 640, since: now() - 7300,
+    reason: 'fw/6.4.0/sip.ld: HTTP 404 from the origin <b>(tried again later)</b>', eta_seconds: null,
+    files: [{path: 'fw/6.4.0/sip.ld', state: 'failed', bytes_done: 0, bytes_total: null,
+      error: 'HTTP 404 from the origin <b>'}]})],
+]);
+const configs = () => ({enabled: true, held: [...held.values()].map((f) => f()), released, wan_rate: rate});
 
 function history() {
   const bucket = 300;
@@ -125,6 +153,21 @@ const server = http.createServer((req, res) => {
         return send(202, syncNow());
       }
       return send(200, syncNow());
+    case '/api/v1/configs': return send(200, configs());
+    case '/api/v1/configs/release': {
+      if (req.method !== 'POST') return send(405, {error: 'POST only'});
+      let body = '';
+      req.on('data', (d) => { body += d; });
+      req.on('end', () => {
+        let p;
+        try { p = JSON.parse(body).path; } catch (e) { p = undefined; }
+        if (typeof p !== 'string' || !p) return send(400, {error: 'the body has no "path" string'});
+        if (!held.delete(p)) return send(404, {error: `${p} is not held back`});
+        released++;
+        send(200, configs());
+      });
+      return;
+    }
   }
   const name = url.pathname === '/' ? 'index.html' : url.pathname.slice(1);
   if (!/^[\w.-]+$/.test(name)) return send(404, 'not found\n', 'text/plain');

@@ -2,7 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include "relay/admin/api.h"
+#include "relay/admin/limits.h"
 #include "relay/admin/web_assets.h"
+#include "relay/base/sha256.h"
 
 namespace siterelay::admin {
 namespace {
@@ -48,17 +51,73 @@ class AdminHandlerTest : public ::testing::Test {
       running_ = true;
       return nlohmann::json{{"running", running_}};
     };
+    s.configs = [this] { return ConfigsJson(gated_, held_, released_, 2048); };
+    s.release_config = [this](std::string_view path) -> Result<nlohmann::json> {
+      release_asked_.emplace_back(path);
+      if (!gated_) return Status::FailedPrecondition("hold_configs is off");
+      size_t before = held_.size();
+      std::erase_if(held_, [path](const files::HeldConfig& c) { return c.path == path; });
+      if (held_.size() == before) return Status::NotFound(std::string(path) + " is not held back");
+      ++released_;
+      return ConfigsJson(gated_, held_, released_, 2048);
+    };
     s.user = "admin";
     s.password = "secret";
     handler_ = std::make_unique<AdminHandler>(std::move(s));
+
+    files::HeldConfig c;
+    c.path = "000000000000.cfg";
+    c.sha256 = Sha256::Of("new");
+    c.size = 100;
+    c.since = 1795636800;
+    c.reason = "fw/sip.ld: not on the origin (tried again later)";
+    files::HeldFile f;
+    f.path = "fw/sip.ld";
+    f.state = files::HeldFile::State::kFailed;
+    f.error = "not on the origin";
+    c.files = {f};
+    example_ = c;
+    held_.push_back(example_);
   }
   http::Response Do(http::Request r) { return handler_->Handle(r, files::Peer{}); }
+
+  // POST /api/v1/configs/release with `body`, fed to the handler's sink the way the server feeds
+  // it (in `piece`-byte writes); a sink that refuses a write ends as the server ends it (413).
+  http::Response Release(
+      std::string_view body,
+      std::vector<std::pair<std::string, std::string>> headers = {{"authorization", kGoodAuth}},
+      size_t piece = 1 << 20) {
+    http::Response r = Do(Req(http::Method::kPost, "/api/v1/configs/release", std::move(headers)));
+    if (!r.sink) return r;
+    for (size_t at = 0; at < body.size(); at += piece) {
+      EXPECT_TRUE(r.sink->WantsMore());
+      Status s = r.sink->Write(body.substr(at, piece));
+      if (!s.ok()) {
+        EXPECT_TRUE(s.Is(StatusCode::kResourceExhausted)) << s.message();
+        r.sink->Abort();
+        return http::ErrorResponse(413);
+      }
+    }
+    http::Response answer;
+    bool answered = false;
+    r.sink->Finish([&](http::Response a) {
+      answer = std::move(a);
+      answered = true;
+    });
+    EXPECT_TRUE(answered) << "the answer comes at once";
+    return answer;
+  }
 
   std::unique_ptr<AdminHandler> handler_;
   std::string seen_host_;
   bool configured_ = true;
   bool running_ = false;
   int starts_ = 0;
+  bool gated_ = true;
+  files::HeldConfig example_;  // 000000000000.cfg, waiting for an image the origin lacks
+  std::vector<files::HeldConfig> held_;
+  uint64_t released_ = 0;
+  std::vector<std::string> release_asked_;
 };
 
 TEST_F(AdminHandlerTest, HealthAndMetricsNeedNoCredentials) {
@@ -70,8 +129,9 @@ TEST_F(AdminHandlerTest, HealthAndMetricsNeedNoCredentials) {
 }
 
 TEST_F(AdminHandlerTest, EveryApiPathAndTheConsoleNeedTheCredentials) {
-  for (const char* path : {"/api/v1/status", "/api/v1/devices", "/api/v1/files", "/api/v1/history",
-                           "/api/v1/tools", "/api/v1/sync", "/api/v1/nonexistent", "/"}) {
+  for (const char* path :
+       {"/api/v1/status", "/api/v1/devices", "/api/v1/files", "/api/v1/history", "/api/v1/tools",
+        "/api/v1/sync", "/api/v1/configs", "/api/v1/configs/release", "/api/v1/nonexistent", "/"}) {
     http::Response r = Do(Req(http::Method::kGet, path));
     EXPECT_EQ(r.status, 401) << path;
     EXPECT_EQ(HeaderOf(r, "WWW-Authenticate"), "Basic realm=\"siterelay admin\", charset=\"UTF-8\"");
@@ -80,11 +140,16 @@ TEST_F(AdminHandlerTest, EveryApiPathAndTheConsoleNeedTheCredentials) {
   }
   EXPECT_EQ(Do(Req(http::Method::kPost, "/api/v1/sync")).status, 401);
   EXPECT_EQ(starts_, 0);
+  http::Response r = Do(Req(http::Method::kPost, "/api/v1/configs/release"));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.sink, nullptr) << "no body is read before the credentials are checked";
+  EXPECT_EQ(Release(R"({"path": "000000000000.cfg"})", {}).status, 401);
+  EXPECT_TRUE(release_asked_.empty());
 }
 
 TEST_F(AdminHandlerTest, ApiAnswersJsonWithTheCredentials) {
-  for (const char* path :
-       {"/api/v1/status", "/api/v1/devices", "/api/v1/files", "/api/v1/history", "/api/v1/sync"}) {
+  for (const char* path : {"/api/v1/status", "/api/v1/devices", "/api/v1/files", "/api/v1/history",
+                           "/api/v1/sync", "/api/v1/configs"}) {
     http::Response r = Do(Req(http::Method::kGet, path, {{"authorization", kGoodAuth}}));
     EXPECT_EQ(r.status, 200) << path;
     EXPECT_EQ(HeaderOf(r, "Content-Type"), "application/json") << path;
@@ -124,6 +189,104 @@ TEST_F(AdminHandlerTest, PostSyncStartsAPassAndRefusesOtherSites) {
   r = Do(Req(http::Method::kPost, "/api/v1/sync", {{"authorization", kGoodAuth}}));
   EXPECT_EQ(r.status, 409);
   EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "no manifest configured");
+}
+
+TEST_F(AdminHandlerTest, ConfigsListWhatIsHeldAndWhy) {
+  http::Response r = Do(Req(http::Method::kGet, "/api/v1/configs", {{"authorization", kGoodAuth}}));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(HeaderOf(r, "Content-Type"), "application/json");
+  nlohmann::json j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["enabled"], true);
+  EXPECT_EQ(j["released"], 0);
+  EXPECT_EQ(j["wan_rate"], 2048);
+  ASSERT_EQ(j["held"].size(), 1u);
+  const nlohmann::json& c = j["held"][0];
+  EXPECT_EQ(c["path"], "000000000000.cfg");
+  EXPECT_EQ(c["sha256"], Sha256::Of("new").Hex());
+  EXPECT_EQ(c["size"], 100);
+  EXPECT_EQ(c["since"], 1795636800);
+  EXPECT_EQ(c["reason"], "fw/sip.ld: not on the origin (tried again later)");
+  EXPECT_TRUE(c.contains("eta_seconds"));
+  EXPECT_TRUE(c["eta_seconds"].is_null());
+  ASSERT_EQ(c["files"].size(), 1u);
+  EXPECT_EQ(c["files"][0]["path"], "fw/sip.ld");
+  EXPECT_EQ(c["files"][0]["state"], "failed");
+  EXPECT_EQ(c["files"][0]["bytes_done"], 0);
+  EXPECT_TRUE(c["files"][0]["bytes_total"].is_null());
+  EXPECT_EQ(c["files"][0]["error"], "not on the origin");
+
+  EXPECT_EQ(Do(Req(http::Method::kPost, "/api/v1/configs", {{"authorization", kGoodAuth}})).status,
+            405);
+  r = Do(Req(http::Method::kGet, "/api/v1/configs/release", {{"authorization", kGoodAuth}}));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(HeaderOf(r, "Allow"), "POST");
+  EXPECT_TRUE(release_asked_.empty());
+}
+
+TEST_F(AdminHandlerTest, ReleasePublishesTheNamedConfigAndAnswersTheNewList) {
+  http::Response r = Release(R"({"path": "000000000000.cfg"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(HeaderOf(r, "Content-Type"), "application/json");
+  nlohmann::json j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["held"], nlohmann::json::array());
+  EXPECT_EQ(j["released"], 1);
+  EXPECT_EQ(release_asked_, std::vector<std::string>{"000000000000.cfg"});
+
+  r = Release(R"({"path": "000000000000.cfg"})");
+  EXPECT_EQ(r.status, 404) << "no longer held";
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "000000000000.cfg is not held back");
+
+  gated_ = false;
+  r = Release(R"({"path": "000000000000.cfg"})");
+  EXPECT_EQ(r.status, 409) << "hold_configs off: as POST /api/v1/sync without a manifest";
+  EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "hold_configs is off");
+}
+
+TEST_F(AdminHandlerTest, ReleaseRefusesABadBody) {
+  for (const char* body : {"", "000000000000.cfg", "path=000000000000.cfg", "{}", R"({"path": 1})",
+                           R"({"path": ""})", "[]"}) {
+    http::Response r = Release(body);
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_TRUE(nlohmann::json::parse(r.body)["error"].is_string()) << body;
+  }
+  EXPECT_TRUE(release_asked_.empty());
+  EXPECT_EQ(held_.size(), 1u);
+}
+
+TEST_F(AdminHandlerTest, ReleaseRefusesOtherSitesAsSyncDoes) {
+  // The same check as POST /api/v1/sync: a form posted from another site, riding on the
+  // browser's login, is refused before its body is read.
+  std::vector<std::pair<std::string, std::string>> evil = {
+      {"authorization", kGoodAuth}, {"host", "10.1.2.3:5050"}, {"origin", "http://evil.example"}};
+  http::Response r = Do(Req(http::Method::kPost, "/api/v1/configs/release", evil));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(r.sink, nullptr);
+  EXPECT_EQ(Do(Req(http::Method::kPost, "/api/v1/sync", evil)).status, 403);
+  EXPECT_TRUE(release_asked_.empty());
+  EXPECT_EQ(starts_, 0);
+
+  r = Release(R"({"path": "000000000000.cfg"})", {{"authorization", kGoodAuth},
+                                                  {"host", "10.1.2.3:5050"},
+                                                  {"origin", "http://10.1.2.3:5050"}});
+  EXPECT_EQ(r.status, 200) << "the console itself";
+  EXPECT_EQ(release_asked_.size(), 1u);
+}
+
+TEST_F(AdminHandlerTest, ReleaseBodyIsReadUpToItsLimit) {
+  const std::string json = R"({"path": "000000000000.cfg"})";
+  auto padded = [&](size_t size) { return json + std::string(size - json.size(), ' '); };
+  // N-1 and N bytes are read (in one write, and a byte at a time); N+1 is refused with 413.
+  http::Response r = Release(padded(kMaxActionBodyBytes - 1));
+  EXPECT_EQ(r.status, 200) << r.body;
+  held_.push_back(example_);  // held again, for the next release
+  r = Release(padded(kMaxActionBodyBytes), {{"authorization", kGoodAuth}}, 1);
+  EXPECT_EQ(r.status, 200) << r.body;
+  held_.push_back(example_);
+  r = Release(padded(kMaxActionBodyBytes + 1));
+  EXPECT_EQ(r.status, 413);
+  r = Release(padded(kMaxActionBodyBytes + 1), {{"authorization", kGoodAuth}}, 1000);
+  EXPECT_EQ(r.status, 413) << "in pieces";
+  EXPECT_EQ(release_asked_.size(), 2u) << "nothing released from an oversized body";
 }
 
 TEST_F(AdminHandlerTest, TheConsoleIsServedWithValidators) {

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cmath>
+
+#include "relay/base/sha256.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::admin {
@@ -95,6 +98,100 @@ TEST(ApiTest, FirmwareMismatchComparesTheVersionTheConfigGives) {
   EXPECT_TRUE(FirmwareMismatch("5.9.7", "5.9.7.47435"));
   EXPECT_FALSE(FirmwareMismatch("", "5.9.7"));
   EXPECT_FALSE(FirmwareMismatch("5.9.7", ""));
+}
+
+// A held 000000000000.cfg waiting for two files: one here, one the origin does not have.
+std::vector<files::HeldConfig> HeldExample() {
+  files::HeldConfig c;
+  c.path = "000000000000.cfg";
+  c.sha256 = Sha256::Of("new master config");
+  c.size = 812;
+  c.since = 1795636800;
+  c.reason = "fw/6.4.0/sip.ld: not on the origin (tried again later)";
+  files::HeldFile here;
+  here.path = "site.cfg";
+  here.state = files::HeldFile::State::kHere;
+  here.bytes_done = 400;
+  here.bytes_total = 400;
+  files::HeldFile missing;
+  missing.path = "fw/6.4.0/sip.ld";
+  missing.state = files::HeldFile::State::kFailed;
+  missing.error = "not on the origin";
+  c.files = {here, missing};
+  return {c};
+}
+
+TEST(ApiTest, ConfigsListWhatEachHeldConfigWaitsFor) {
+  std::vector<files::HeldConfig> held = HeldExample();
+  auto j = ConfigsJson(true, held, 3, 1234.6);
+  EXPECT_EQ(j["enabled"], true);
+  EXPECT_EQ(j["released"], 3);
+  EXPECT_EQ(j["wan_rate"], 1235) << "whole bytes/s";
+  ASSERT_EQ(j["held"].size(), 1u);
+  nlohmann::json c = j["held"][0];
+  EXPECT_EQ(c["path"], "000000000000.cfg");
+  EXPECT_EQ(c["sha256"], Sha256::Of("new master config").Hex());
+  EXPECT_EQ(c["size"], 812);
+  EXPECT_EQ(c["since"], 1795636800);
+  EXPECT_EQ(c["reason"], "fw/6.4.0/sip.ld: not on the origin (tried again later)");
+  EXPECT_TRUE(c["eta_seconds"].is_null()) << "a failed file: no estimate";
+  ASSERT_EQ(c["files"].size(), 2u);
+  EXPECT_EQ(c["files"][0], nlohmann::json({{"path", "site.cfg"},
+                                           {"state", "here"},
+                                           {"bytes_done", 400},
+                                           {"bytes_total", 400},
+                                           {"error", ""}}));
+  EXPECT_EQ(c["files"][1]["state"], "failed");
+  EXPECT_TRUE(c["files"][1]["bytes_total"].is_null()) << "the origin never said";
+  EXPECT_EQ(c["files"][1]["error"], "not on the origin");
+
+  // Fetching, with a size and a rate: an estimate.
+  held[0].files[1].state = files::HeldFile::State::kFetching;
+  held[0].files[1].error.clear();
+  held[0].files[1].bytes_done = 1000;
+  held[0].files[1].bytes_total = 31457280;
+  held[0].eta_seconds = 25;
+  c = ConfigsJson(true, held, 3, 1e6)["held"][0];
+  EXPECT_EQ(c["eta_seconds"], 25);
+  EXPECT_EQ(c["files"][1]["state"], "fetching");
+  EXPECT_EQ(c["files"][1]["bytes_done"], 1000);
+  EXPECT_EQ(c["files"][1]["bytes_total"], 31457280);
+}
+
+TEST(ApiTest, ConfigsWithTheGateOffOrNothingHeld) {
+  EXPECT_EQ(ConfigsJson(false, {}, 0, 0), nlohmann::json({{"enabled", false},
+                                                          {"held", nlohmann::json::array()},
+                                                          {"released", 0},
+                                                          {"wan_rate", 0}}));
+  EXPECT_EQ(ConfigsJson(true, {}, 0, std::nan(""))["wan_rate"], 0);
+  EXPECT_EQ(ConfigsJson(true, {}, 0, -5)["wan_rate"], 0);
+}
+
+TEST(ApiTest, HeldFilesWaitingCountsEveryFileNotHere) {
+  std::vector<files::HeldConfig> held = HeldExample();
+  EXPECT_EQ(HeldFilesWaiting(held), 1u);
+  held.push_back(held[0]);
+  held[1].path = "0004f2aabbcc.cfg";
+  held[1].files[0].state = files::HeldFile::State::kWaiting;
+  EXPECT_EQ(HeldFilesWaiting(held), 3u);
+  EXPECT_EQ(HeldFilesWaiting({}), 0u);
+}
+
+TEST(ApiTest, ReleaseRequestNamesOnePath) {
+  Result<std::string> p = ParseReleaseRequest(R"({"path": "000000000000.cfg"})");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  EXPECT_EQ(*p, "000000000000.cfg");
+  p = ParseReleaseRequest(R"( {"why": "vendor said so", "path": "sub/0004f2aabbcc.cfg"} )");
+  ASSERT_TRUE(p.ok()) << "other members are ignored";
+  EXPECT_EQ(*p, "sub/0004f2aabbcc.cfg");
+  for (const char* bad :
+       {"", "path=000000000000.cfg", "{", R"(["000000000000.cfg"])", "{}", R"({"path": 7})",
+        R"({"path": null})", R"({"path": ""})", R"({"path": "a.cfg"} trailing)"}) {
+    p = ParseReleaseRequest(bad);
+    EXPECT_FALSE(p.ok()) << bad;
+    EXPECT_TRUE(p.status().Is(StatusCode::kInvalidArgument)) << bad;
+    EXPECT_FALSE(p.status().message().empty()) << bad;
+  }
 }
 
 TEST(ApiTest, HistoryListsTheBuckets) {

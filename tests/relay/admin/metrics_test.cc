@@ -91,6 +91,27 @@ TEST(MetricsTest, TlsSyncAndDevicesAreExported) {
   EXPECT_NE(text.find("siterelay_sync_last_success 1\n"), std::string::npos);
 }
 
+TEST(MetricsTest, HeldConfigsAreExportedWhenTheGateIsOn) {
+  Metrics m;
+  m.configs_held = 2;
+  std::string text = RenderPrometheus(m);
+  EXPECT_EQ(text.find("siterelay_configs_"), std::string::npos) << "hold_configs off: none";
+  m.configs_gated = true;
+  m.configs_held_files_waiting = 3;
+  m.configs_released = 7;
+  text = RenderPrometheus(m);
+  EXPECT_TRUE(Has(text, "# TYPE siterelay_configs_held gauge"));
+  EXPECT_TRUE(Has(text, "siterelay_configs_held 2"));
+  EXPECT_TRUE(Has(text, "# TYPE siterelay_configs_held_files_waiting gauge"));
+  EXPECT_TRUE(Has(text, "siterelay_configs_held_files_waiting 3"));
+  EXPECT_TRUE(Has(text, "# TYPE siterelay_configs_released_total counter"));
+  EXPECT_TRUE(Has(text, "siterelay_configs_released_total 7"));
+  for (const char* name : {"siterelay_configs_held", "siterelay_configs_held_files_waiting",
+                           "siterelay_configs_released_total"}) {
+    EXPECT_NE(text.find(std::string("# HELP ") + name + " "), std::string::npos) << name;
+  }
+}
+
 TEST(MetricsTest, ResidentMemoryIsKnownOnLinux) { EXPECT_GT(ResidentBytes(), 1u << 20); }
 
 }  // namespace
