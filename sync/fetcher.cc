@@ -159,6 +159,12 @@ void Fetcher::Fetch(const std::string& path, Want want, std::function<void(Fetch
       return;
     }
     t->waiters.push_back(Waiter{want, std::move(done)});
+    if (t->queued && t->priority == Priority::kPhone && t->waiters.size() == 2) {
+      // Several phones wait for it (a shared config, an image): ahead of the misses only one
+      // phone waits for, which in a storm are a thousand <mac>.cfg 404s queued before it.
+      auto& q = lanes_[t->upstream].queued[static_cast<int>(Priority::kPhone)];
+      q.splice(q.begin(), q, t->queue_at);
+    }
     return;
   }
   Transfer* t = NewTransfer(path, path, priority);

@@ -22,7 +22,8 @@
 // expected to ask shortly: AskAhead), kBackground (prefetch, manifest files). kSoon leaves
 // kPhoneReserve slots to phones, kBackground may hold at most kBackgroundSlots, so whatever was
 // queued ahead, a phone's miss waits at most for a slot to free, never for a queue to drain. A
-// phone's ask for a queued path moves it to the phone queue.
+// phone's ask for a queued path moves it to the phone queue; a path a second phone asks for
+// while it waits goes to the head of the phone queue (a shared file before one phone's own).
 //
 // Ownership: the Fetcher owns its transfers and their curl handles; GrowingFiles are shared with
 // readers. Destroying the Fetcher abandons transfers in flight without running their callbacks.

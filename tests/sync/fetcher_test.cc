@@ -559,6 +559,24 @@ TEST_F(FetcherTest, APhonesAskGoesAheadOfAsksAheadQueuedBeforeIt) {
   EXPECT_LT(static_cast<size_t>(at), kTransferSlots);
 }
 
+TEST_F(FetcherTest, AFileSeveralPhonesWaitForGoesAheadOfOnePhonesOwnFiles) {
+  SlowOrigin origin(40);
+  StartFetcher(origin.url());
+  size_t own_done = 0;
+  for (int i = 0; i < 300; ++i) {
+    fetcher_->Fetch("own/" + std::to_string(i) + ".cfg", Want::kComplete,
+                    [&](FetchOutcome) { ++own_done; });
+  }
+  uv_run(loop_.get(), UV_RUN_NOWAIT);  // the first slots are taken
+  int shared_done = 0;
+  for (int phone = 0; phone < 2; ++phone) {
+    fetcher_->Fetch("shared.cfg", Want::kComplete, [&](FetchOutcome) { ++shared_done; });
+  }
+  RunUntil([&] { return shared_done == 2; });
+  EXPECT_LE(own_done, 2 * kTransferSlots) << "it waited for the queue ahead of it";
+  RunUntil([&] { return own_done == 300; });
+}
+
 TEST_F(FetcherTest, AsksAheadLeaveSlotsForAPhoneThatAsksLater) {
   SlowOrigin origin(100);
   StartFetcher(origin.url());
