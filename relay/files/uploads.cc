@@ -62,16 +62,33 @@ Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
   }
   uint64_t from = same_prefix ? common : 0;
   if (same_prefix && up_size <= stored) from = up_size;  // nothing new
-  for (uint64_t off = from; off < up_size; off += kCompareChunk) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, up_size - off));
-    SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
-    if (::lseek(out.get(), 0, SEEK_END) < 0) return PosixError("seek " + spool, errno);
-    SR_RETURN_IF_ERROR(fs->WriteAll(out.get(), {a.data(), n}));
-    result.new_bytes += n;
-  }
-  if (result.new_bytes > 0 || result.created) SR_RETURN_IF_ERROR(fs->Fsync(out.get()));
-  if (result.created) {
-    SR_RETURN_IF_ERROR(fs->FsyncDir(spool.substr(0, spool.rfind('/'))));
+  auto append = [&]() -> Status {
+    for (uint64_t off = from; off < up_size; off += kCompareChunk) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, up_size - off));
+      SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
+      if (::lseek(out.get(), 0, SEEK_END) < 0) return PosixError("seek " + spool, errno);
+      SR_RETURN_IF_ERROR(fs->WriteAll(out.get(), {a.data(), n}).Annotate(spool));
+      result.new_bytes += n;
+    }
+    if (result.new_bytes > 0 || result.created) {
+      SR_RETURN_IF_ERROR(fs->Fsync(out.get()).Annotate(spool));
+    }
+    if (result.created) {
+      SR_RETURN_IF_ERROR(fs->FsyncDir(spool.substr(0, spool.rfind('/'))));
+    }
+    return Status::Ok();
+  };
+  if (Status s = append(); !s.ok()) {
+    // The phone hears an error, so nothing of this upload may stay: a disk that filled part way
+    // through would otherwise leave the first pieces in the log, past what the log shipper was
+    // told of (it counts only acknowledged bytes and would cut its batches at the wrong places),
+    // and a phone that re-sends only its new lines (FTP APPE) would store them twice.
+    Status undo = result.created ? fs->Unlink(spool) : fs->Truncate(out.get(), stored);
+    if (!undo.ok()) {
+      SR_LOG(kError) << "uploads: cannot take a failed append back out of " << spool << ": "
+                     << undo.ToString();
+    }
+    return s;
   }
   return result;
 }
@@ -84,13 +101,19 @@ UploadSink::UploadSink(Uploads* owner, std::string path, UploadName name, uint64
     : owner_(owner), path_(std::move(path)), name_(std::move(name)), max_bytes_(max_bytes) {}
 
 Status UploadSink::Write(std::string_view data) {
-  if (!error_.ok()) return error_;
   received_ += data.size();
   if (received_ > max_bytes_) {
-    Fail(Status::ResourceExhausted("upload larger than uploads.max_bytes (" +
-                                   std::to_string(max_bytes_) + ")"));
-    return error_;
+    Status too_large = Status::ResourceExhausted("upload larger than uploads.max_bytes (" +
+                                                 std::to_string(max_bytes_) + ")");
+    Fail(too_large);
+    return too_large;
   }
+  // A piece that could not be written (disk full, I/O error) is the relay's failure, not the
+  // peer's: the rest of the body is read and dropped, and Finish() reports the failure, which
+  // every front-end answers as one of storage (HTTP 507, TFTP "disk full"). Failing here would
+  // answer it as the peer's (HTTP 413, "too large", which a phone does not retry), and cut off a
+  // sender that is still sending.
+  if (!error_.ok()) return Status::Ok();
   while (!data.empty()) {
     size_t n = std::min(kChunkBytes - current_.size(), data.size());
     current_.append(data.substr(0, n));

@@ -8,7 +8,8 @@
 //     never evicted before the origin has it;
 //   logs (<mac>-app.log, <mac>-boot.log): only the bytes not already stored are appended to
 //     data_dir/spool/<mac>-<app|boot>.log and fsynced — a phone that re-sends its whole log adds
-//     only its new tail. Uploads of one log are filed one at a time.
+//     only its new tail. Uploads of one log are filed one at a time; an append that fails part
+//     way is taken back out, so the log holds only what phones heard 2xx for.
 // `done` runs on the loop thread once the bytes are durable, or with the error.
 //
 // Thread safety: Uploads and UploadSink belong to the loop thread; their pool work touches only
@@ -49,7 +50,9 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
 
   UploadSink(Uploads* owner, std::string path, UploadName name, uint64_t max_bytes);
 
-  // Takes the next piece of the body. ResourceExhausted once past uploads.max_bytes.
+  // Takes the next piece of the body. Fails only for what the peer sent: ResourceExhausted once
+  // past uploads.max_bytes. A piece the disk refuses is the relay's failure, reported by
+  // Finish() once the body is in (the pieces after it are dropped).
   Status Write(std::string_view data);
   // False while enough is queued for the pool; `cb` runs when that changes.
   bool WantsMore() const { return chunks_.size() < kMaxQueuedChunks; }

@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 #include "relay/base/uv.h"
 #include "relay/files/path.h"
 #include "tests/testing/cache.h"
+#include "tests/testing/fault_fs.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::files {
@@ -13,7 +16,7 @@ namespace {
 class UploadsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cache_ = testing::OpenTestCache(dir_.path(), &clock_);
+    cache_ = testing::OpenTestCache(dir_.path(), &clock_, &fs_);
     uploads_ = std::make_unique<Uploads>(loop_.get(), cache_.get(), &clock_);
   }
 
@@ -38,6 +41,7 @@ class UploadsTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  testing::FaultInjectingFileSystem fs_;  // passes everything through until a test arms it
   ManualClock clock_;
   Loop loop_;
   std::unique_ptr<cache::Cache> cache_;
@@ -130,6 +134,75 @@ TEST_F(UploadsTest, AbortedUploadFilesNothingAndLeavesNoTempFile) {
   ASSERT_TRUE(loop_.Run().ok());
   EXPECT_EQ(cache_->Lookup("0004f282e824-calls.xml"), nullptr);
   EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
+// A disk that fills while a big upload arrives (tests/integration/diskfull_test.sh): the phone
+// must hear of a storage failure (HTTP 507), not of an upload too large (413), which it would not
+// retry. So Write() goes on taking the body and Finish() reports the disk's error.
+TEST_F(UploadsTest, ADiskFullWhileTheBodyArrivesIsReportedByFinishNotAsTooLarge) {
+  // The blob buffers 1 MiB before its first write: that write is the one that fails.
+  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kWrite, 1, ENOSPC);
+  std::string body(3 * cache::BlobWriter::kBufferBytes, 'd');
+  auto sink = uploads_->Begin("0004f282e824-directory.xml",
+                              ClassifyUpload("0004f282e824-directory.xml"), 16 << 20);
+  for (size_t off = 0; off < body.size(); off += 64 * 1024) {
+    Status s = sink->Write(std::string_view(body).substr(off, 64 * 1024));
+    ASSERT_TRUE(s.ok()) << "at byte " << off << ": " << s.ToString();
+    while (!sink->WantsMore()) uv_run(loop_.get(), UV_RUN_ONCE);
+  }
+  EXPECT_GE(fs_.calls(testing::FaultInjectingFileSystem::Op::kWrite), 1)
+      << "the failing write happened while the body arrived";
+  Result<UploadResult> result = Status::Internal("never finished");
+  sink->Finish([&](Result<UploadResult> r) { result = std::move(r); });
+  ASSERT_TRUE(loop_.Run().ok());
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(result.status().Is(StatusCode::kResourceExhausted)) << result.status().ToString();
+  EXPECT_NE(result.status().message().find("No space left on device"), std::string::npos)
+      << result.status().ToString();
+  EXPECT_EQ(cache_->Lookup("0004f282e824-directory.xml"), nullptr);
+  sink.reset();  // as the front-end does once it has answered
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+  // The cap is still the peer's error, told at once, whatever the disk did.
+  auto over = uploads_->Begin("0004f282e824-calls.xml", ClassifyUpload("0004f282e824-calls.xml"),
+                              1000);
+  EXPECT_TRUE(over->Write(std::string(1001, 'c')).Is(StatusCode::kResourceExhausted));
+  over->Abort();
+}
+
+// The copy of the upload fits in tmp/ but appending its new bytes to the spool does not: the
+// append fails after its first piece. The phone hears the error, and the log is left as it was
+// acknowledged, so the next upload (here the same log again) is appended exactly once.
+TEST_F(UploadsTest, AnAppendThatFailsPartWayLeavesTheLogAsAcknowledged) {
+  std::string first = "0517184023|copy |3|00|one\n";
+  ASSERT_TRUE(Upload("0004f282e824-app.log", first).ok());
+  std::string more;
+  for (int i = 0; more.size() < 300000; ++i) {
+    more += "0517184024|sip  |3|00|line " + std::to_string(i) + "\n";
+  }
+  std::string whole = first + more;  // the phone re-sends its whole log
+  // Write 1 is the upload's copy in tmp/ (one buffer), 2 the first 64 KiB of the append.
+  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kWrite, 3, ENOSPC);
+  auto failed = Upload("0004f282e824-app.log", whole);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_TRUE(failed.status().Is(StatusCode::kResourceExhausted)) << failed.status().ToString();
+  EXPECT_EQ(Spool("0004f282e824", "app"), first) << "a part of the refused upload stayed";
+  auto again = Upload("0004f282e824-app.log", whole);
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->new_bytes, more.size());
+  EXPECT_EQ(Spool("0004f282e824", "app"), whole);
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
+// The same for a log's first upload: the file it created goes again.
+TEST_F(UploadsTest, AFirstAppendThatFailsLeavesNoLog) {
+  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kFsync, 2, EIO);  // 1: the copy in tmp/
+  auto failed = Upload("0004f282e824-boot.log", "boot 1\n");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "spool/0004f282e824-boot.log"));
+  auto again = Upload("0004f282e824-boot.log", "boot 1\n");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_TRUE(again->created);
+  EXPECT_EQ(Spool("0004f282e824", "boot"), "boot 1\n");
 }
 
 }  // namespace
