@@ -223,7 +223,11 @@ class Transfer {
   void OnDatagram(std::span<const uint8_t> d, const Endpoint& from) {
     if (closing_) return;
     if (!(from == peer_)) {
-      // RFC 1350: a packet from another TID gets error 5; this transfer carries on.
+      // RFC 1350: a packet from another TID gets error 5; this transfer carries on. Except an
+      // ERROR: "error packets are not acknowledged", and answering one with another lets a single
+      // spoofed datagram bounce between two servers for ever (CVE-2024-2169, "Loop DoS").
+      auto stray = PeekOpcode(d);
+      if (stray.ok() && *stray == Opcode::kError) return;
       std::string pkt;
       EncodeError(ErrorCode::kUnknownTid, "unknown transfer ID", &pkt);
       SendTo(&udp_, pkt, from);
@@ -288,7 +292,7 @@ class Transfer {
     ++in_window_;
     told_position_ = false;
     bytes_ += payload.size();
-    retries_ = 0;
+    Heard();
     if (payload.size() < n_.blksize) {
       FileUpload();
       return;
@@ -350,6 +354,7 @@ class Transfer {
     if (waiting_oack_) {
       if (block != 0) return;  // a stray: the OACK timer resends
       waiting_oack_ = false;
+      Heard();
       Pump();
       return;
     }
@@ -372,7 +377,7 @@ class Transfer {
       window_.pop_front();
     }
     sent_ = loss ? 0 : sent_ - k;
-    retries_ = 0;
+    Heard();
     if (last_block_ != 0 && acked_ >= last_block_) {
       files_served();
       Log("done");
@@ -508,10 +513,33 @@ class Transfer {
     return 0;
   }
 
+  // The peer moved the transfer on: the count of resends and of silence start over.
+  void Heard() {
+    retries_ = 0;
+    waited_ms_ = 0;
+  }
+
   void ArmTimer() {
+    // The interval the client asked for (RFC 2349), but the silence waited for in all stays
+    // within max_silence_ms: a peer that asks for timeout 255 and vanishes would otherwise hold
+    // its transfer for 6 x 255 s, and a few hundred such requests every transfer slot.
+    uint64_t max_silence = server_->limits_.max_silence_ms;
+    armed_ms_ = retransmit_ms_;
+    if (max_silence != 0) {
+      armed_ms_ = std::min(armed_ms_, max_silence > waited_ms_ ? max_silence - waited_ms_ : 1);
+    }
     uv_timer_start(
         &timer_, [](uv_timer_t* t) noexcept { static_cast<Transfer*>(t->data)->OnTimeout(); },
-        retransmit_ms_, 0);
+        armed_ms_, 0);
+  }
+
+  // A timeout while waiting for the peer: true when it is time to give up (max_retries resends,
+  // or max_silence_ms of silence).
+  bool GiveUp() {
+    waited_ms_ += armed_ms_;
+    uint64_t max_silence = server_->limits_.max_silence_ms;
+    return ++retries_ > server_->limits_.max_retries ||
+           (max_silence != 0 && waited_ms_ >= max_silence);
   }
 
   void OnTimeout() {
@@ -522,7 +550,7 @@ class Transfer {
         return;
       }
       if (filing_ || holding_ack_) return;
-      if (++retries_ > server_->limits_.max_retries) {
+      if (GiveUp()) {
         Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's DATA");
         return;
       }
@@ -535,7 +563,7 @@ class Transfer {
       return;
     }
     if (window_.empty() && !waiting_oack_) return;  // waiting for the origin, not the client
-    if (++retries_ > server_->limits_.max_retries) {
+    if (GiveUp()) {
       Abort(ErrorCode::kNotDefined, "timed out", "timed out waiting for the client's ACK");
       return;
     }
@@ -577,6 +605,8 @@ class Transfer {
   NetasciiDecoder netascii_in_;
   uint64_t retransmit_ms_ = 1000;
   int retries_ = 0;
+  uint64_t armed_ms_ = 0;   // the timer's current interval
+  uint64_t waited_ms_ = 0;  // silence since the peer last moved the transfer on
   bool waiting_oack_ = false;
   std::string oack_;
   // The window: blocks acked_+1 .. acked_+window_.size(), DATA header included.
@@ -668,6 +698,13 @@ void TftpServer::OnRequest(Listener* l, std::span<const uint8_t> datagram, const
     EncodeError(code, msg, &pkt);
     SendTo(&l->udp, pkt, peer);
   };
+  // Only what claims to be a request is answered here. DATA, ACK, OACK and ERROR belong to a
+  // transfer's own port, and anything shorter than an opcode or with an unknown one is noise:
+  // all are dropped unanswered, as tftp-hpa's tftpd drops them. Above all an ERROR must never be
+  // answered with an ERROR: a spoofed one whose source is another TFTP server's port (or this
+  // one's) would start two servers answering each other for ever (CVE-2024-2169, "Loop DoS").
+  auto op = PeekOpcode(datagram);
+  if (!op.ok() || (*op != Opcode::kRrq && *op != Opcode::kWrq)) return;
   auto request = ParseRequest(datagram);
   if (!request.ok()) {
     SR_LOG(kInfo) << "tftp: " << fpeer.ip << ": " << request.status().message();

@@ -7,7 +7,9 @@
 // curl and atftp expect), so files over 32 MiB at 512-byte blocks go through whole. A window
 // (windowsize blocks) is kept in memory until acknowledged: a timeout resends it, an ACK inside it
 // moves it on, and a duplicate ACK never re-sends DATA (RFC 1123 4.2.3.1: Sorcerer's Apprentice).
-// A datagram from any other address or port gets error 5 and leaves the transfer alone.
+// A datagram from any other address or port gets error 5 and leaves the transfer alone. The
+// listen port answers only RRQ and WRQ (a malformed one with error 4), and no port ever answers
+// an ERROR: two servers answering each other's errors would loop for ever (CVE-2024-2169).
 //
 // A WRQ is taken only with tftp.allow_uploads and only for the phone upload names (logs append,
 // settings replace, as over HTTP); the last block is acknowledged once the upload is durable.
@@ -38,6 +40,10 @@ struct TftpLimits {
   uint16_t max_windowsize = 64;
   uint64_t retransmit_ms = 1000;  // when the client asks no timeout
   int max_retries = 5;            // resends of one window before giving up
+  // Silence from a peer the relay waits for in all, whatever timeout (RFC 2349, up to 255 s) the
+  // peer asked for; 0: no ceiling. At the default 1 s a silent peer is given up after 6 s, well
+  // inside it; a peer that asked for a long timeout is resent to at its interval until then.
+  uint64_t max_silence_ms = 20'000;
   size_t max_transfers = 1024;
   // CONTRACT.md: at least 256 concurrent transfers from one address.
   size_t max_transfers_per_peer = 256;

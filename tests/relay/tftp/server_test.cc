@@ -300,6 +300,80 @@ TEST_F(TftpServerTest, StrangerGetsError5AndTheTransferCarriesOn) {
   EXPECT_EQ(got, std::string("\0\3\0\2", 4)) << "block 2 still came to the real client";
 }
 
+// The error code of datagram `d`, or -1 when it is not an ERROR.
+int ErrorCodeOf(const std::string& d) {
+  auto e = ParseError({reinterpret_cast<const uint8_t*>(d.data()), d.size()});
+  return e.ok() ? static_cast<int>(e->code) : -1;
+}
+
+TEST_F(TftpServerTest, TheListenPortAnswersOnlyRequests) {
+  Start();
+  std::vector<int> heard;
+  RunClient([&] {
+    Client c(port_);
+    // None of these is a request; above all an ERROR answered with an ERROR would let one spoofed
+    // datagram bounce between two servers for ever (CVE-2024-2169).
+    c.SendTo(std::string("\0\5\0\0bye\0", 8), port_);       // ERROR
+    c.SendTo(std::string("\0\5\0", 3), port_);              // a truncated ERROR
+    c.SendTo(std::string("\0\4\0\1", 4), port_);            // ACK
+    c.SendTo(std::string("\0\3\0\1data", 8), port_);        // DATA
+    c.SendTo(std::string("\0\6tsize\0\x30\0", 10), port_);  // OACK (tsize 0)
+    c.SendTo(std::string("\0\11xx", 4), port_);             // opcode 9
+    c.SendTo(std::string("\0", 1), port_);                  // shorter than an opcode
+    c.SendTo(std::string("\0\1sip.ld", 8), port_);          // an RRQ without its NULs: error 4
+    c.SetTimeout(300);
+    for (std::string d = c.Recv(); !d.empty(); d = c.Recv()) heard.push_back(ErrorCodeOf(d));
+  });
+  EXPECT_EQ(heard, (std::vector<int>{4})) << "one answer, to the malformed request";
+}
+
+TEST_F(TftpServerTest, AnErrorFromAStrangerIsNotAnsweredAndTheTransferCarriesOn) {
+  Start();
+  std::vector<int> stranger_heard;
+  std::string second;
+  RunClient([&] {
+    Client c(port_);
+    c.Rrq("sip.ld");
+    uint16_t tid = 0;
+    ASSERT_FALSE(c.Recv(&tid).empty());
+    Client stranger(port_);
+    std::string err;
+    EncodeError(ErrorCode::kNotDefined, "go away", &err);
+    stranger.SendTo(err, tid);  // not answered, and the transfer is not ended by it
+    stranger.Ack(1, tid);       // answered with error 5
+    stranger.SetTimeout(300);
+    for (std::string d = stranger.Recv(); !d.empty(); d = stranger.Recv()) {
+      stranger_heard.push_back(ErrorCodeOf(d));
+    }
+    c.Ack(1, tid);
+    second = c.Recv().substr(0, 4);
+  });
+  EXPECT_EQ(stranger_heard, (std::vector<int>{5}));
+  EXPECT_EQ(second, std::string("\0\3\0\2", 4)) << "block 2 still came to the real client";
+}
+
+TEST_F(TftpServerTest, APeerThatAskedALongTimeoutAndVanishedIsGivenUpAfterMaxSilence) {
+  TftpLimits limits;
+  limits.max_silence_ms = 300;
+  Start(limits);
+  std::string first, then;
+  RunClient([&] {
+    Client c(port_);
+    Request r;
+    r.filename = "sip.ld";
+    r.options.emplace_back("timeout", "10");  // resends 10 s apart, six of them: a minute
+    std::string d;
+    EncodeRequest(r, &d);
+    c.SendTo(d, port_);
+    first = c.Recv();
+    c.SetTimeout(3000);
+    then = c.Recv();  // and then the client is gone
+  });
+  EXPECT_EQ(first.substr(0, 2), std::string("\0\6", 2)) << "the OACK";
+  EXPECT_EQ(ErrorCodeOf(then), 0) << "given up after max_silence_ms, not after a minute";
+  EXPECT_EQ(server_->transfers(), 0u);
+}
+
 TEST_F(TftpServerTest, MissingFileIsError1AndEscapeIsError2) {
   Start();
   std::string missing, escape;
