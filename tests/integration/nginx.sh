@@ -1,9 +1,14 @@
 # An nginx origin for the integration scripts: one worker on a loopback port serving $ORIGIN,
 # with an access log that says what a pull-through relay asked. Source it after lib.sh, with
 # NGINX_DIR (scratch for nginx) and ORIGIN (the tree) set; NGINX_LOCATIONS (an array of
-# directives for the origin's server block, each with its ';') is read when nginx starts. Sets
-# NGINX (the binary: $NGINX or /usr/sbin/nginx), NGINX_PID and NGINX_PORT. Installs traps that stop
-# the relay (RELAY_PID) and nginx however the script ends; KEEP_WORK=1 keeps the scratch directory.
+# directives for the origin's server block, each with its ';': locations, but also e.g.
+# "client_max_body_size 16m;" for PUT uploads or "access_log off;") is read when nginx starts.
+# Sets NGINX (the binary: $NGINX or /usr/sbin/nginx), NGINX_PID and NGINX_PORT. Used by the tests
+# here and by tools/soak/kill9.sh.
+# Installs traps that stop the relay (RELAY_PID) and nginx however the script ends; KEEP_WORK=1
+# keeps the scratch directory. The EXIT trap calls `cleanup` by name when the script ends, so a
+# script with more to undo (a mount, a process of its own) defines its own cleanup after sourcing
+# this one, built from stop_origin_and_relay and remove_work.
 NGINX=${NGINX:-/usr/sbin/nginx}
 if [[ ! -x $NGINX ]]; then
   echo "FAIL: $NGINX not found (apt-get install nginx-light); this test needs a real origin" >&2
@@ -110,8 +115,9 @@ launch_nginx() {
   return 1
 }
 
-# start_nginx: on a free port (a few tries), sets NGINX_PORT. The readiness probe's 404 for
-# /ping is the only line in access.log before the cases run; each case counts its own paths.
+# start_nginx [STATUS]: on a free port (a few tries), sets NGINX_PORT; when nginx does not start,
+# prints its logs and exits with STATUS (1). The readiness probe's 404 for /ping is the only line
+# in access.log before the cases run; each case counts its own paths.
 start_nginx() {
   for _ in $(seq 1 10); do
     NGINX_PORT=$(pick_port)
@@ -119,7 +125,7 @@ start_nginx() {
   done
   echo "nginx did not start:" >&2
   cat "$NGINX_DIR/stdout.log" "$NGINX_DIR/error.log" >&2
-  exit 1
+  exit "${1:-1}"
 }
 
 # origin_log PATH [LOG]: the origin's access-log lines (access.log or LOG) for one path.
@@ -144,13 +150,27 @@ stop_relay_bounded() {
   RELAY_PID=
 }
 
-cleanup() {
+# stop_origin_and_relay: stops the relay (stop_relay_bounded; a script that has already killed
+# it clears RELAY_PID) and nginx (kill_nginx_hard), then SIGKILLs every other background job of
+# the script and reaps them all. A process the script wants stopped more gently (SIGTERM to a
+# collector) it stops before calling this.
+stop_origin_and_relay() {
   stop_relay_bounded 2>/dev/null
   kill_nginx_hard
   local job
   for job in $(jobs -p); do kill -9 "$job" 2>/dev/null; done
   wait 2>/dev/null
+}
+
+# remove_work: removes the scratch directory, or with KEEP_WORK=1 says where it was kept.
+remove_work() {
   if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
+}
+
+# cleanup: the EXIT trap's work. Redefined by a script with more to undo (see the top).
+cleanup() {
+  stop_origin_and_relay
+  remove_work
 }
 trap cleanup EXIT
 trap 'exit 130' INT
