@@ -37,7 +37,7 @@ BlobWriter::BlobWriter(ObjectStore* store, ScopedFd fd, std::string tmp_path, bo
       tmp_path_(std::move(tmp_path)),
       direct_(direct),
       write_through_(write_through),
-      buf_(store->TakeBuffer()) {}
+      buf_(nullptr) {}
 
 BlobWriter::~BlobWriter() {
   if (!done_) Discard();
@@ -55,7 +55,8 @@ void BlobWriter::Discard() {
 }
 
 std::span<uint8_t> BlobWriter::Space() {
-  if (buf_ == nullptr) return {};  // sealed
+  if (done_) return {};  // sealed
+  if (buf_ == nullptr) buf_ = store_->TakeBuffer();  // on first use: streaming needs none
   return {buf_ + used_, kBufferBytes - used_};
 }
 
@@ -80,6 +81,15 @@ Status BlobWriter::Restart() {
 }
 
 Status BlobWriter::Append(std::span<const uint8_t> data) {
+  if (write_through_ && used_ == 0) {
+    // Streaming: straight to the file, without a copy or a buffer. A thousand phones uploading
+    // at once, or a hundred origin transfers, would otherwise hold a megabyte buffer each.
+    if (done_) return Status::Internal("write to a finished blob");
+    hash_.Update(data);
+    SR_RETURN_IF_ERROR(store_->fs_->WriteAll(fd_.get(), data).Annotate(tmp_path_));
+    size_ += data.size();
+    return Status::Ok();
+  }
   while (!data.empty()) {
     std::span<uint8_t> room = Space();
     size_t n = std::min(room.size(), data.size());
@@ -120,7 +130,7 @@ Result<SealedBlob> BlobWriter::Seal(const Digest* expected, bool sync) {
     return s.Is(StatusCode::kCorruption) ? s : s.Annotate(tmp_path_);
   }
   done_ = true;  // The temp file now belongs to the SealedBlob.
-  store_->GiveBack(buf_);
+  if (buf_ != nullptr) store_->GiveBack(buf_);
   buf_ = nullptr;
   return SealedBlob{tmp_path_, digest, size_};
 }

@@ -103,8 +103,9 @@ class ObjectStore {
   Status Init();
 
   Result<std::unique_ptr<BlobWriter>> Create();
-  // A blob that others read while it is written (a transfer from the origin streamed to phones):
-  // page-cache writes, each Append() written through at once so readers see it.
+  // A blob that others read while it is written (a transfer from the origin streamed to phones),
+  // or one of many written at once in pieces (phones' uploads): page-cache writes, each Append()
+  // written through at once so readers see it, without a buffer of the writer's own.
   Result<std::unique_ptr<BlobWriter>> CreateStreaming();
 
   // Makes sealed blobs objects (see the top of this file). On error, blobs not yet renamed are

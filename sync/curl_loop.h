@@ -37,7 +37,7 @@ Status CurlError(std::string_view what, CURLcode code, const char* detail = null
 constexpr long kConnectTimeoutSeconds = 10;
 constexpr long kStallSeconds = 30;
 // Connections to one origin host at once (HTTP/2 multiplexes on fewer).
-constexpr long kMaxOriginConnections = 48;
+constexpr long kMaxOriginConnections = 96;
 
 // Options every request to `up` shares, downloads and uploads alike: protocols, redirects,
 // encodings, timeouts, TLS trust, the error buffer (CURL_ERROR_SIZE bytes), the receive buffer

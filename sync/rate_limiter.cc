@@ -16,7 +16,10 @@ RateLimiter::RateLimiter(uv_loop_t* loop, uint64_t rate)
 }
 
 long RateLimiter::BufferBytes() const {
-  constexpr long kMax = 256 * 1024;
+  // One per origin transfer on the wire, up to kMaxOriginConnections of them: in a boot storm
+  // 96 x 256 KiB was a quarter of the relay's peak heap (heaptrack), for no speed a 1 Gbit/s
+  // origin needs (libcurl's own default is 16 KiB).
+  constexpr long kMax = 64 * 1024;
   constexpr long kMin = 16 * 1024;  // libcurl's default; smaller costs CPU for nothing
   if (rate_ == 0) return kMax;
   return std::clamp(static_cast<long>(rate_ / 8), kMin, kMax);

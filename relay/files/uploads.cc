@@ -161,7 +161,7 @@ void UploadSink::Pump() {
         owner_->loop_,
         [self, chunk, status, store] {
           if (self->writer_ == nullptr) {
-            auto w = store->Create();
+            auto w = store->CreateStreaming();  // no buffer held per phone uploading
             if (!w.ok()) {
               *status = w.status();
               return;
@@ -199,7 +199,7 @@ void UploadSink::Pump() {
       owner_->loop_,
       [self, sealed, store] {
         if (self->writer_ == nullptr) {  // an empty upload
-          auto w = store->Create();
+          auto w = store->CreateStreaming();  // no buffer held per phone uploading
           if (!w.ok()) {
             *sealed = w.status();
             return;

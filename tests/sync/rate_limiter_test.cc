@@ -65,8 +65,8 @@ TEST(RateLimiterTest, PromotedWaiterNoLongerWaitsForTheForeground) {
 
 TEST(RateLimiterTest, BufferShrinksWithTheRate) {
   Loop loop;
-  EXPECT_EQ(RateLimiter(loop.get(), 0).BufferBytes(), 256 * 1024);
-  EXPECT_EQ(RateLimiter(loop.get(), 800'000).BufferBytes(), 100'000);
+  EXPECT_EQ(RateLimiter(loop.get(), 0).BufferBytes(), 64 * 1024);
+  EXPECT_EQ(RateLimiter(loop.get(), 400'000).BufferBytes(), 50'000);
   EXPECT_EQ(RateLimiter(loop.get(), 1000).BufferBytes(), 16 * 1024);
 }
 
