@@ -483,15 +483,19 @@ void OriginEmulator::Pump() {
 
 void OriginEmulator::OnWritten(Conn* c, int status) {
   c->in_flight = false;
+  if (status == 0) {
+    // Counted even when the peer hung up meanwhile (a client that read its whole answer and
+    // closed, its FIN seen before this callback): the bytes went out.
+    c->head_off += c->pending_head;
+    c->body_off += c->pending_body;
+    totals_.bytes += c->pending_head + c->pending_body;
+    if (c->file != nullptr) {
+      c->stats->body_bytes += c->pending_body;
+      totals_.body_bytes += c->pending_body;
+    }
+  }
   if (c->closing) return;
   if (status < 0) return CloseConn(c);
-  c->head_off += c->pending_head;
-  c->body_off += c->pending_body;
-  totals_.bytes += c->pending_head + c->pending_body;
-  if (c->file != nullptr) {
-    c->stats->body_bytes += c->pending_body;
-    totals_.body_bytes += c->pending_body;
-  }
   if (c->head_off < c->head.size() || c->body_off < c->body_end) {
     ready_.push_back(c);
     return Pump();
