@@ -26,4 +26,10 @@ inline constexpr size_t kMaxRawLineBytes = 2 * kMaxLineBytes + 64;
 // relative CWDs pile up past what a client could have named in one line.
 inline constexpr size_t kMaxPathBytes = kMaxLineBytes;
 
+// Replies a client has not read yet. Past this the session runs no further command and reads no
+// further input until the client takes them: without it a client that pipelines FEAT (6 bytes in,
+// about 200 out) and never reads grew the relay by a gigabyte in seconds. The longest single reply
+// (FEAT, MLST's 250, a 257 quoting a path of kMaxPathBytes) is far below it, so one always fits.
+inline constexpr size_t kMaxPendingReplyBytes = 64 * 1024;
+
 }  // namespace siterelay::ftp

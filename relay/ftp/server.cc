@@ -139,7 +139,19 @@ void FtpServer::CloseAll() {
   for (Session* s : all) s->Close();
 }
 
-Result<ScopedFd> FtpServer::OpenPassive(const sockaddr_storage& local, uint16_t* port) {
+Result<ScopedFd> FtpServer::OpenPassive(const sockaddr_storage& local, const std::string& peer_ip,
+                                         uint16_t* port) {
+  auto fd = BindPassive(local, port);
+  if (fd.ok() || !fd.status().Is(StatusCode::kResourceExhausted)) return fd;
+  // The range is full. Ports opened and never used are shared out between addresses, so one that
+  // asks PASV after PASV without ever connecting cannot lock everybody else out.
+  Session* donor = PassiveDonor(peer_ip);
+  if (donor == nullptr) return fd;
+  donor->GiveUpPassive();
+  return BindPassive(local, port);
+}
+
+Result<ScopedFd> FtpServer::BindPassive(const sockaddr_storage& local, uint16_t* port) {
   char host[INET6_ADDRSTRLEN] = {};
   ListenAddress a;
   a.ipv6 = local.ss_family == AF_INET6;
@@ -169,28 +181,54 @@ Result<ScopedFd> FtpServer::OpenPassive(const sockaddr_storage& local, uint16_t*
                                    " is taken (last: " + last.message() + ")");
 }
 
-int64_t FtpServer::LoginDelayMs(const std::string& ip) const {
-  auto it = failures_.find(ip);
-  int n = 1;
-  if (it != failures_.end() && uv_now(loop_) - it->second.last_ms < kForgetFailuresMs) {
-    n = it->second.count + 1;
+Session* FtpServer::PassiveDonor(const std::string& peer_ip) const {
+  std::map<std::string, size_t> held;  // unused passive ports by address
+  for (const auto& [s, owned] : sessions_) {
+    if (s->HoldsIdlePassive()) ++held[s->peer().ip];
   }
-  int64_t delay = limits_.login_delay_ms;
-  for (int i = 1; i < n && delay < limits_.max_login_delay_ms; ++i) delay *= 2;
-  return std::min(delay, limits_.max_login_delay_ms);
+  auto top = std::max_element(held.begin(), held.end(),
+                              [](const auto& x, const auto& y) { return x.second < y.second; });
+  auto mine = held.find(peer_ip);
+  size_t own = mine == held.end() ? 0 : mine->second;
+  // At least two more than the asker: after the move the donor still holds as many as the asker,
+  // so it could not take the port back (no ping-pong between two addresses).
+  if (top == held.end() || top->second < own + 2) return nullptr;
+  Session* oldest = nullptr;
+  int64_t oldest_since = 0;
+  for (const auto& [s, owned] : sessions_) {
+    int64_t since = 0;
+    if (s->peer().ip != top->first || !s->HoldsIdlePassive(&since)) continue;
+    if (oldest == nullptr || since < oldest_since) {
+      oldest = s;
+      oldest_since = since;
+    }
+  }
+  return oldest;
 }
 
-void FtpServer::LoginFailed(const std::string& ip) {
+int64_t FtpServer::LoginWaitMs(const std::string& ip) const {
+  auto it = failures_.find(ip);
+  if (it == failures_.end()) return 0;
+  uint64_t now = uv_now(loop_);
+  return it->second.not_before_ms > now ? static_cast<int64_t>(it->second.not_before_ms - now) : 0;
+}
+
+int64_t FtpServer::LoginFailed(const std::string& ip) {
+  uint64_t now = uv_now(loop_);
   Failures& f = failures_[ip];
-  if (uv_now(loop_) - f.last_ms >= kForgetFailuresMs) f.count = 0;
+  if (now - f.last_ms >= kForgetFailuresMs) f.count = 0;
   ++f.count;
-  f.last_ms = uv_now(loop_);
+  f.last_ms = now;
+  int64_t delay = limits_.login_delay_ms;
+  for (int i = 1; i < f.count && delay < limits_.max_login_delay_ms; ++i) delay *= 2;
+  delay = std::min(delay, limits_.max_login_delay_ms);
+  // Until this failure's 530 is out, no other password from the address is checked.
+  f.not_before_ms = now + static_cast<uint64_t>(delay);
   // Bounded: a flood from many addresses cannot grow this without end. Past the cap the
   // forgotten go first, then the oldest.
   if (failures_.size() > kMaxFailureRecords) {
     for (auto it = failures_.begin(); it != failures_.end();) {
-      it = uv_now(loop_) - it->second.last_ms >= kForgetFailuresMs ? failures_.erase(it)
-                                                                    : std::next(it);
+      it = now - it->second.last_ms >= kForgetFailuresMs ? failures_.erase(it) : std::next(it);
     }
     while (failures_.size() > kMaxFailureRecords) {
       auto oldest = std::min_element(failures_.begin(), failures_.end(), [](auto& x, auto& y) {
@@ -199,6 +237,7 @@ void FtpServer::LoginFailed(const std::string& ip) {
       failures_.erase(oldest);
     }
   }
+  return delay;
 }
 
 void FtpServer::LoginSucceeded(const std::string& ip) { failures_.erase(ip); }

@@ -47,7 +47,10 @@ struct FtpLimits {
   uint64_t max_upload_bytes = 16ull << 20;  // uploads.max_bytes
   int max_login_failures = 3;               // per session, then the session is closed
   // Per-peer backoff: the n-th failed login in a row from one address waits
-  // min(login_delay_ms * 2^(n-1), max_login_delay_ms) before its 530.
+  // min(login_delay_ms * 2^(n-1), max_login_delay_ms) before its 530, and until that 530 is out
+  // no other password from that address is checked, in any session: parallel sessions guess no
+  // faster than one. (A phone behind the same NAT as a guesser waits its turn as well, within
+  // login_timeout_ms.)
   int64_t login_delay_ms = 500;
   int64_t max_login_delay_ms = 8'000;
 };
@@ -87,12 +90,20 @@ class FtpServer {
   void CheckDrained();
 
   // A listening socket for a passive data connection on `local` (the control connection's own
-  // address), on a port of the passive range: the next free one after the last handed out.
-  Result<ScopedFd> OpenPassive(const sockaddr_storage& local, uint16_t* port);
+  // address), on a port of the passive range: the next free one after the last handed out. When
+  // every port is taken, an address holding at least two more unused ones than `peer_ip` gives
+  // up its oldest (max-min fairness: a client that opens PASV after PASV without connecting
+  // cannot lock a new address out, nor take a port back from it).
+  Result<ScopedFd> OpenPassive(const sockaddr_storage& local, const std::string& peer_ip,
+                               uint16_t* port);
+  Result<ScopedFd> BindPassive(const sockaddr_storage& local, uint16_t* port);
+  // The session whose unused passive port goes to `peer_ip`, or nullptr.
+  Session* PassiveDonor(const std::string& peer_ip) const;
 
-  // Login backoff: how long the next 530 for this address waits, and bookkeeping.
-  int64_t LoginDelayMs(const std::string& ip) const;
-  void LoginFailed(const std::string& ip);
+  // Login backoff. LoginWaitMs: how long a PASS from this address must wait before it is checked
+  // (0: now). LoginFailed: records a failure and returns how long its 530 waits.
+  int64_t LoginWaitMs(const std::string& ip) const;
+  int64_t LoginFailed(const std::string& ip);
   void LoginSucceeded(const std::string& ip);
 
   uv_loop_t* loop_;
@@ -108,7 +119,8 @@ class FtpServer {
   std::map<int, uint64_t> replies_;
   struct Failures {
     int count = 0;
-    uint64_t last_ms = 0;  // uv_now of the last failure
+    uint64_t last_ms = 0;        // uv_now of the last failure
+    uint64_t not_before_ms = 0;  // uv_now before which no password from the address is checked
   };
   std::map<std::string, Failures> failures_;
   uint16_t next_passive_ = 0;

@@ -17,6 +17,7 @@
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
 #include "relay/ftp/command.h"
+#include "relay/ftp/limits.h"
 #include "relay/ftp/listing.h"
 
 namespace siterelay::ftp {
@@ -117,6 +118,9 @@ class DataChannel {
     Begin(Job::kReceive, tls, std::move(done));
   }
 
+  // A passive listener no transfer uses yet: the port it holds may go to another session.
+  bool IdlePassive() const { return listening_ && job_ == Job::kNone && !closing_; }
+
   // Ends everything now; no callback runs after this. The channel frees itself.
   void Close() {
     if (closing_) return;
@@ -135,7 +139,13 @@ class DataChannel {
       auto* d = static_cast<DataChannel*>(h->data);
       if (--d->handles_ == 0) delete d;
     };
-    if (listening_) uv_close(reinterpret_cast<uv_handle_t*>(&listen_poll_), on_close);
+    if (listening_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(&listen_poll_), on_close);
+      // The passive port is free at once for the next PASV (FtpServer::OpenPassive may be waiting
+      // for exactly this one). Safe: closing a poll handle takes its fd out of epoll right away
+      // (libuv's uv__poll_close), so the fd is not touched again.
+      listen_fd_.Reset();
+    }
     if (polling_) uv_close(reinterpret_cast<uv_handle_t*>(&poll_), on_close);
     if (timer_init_) uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_close);
   }
@@ -634,8 +644,9 @@ void Session::CloseData() {
 void Session::UpdatePoll() {
   if (closing_) return;
   // Lines that wait for a transfer are kept, up to a point: a client that floods its control
-  // connection meanwhile is simply not read until they are done.
-  int events = in_.size() < kMaxWaitingInput ? UV_READABLE : 0;
+  // connection meanwhile is simply not read until they are done. Nor is one that does not read
+  // its replies (Backlogged).
+  int events = in_.size() < kMaxWaitingInput && !Backlogged() ? UV_READABLE : 0;
   if (out_off_ < out_.size() || sock_.want_write()) events |= UV_WRITABLE;
   if (events == poll_events_) return;
   poll_events_ = events;
@@ -671,6 +682,13 @@ void Session::ArmTimer() {
         auto* s = static_cast<Session*>(t->data);
         SR_LOG(kInfo) << "ftp: " << s->peer_.ip << ": "
                       << (s->account_ == nullptr ? "no login" : "idle") << " timeout";
+        // A 421 would never reach a client that does not read its replies, nor one whose TLS
+        // handshake (implicit FTPS, or after AUTH TLS) never finished: just close.
+        bool handshaking = s->sock_.tls() && !s->sock_.tls_stream()->handshake_done();
+        if (s->out_off_ < s->out_.size() || handshaking) {
+          s->Close();
+          return;
+        }
         s->close_after_reply_ = true;
         s->Reply(421, "Timeout: closing control connection.");
       },
@@ -701,8 +719,17 @@ void Session::OnWritable() {
     Close();
     return;
   }
+  bool was_backlogged = Backlogged();
   FlushOut();
+  // The client read its replies: the commands that waited for that run now. (Only from here,
+  // never from FlushOut, which Reply calls from inside ProcessLines.)
+  if (was_backlogged && !closing_ && !Backlogged()) {
+    ProcessLines();
+    FlushOut();
+  }
 }
+
+bool Session::Backlogged() const { return out_.size() - out_off_ >= kMaxPendingReplyBytes; }
 
 void Session::Reply(int code, std::string_view text) {
   out_ += std::to_string(code);
@@ -758,7 +785,7 @@ void Session::FlushOut() {
 }
 
 void Session::ProcessLines() {
-  while (!closing_ && !auth_pending_ && !close_after_reply_) {
+  while (!closing_ && !auth_pending_ && !close_after_reply_ && !Backlogged()) {
     std::string line;
     LineStatus ls = TakeLine(&in_, &line);
     if (ls == LineStatus::kNeedMore) return;
@@ -887,6 +914,10 @@ void Session::DoUser(const std::string& arg) {
 void Session::DoPass(const std::string& arg) {
   if (account_ != nullptr) return Reply(230, "Already logged in.");
   if (user_.empty()) return Reply(503, "Login with USER first.");
+  // While a failed login from this address is being held back, no password from it is checked,
+  // the right one included: otherwise an attacker would open many sessions, guess in all of them
+  // at once and take any quick answer for a hit, and the backoff would slow down nothing.
+  if (int64_t wait = server_->LoginWaitMs(peer_.ip); wait > 0) return HoldPass(arg, wait);
   const files::FileService& fs = *server_->files_;
   const Account* a = fs.RequiresCredentials() ? fs.Authenticate(user_, arg) : fs.Anonymous();
   if (a != nullptr) {
@@ -900,8 +931,7 @@ void Session::DoPass(const std::string& arg) {
   // Wrong: the 530 waits, longer with every failure from this address (brute force gets slow),
   // and the session ends after a few. The password never reaches the log.
   ++login_failures_;
-  int64_t delay = server_->LoginDelayMs(peer_.ip);
-  server_->LoginFailed(peer_.ip);
+  int64_t delay = server_->LoginFailed(peer_.ip);
   SR_LOG(kWarning) << "ftp: " << peer_.ip << ": login as '" << EscapeControl(user_)
                    << "' failed (" << login_failures_ << " in this session)";
   user_.clear();
@@ -918,6 +948,31 @@ void Session::DoPass(const std::string& arg) {
         s->Resume();
       },
       static_cast<uint64_t>(delay), 0);
+}
+
+void Session::HoldPass(const std::string& password, int64_t wait_ms) {
+  held_password_ = password;
+  delaying_ = true;
+  // The login deadline still holds: a session waiting behind failures gets its 421 then.
+  int64_t ms = std::clamp<int64_t>(wait_ms, 0, std::max<int64_t>(login_deadline_ms_ - NowMs(), 0));
+  uv_timer_start(
+      &timer_,
+      [](uv_timer_t* t) noexcept {
+        auto* s = static_cast<Session*>(t->data);
+        s->delaying_ = false;
+        std::string held = std::move(s->held_password_);
+        s->held_password_.clear();
+        if (NowMs() >= s->login_deadline_ms_) {
+          SR_LOG(kInfo) << "ftp: " << s->peer_.ip << ": no login timeout (waiting behind failed "
+                        << "logins from this address)";
+          s->close_after_reply_ = true;
+          s->Reply(421, "Timeout: closing control connection.");
+          return;
+        }
+        s->DoPass(held);
+        s->Resume();
+      },
+      static_cast<uint64_t>(ms), 0);
 }
 
 // ---- TLS (RFC 4217) ----
@@ -1008,7 +1063,7 @@ void Session::DoPasv(bool extended, const std::string& arg) {
   if (!extended && v6) return Reply(425, "PASV is IPv4 only: use EPSV.");
   CloseData();
   uint16_t port = 0;
-  auto fd = server_->OpenPassive(local_, &port);
+  auto fd = server_->OpenPassive(local_, peer_.ip, &port);
   if (!fd.ok()) {
     SR_LOG(kWarning) << "ftp: " << peer_.ip << ": " << fd.status().message();
     return Reply(425, "No passive port free; try again.");
@@ -1020,6 +1075,7 @@ void Session::DoPasv(bool extended, const std::string& arg) {
     return Reply(425, "Cannot open a data connection.");
   }
   data_ = d;
+  passive_since_ms_ = NowMs();
   if (extended) return Reply(229, EpsvReply(port).substr(4));
   sockaddr_in a = *reinterpret_cast<const sockaddr_in*>(&local_);
   a.sin_port = htons(port);
@@ -1039,6 +1095,17 @@ void Session::DoPort(bool extended, const std::string& arg) {
                      << " to another address refused";
     return Reply(504, "Data connections go to your own address only.");
   }
+  // Nor to a privileged port of it (RFC 2577 section 3, as vsftpd): the relay would otherwise
+  // connect, from its own address and with bytes a phone may have uploaded, to the SSH, SMTP or
+  // admin port of whatever stands at that address, a NAT router above all.
+  uint16_t port =
+      ntohs(to->ss_family == AF_INET6 ? reinterpret_cast<const sockaddr_in6*>(&*to)->sin6_port
+                                      : reinterpret_cast<const sockaddr_in*>(&*to)->sin_port);
+  if (port < 1024) {
+    SR_LOG(kWarning) << "ftp: " << peer_.ip << ": " << (extended ? "EPRT" : "PORT")
+                     << " to privileged port " << port << " refused";
+    return Reply(504, "Data connections go to ports 1024 and above only.");
+  }
   CloseData();
   auto* d = new DataChannel(this, server_->loop_, server_->limits_);
   Status s = d->Target(*to);
@@ -1048,6 +1115,18 @@ void Session::DoPort(bool extended, const std::string& arg) {
   }
   data_ = d;
   Reply(200, extended ? "EPRT command successful." : "PORT command successful.");
+}
+
+bool Session::HoldsIdlePassive(int64_t* since_ms) const {
+  if (busy_ || closing_ || data_ == nullptr || !data_->IdlePassive()) return false;
+  if (since_ms != nullptr) *since_ms = passive_since_ms_;
+  return true;
+}
+
+void Session::GiveUpPassive() {
+  SR_LOG(kInfo) << "ftp: " << peer_.ip << ": an unused passive port goes to another address "
+                << "(the range is full)";
+  CloseData();  // its next RETR hears 425 and, like any client after a 425, asks again
 }
 
 DataChannel* Session::TakeData() {

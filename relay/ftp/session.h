@@ -47,6 +47,12 @@ class Session {
   // No transfer or answer pending: safe to close when the relay stops.
   bool idle() const;
   const files::Peer& peer() const { return peer_; }
+  // A passive port this session opened and has not used yet (no transfer command, no
+  // connection), and since when (NowMs). FtpServer hands such ports to other addresses when the
+  // passive range is full.
+  bool HoldsIdlePassive(int64_t* since_ms = nullptr) const;
+  // Closes that passive listener at once; its port is free when this returns.
+  void GiveUpPassive();
 
  private:
   friend class DataChannel;
@@ -60,11 +66,16 @@ class Session {
   void Reply(int code, std::string_view text);
   void ReplyLines(int code, const std::vector<std::string>& lines);
   void FlushOut();
+  // Replies the client has not read have reached kMaxPendingReplyBytes: no command runs and no
+  // input is read until it takes them.
+  bool Backlogged() const;
   void Execute(const Command& c);
 
   // ---- commands ----
   void DoUser(const std::string& arg);
   void DoPass(const std::string& arg);
+  // PASS arrived while this address's backoff runs: it is checked after `wait_ms`.
+  void HoldPass(const std::string& password, int64_t wait_ms);
   void DoAuth(const std::string& arg);
   void DoPbsz(const std::string& arg);
   void DoProt(const std::string& arg);
@@ -114,7 +125,8 @@ class Session {
   size_t out_off_ = 0;
   bool busy_ = false;        // a transfer or an answer is pending: lines wait
   bool auth_pending_ = false;  // 234 sent; TLS starts once it is out
-  bool delaying_ = false;    // a failed login's 530 is held back (backoff)
+  bool delaying_ = false;    // a failed login's 530, or a PASS, is held back (backoff)
+  std::string held_password_;  // the PASS that waits for the backoff (HoldPass)
   // Login:
   std::string user_;
   const Account* account_ = nullptr;  // set once logged in
@@ -128,6 +140,7 @@ class Session {
   bool epsv_all_ = false;
   uint64_t rest_ = 0;
   DataChannel* data_ = nullptr;  // owned: closes itself (DataChannel::Close)
+  int64_t passive_since_ms_ = 0;  // when the passive listener in data_ was opened
   int64_t command_start_ms_ = 0;
   std::string mac_;  // of the last file that named one, for the log
 };

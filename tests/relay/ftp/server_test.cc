@@ -1,14 +1,17 @@
 #include "relay/ftp/server.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 #include "relay/base/uv.h"
@@ -337,6 +340,214 @@ TEST_F(FtpServerTest, CommandsSentDuringATransferAreAnsweredAfterItInOrder) {
   EXPECT_EQ(replies[1].substr(0, 4), "226 ");
   EXPECT_EQ(replies[2].substr(0, 4), "215 ");
   EXPECT_EQ(replies[3].substr(0, 4), "257 ");
+}
+
+TEST_F(FtpServerTest, AClientThatReadsNoRepliesIsNotReadEither) {
+  Start();
+  // On this thread, with the loop: the client pipelines NOOP and reads nothing. Each 6-byte NOOP
+  // makes a 14-byte reply, so a relay that went on reading would grow without end.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  // Fixed socket buffers: what the two kernels hold on the way stays small whatever the host's
+  // TCP autotuning allows, so what got through says what the relay took.
+  int bufsize = 64 * 1024;
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port_);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to), 0);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  std::string chunk;
+  for (int i = 0; i < 1000; ++i) chunk += "NOOP\r\n";
+  // The relay's own kernel send buffer holds replies too (autotuned up to tcp_wmem's maximum, 4 MiB
+  // by default: about 2 MiB of NOOPs got through here); anything near 16 MiB is the relay reading.
+  constexpr size_t kBudget = 16u << 20;
+  size_t sent = 0;
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto progress = now();
+  while (sent < kBudget && now() - progress < std::chrono::milliseconds(500)) {
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+    size_t at = sent % chunk.size();
+    ssize_t n = ::send(fd, chunk.data() + at, chunk.size() - at, MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      progress = now();
+    } else {
+      ::usleep(1000);
+    }
+  }
+  EXPECT_LT(sent, kBudget) << "the relay read on although its replies were not taken";
+  // Back-pressure, not loss: once the client reads, every command it sent is answered.
+  size_t want = 1 + sent / 6;  // the 220, then one 200 per whole NOOP line
+  size_t lines = 0;
+  std::string last;
+  auto deadline = now() + std::chrono::seconds(30);
+  while (lines < want && now() < deadline) {
+    uv_run(loop_.get(), UV_RUN_NOWAIT);
+    char buf[65536];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ::usleep(200);
+      continue;
+    }
+    lines += static_cast<size_t>(std::count(buf, buf + n, '\n'));
+    last.assign(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(lines, want);
+  EXPECT_NE(last.find("200 NOOP ok.\r\n"), std::string::npos);
+  ::close(fd);
+  server_->StopAccepting();
+  server_->CloseAll();
+  uv_run(loop_.get(), UV_RUN_DEFAULT);
+}
+
+TEST_F(FtpServerTest, ParallelFailedLoginsFromOneAddressAreAnsweredOneAtATime) {
+  FtpLimits limits;
+  limits.login_delay_ms = 100;
+  limits.max_login_delay_ms = 10'000;
+  Start(limits);
+  std::vector<int64_t> waits;
+  std::mutex mu;
+  RunClient([&] {
+    std::vector<std::thread> guessers;
+    for (int i = 0; i < 4; ++i) {
+      guessers.emplace_back([&, i] {
+        Control c(port_);
+        c.Reply();
+        c.Command("USER PlcmSpIp");
+        auto t0 = std::chrono::steady_clock::now();
+        std::string r = c.Command("PASS guess" + std::to_string(i));
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - t0)
+                      .count();
+        std::lock_guard lock(mu);
+        waits.push_back(r.substr(0, 4) == "530 " ? ms : -1);
+      });
+    }
+    for (auto& t : guessers) t.join();
+  });
+  std::sort(waits.begin(), waits.end());
+  ASSERT_EQ(waits.size(), 4u);
+  // One at a time, each after the last one's backoff: 100, +200, +400, +800 ms. (Answered side by
+  // side they came at 100, 200, 400 and 800 ms: four guesses in the time of one.)
+  EXPECT_GE(waits[0], 90);
+  EXPECT_GE(waits[1], 280);
+  EXPECT_GE(waits[2], 660);
+  EXPECT_GE(waits[3], 1400);
+}
+
+TEST_F(FtpServerTest, ARightPasswordWaitsWhileAFailedLoginFromItsAddressIsHeldBack) {
+  FtpLimits limits;
+  limits.login_delay_ms = 300;
+  Start(limits);
+  std::string verdict;
+  int64_t ms = 0;
+  RunClient([&] {
+    Control guesser(port_), other(port_);
+    guesser.Reply();
+    other.Reply();
+    guesser.Command("USER PlcmSpIp");
+    other.Command("USER PlcmSpIp");
+    guesser.Send("PASS wrong\r\n");
+    ::usleep(50'000);  // the wrong one is checked first
+    auto t0 = std::chrono::steady_clock::now();
+    verdict = other.Command("PASS PlcmSpIp");
+    ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
+  });
+  EXPECT_EQ(verdict.substr(0, 4), "230 ");
+  // Were it answered at once, a guesser with many sessions would read a quick answer as a hit.
+  EXPECT_GE(ms, 200) << "the right password was checked while the address was held back";
+}
+
+TEST_F(FtpServerTest, PortToAPrivilegedPortOfThePeerIsRefused) {
+  Start();
+  std::string port25, eprt1023, port1024;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    port25 = c.Command("PORT 127,0,0,1,0,25");
+    eprt1023 = c.Command("EPRT |1|127.0.0.1|1023|");
+    port1024 = c.Command("PORT 127,0,0,1,4,0");
+  });
+  EXPECT_EQ(port25.substr(0, 4), "504 ");
+  EXPECT_EQ(eprt1023.substr(0, 4), "504 ");
+  EXPECT_EQ(port1024.substr(0, 4), "200 ");
+}
+
+TEST_F(FtpServerTest, AFullPassiveRangeGivesAnUnusedPortToANewAddress) {
+  FtpLimits limits;
+  limits.passive_port_min = FreePort();
+  limits.passive_port_max = static_cast<uint16_t>(limits.passive_port_min + 1);  // two ports
+  Start(limits);
+  std::string got, opening, done, lost, no_way_back;
+  RunClient([&] {
+    Control a1(port_), a2(port_), a3(port_);  // one address opens PASV and never connects
+    a1.Login();
+    a2.Login();
+    a3.Login();
+    ASSERT_NE(a1.Pasv(), 0);
+    ASSERT_NE(a2.Pasv(), 0);
+    Control b(port_, "127.0.0.2");  // a phone at another address
+    b.Login();
+    uint16_t data = b.Pasv();
+    ASSERT_NE(data, 0) << "the range is full, but 127.0.0.1 holds two ports it does not use";
+    no_way_back = a3.Command("PASV");  // one each now: nothing to take back
+    std::thread reader([&] { got = ReadData(data, "127.0.0.2"); });
+    opening = b.Command("RETR fw/sip.ld");
+    reader.join();
+    done = b.Reply();
+    lost = a1.Command("RETR fw/sip.ld");  // its port went to b
+  });
+  EXPECT_EQ(no_way_back.substr(0, 4), "425 ");
+  EXPECT_EQ(opening.substr(0, 4), "150 ");
+  EXPECT_EQ(done.substr(0, 4), "226 ");
+  EXPECT_TRUE(got == content_) << "b got " << got.size() << " bytes, not the file";
+  EXPECT_EQ(lost.substr(0, 4), "425 ");
+}
+
+// A TLS handshake that never comes, after AUTH TLS or on the implicit FTPS port: no 421 can be
+// sent in the clear any more, so the login timeout closes the session; it used to wait for the
+// client for ever, holding its fd and its place in the per-address limit.
+TEST_F(FtpServerTest, ATlsHandshakeThatNeverComesIsClosedAtTheLoginTimeout) {
+  auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
+  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+  FtpLimits limits;
+  limits.login_timeout_ms = 200;
+  limits.passive_port_min = FreePort();
+  limits.passive_port_max = limits.passive_port_min;
+  server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
+  server_->SetTls(*ctx);
+  ASSERT_TRUE(server_
+                  ->Listen({*ListenAddress::Parse("127.0.0.1:0")},
+                           {*ListenAddress::Parse("127.0.0.1:0")})
+                  .ok());
+  uint16_t implicit_port = server_->bound_implicit()[0].port;
+  port_ = server_->bound()[0].port;
+  std::string auth;
+  int64_t explicit_ms = -1, implicit_ms = -1;
+  auto ms_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - t)
+        .count();
+  };
+  RunClient([&] {
+    auto start = std::chrono::steady_clock::now();
+    Control silent(implicit_port);  // connects, and never sends its ClientHello
+    Control c(port_);
+    c.Reply();  // 220
+    auth = c.Command("AUTH TLS");
+    // "" at the close (or after the 5 s receive timeout).
+    if (silent.Reply().empty()) implicit_ms = ms_since(start);
+    if (c.Reply().empty()) explicit_ms = ms_since(start);
+  });
+  EXPECT_EQ(auth.substr(0, 4), "234 ");
+  EXPECT_GE(explicit_ms, 0);
+  EXPECT_LT(explicit_ms, 3000) << "closed by the receive timeout, not the relay";
+  EXPECT_GE(implicit_ms, 0);
+  EXPECT_LT(implicit_ms, 3000);
 }
 
 }  // namespace
