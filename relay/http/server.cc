@@ -75,7 +75,10 @@ class Connection {
     timer_.data = this;
   }
 
-  void EnableTls(const tls::TlsContext& ctx) { (void)sock_.EnableTls(ctx); }
+  void EnableTls(const tls::TlsContext& ctx) {
+    (void)sock_.EnableTls(ctx);
+    handshaking_ = true;
+  }
 
   Status Start() {
     int rc = uv_poll_init(server_->loop_, &poll_, sock_.fd());
@@ -84,7 +87,10 @@ class Connection {
     rc = uv_timer_init(server_->loop_, &timer_);
     if (rc != 0) return UvError("uv_timer_init", rc);
     ++open_handles_;
-    ArmTimer(server_->limits_.idle_timeout_ms);
+    // A TLS client sends its ClientHello as soon as it connects: the handshake gets the header
+    // timeout, counted from the connection and not reset by each byte, so silent or half-sent
+    // handshakes (which cost the attacker nothing) do not hold a connection for the idle time.
+    ArmTimer(sock_.tls() ? server_->limits_.header_timeout_ms : server_->limits_.idle_timeout_ms);
     UpdatePoll();
     return Status::Ok();
   }
@@ -151,7 +157,10 @@ class Connection {
           auto* c = static_cast<Connection*>(t->data);
           // A slow or silent client is cut off (STYLE.md): a half-sent head gets 408, the rest
           // just a close.
-          if (!c->sending_ && !c->in_.empty()) {
+          if (c->Handshaking()) {
+            SR_LOG(kInfo) << "https: " << c->peer_.ip << ": TLS handshake not finished in time";
+            c->Close();
+          } else if (!c->sending_ && !c->in_.empty()) {
             SR_LOG(kInfo) << "http: " << c->peer_.ip << " sent no complete request in time";
             c->Respond(ErrorResponse(408), "-", "-", "", /*close=*/true);
           } else {
@@ -175,8 +184,15 @@ class Connection {
       return;
     }
     if (sock_.want_write()) UpdatePoll();  // a TLS handshake answer the socket did not take
+    if (handshaking_ && !Handshaking()) {
+      handshaking_ = false;
+      // Done: from now on a keep-alive connection waiting for its first request.
+      if (plain.empty() && in_.empty()) ArmTimer(server_->limits_.idle_timeout_ms);
+    }
     if (!plain.empty()) OnPlaintext(plain);
   }
+
+  bool Handshaking() const { return sock_.tls() && !sock_.tls_stream()->handshake_done(); }
 
   void OnPlaintext(std::string_view data) {
     if (reading_body_) {
@@ -569,6 +585,7 @@ class Connection {
   int open_handles_ = 0;
   bool closing_ = false;
   bool peer_closed_ = false;
+  bool handshaking_ = false;  // TLS, handshake not done yet: the header timeout is running
   std::string in_;
   std::string out_;
   size_t out_off_ = 0;

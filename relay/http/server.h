@@ -84,7 +84,8 @@ class Handler {
 };
 
 struct ServerLimits {
-  int64_t header_timeout_ms = 15'000;  // first byte of a request to its complete head
+  int64_t header_timeout_ms = 15'000;  // first byte of a request to its complete head; under
+                                       // TLS also connect to the end of the handshake
   int64_t body_timeout_ms = 60'000;    // no progress reading a request body
   int64_t idle_timeout_ms = 60'000;    // keep-alive connection with nothing to do
   int64_t send_timeout_ms = 60'000;    // no progress sending a response

@@ -73,6 +73,11 @@ StreamSocket::Io StreamSocket::Receive(std::string* out) {
     Fail(s.message());
     return Io::kError;
   }
+  if (tls_out_.size() - tls_out_off_ > kMaxUnsentCiphertext) {
+    Fail("the peer does not read what the TLS layer answers it (" +
+         std::to_string(tls_out_.size() - tls_out_off_) + " bytes waiting)");
+    return Io::kError;
+  }
   return Io::kOk;
 }
 

@@ -8,7 +8,8 @@
 // readable and Send()/SendFile()/Flush() when it is writable. want_write() says when ciphertext
 // is waiting for the socket (a TLS handshake answer, an alert, the rest of a record).
 //
-// Memory is bounded: one read of kReadChunk, at most about kTlsBatch of ciphertext waiting, and
+// Memory is bounded: one read of kReadChunk, at most about kTlsBatch of ciphertext waiting
+// (kMaxUnsentCiphertext with what the TLS layer answers a peer that does not read), and
 // kTlsFileChunk of file bytes read ahead for encryption.
 //
 // Thread safety: one StreamSocket belongs to one connection on the loop thread.
@@ -35,6 +36,12 @@ namespace siterelay::net {
 
 // Largest single read(2): a request head or a command line fits in one.
 constexpr size_t kReadChunk = 16 * 1024;
+// Ciphertext waiting for a peer that does not read it, past which Receive() gives up on the
+// peer. What a connection sends waits one batch (64 KiB) at most; what the TLS layer answers on
+// its own comes on top: the handshake flight, alerts, and a KeyUpdate for every KeyUpdate the
+// peer requests (RFC 8446 section 4.6.3). A peer that floods requests and never reads the
+// answers would otherwise grow this buffer for as long as the connection lives.
+constexpr size_t kMaxUnsentCiphertext = 256 * 1024;
 
 class StreamSocket {
  public:
@@ -61,7 +68,8 @@ class StreamSocket {
     kError,   // fatal: error() says why; the connection must close
   };
   // Reads once from the socket and appends the plaintext to *out (at most 2 * kReadChunk).
-  // TLS handshake messages are answered on the way.
+  // TLS handshake messages are answered on the way; kError when those answers pile up past
+  // kMaxUnsentCiphertext because the peer does not read them.
   Io Receive(std::string* out);
   // Under TLS: the peer's close_notify arrived (a clean end, rather than a bare FIN that could be
   // a truncation attack: FTPS uploads fail without it, RFC 4217 section 9).

@@ -24,6 +24,31 @@ namespace {
 
 constexpr int kSelfSignedDays = 3650;
 
+// What the relay offers (docs/configuration.md "TLS"), written out rather than left to the
+// library's DEFAULT, which at TLS 1.2 still has static-RSA key exchange (no forward secrecy) and
+// CBC with SHA-1 MACs, and which a distribution's openssl.cnf may widen.
+//
+// TLS 1.2: ECDHE key exchange with an AEAD cipher only (Mozilla's "intermediate" list without
+// DHE, for which no parameters are configured), the server's order. ECDSA entries serve an EC
+// certificate; the self-signed one is RSA.
+constexpr const char* kTls12Ciphers =
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256";
+// tls.min_version "1.0"/"1.1" adds what phones from before UC Software 4.0.15 negotiate:
+// AES-CBC with SHA-1, with ECDHE or (AES256-SHA, PHONES.md) static RSA. Never RC4, 3DES, NULL,
+// EXPORT or anonymous suites, whatever the version.
+constexpr const char* kLegacyExtraCiphers =
+    "ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES256-SHA:ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA:"
+    "AES256-SHA:AES128-SHA";
+// TLS 1.3: the three suites every implementation has (RFC 8446 section 9.1 makes the AES-GCM
+// ones mandatory); the CCM ones stay off, as in OpenSSL's default.
+constexpr const char* kTls13Suites =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+// OpenSSL security level 2 (112-bit): RSA and DH keys of at least 2048 bits, EC of 224, no SHA-1
+// signatures. A smaller configured key is refused at start and on SIGHUP with OpenSSL's reason.
+constexpr int kSecurityLevel = 2;
+
 // TlsCounts: streams live on loop threads and the thread pool's never, but relaxed atomics cost
 // nothing and keep the counters right whatever thread a stream ends on.
 std::atomic<uint64_t> g_handshakes{0};
@@ -165,14 +190,22 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsConfig& config,
   if (c->ctx_ == nullptr) return OpenSslError("SSL_CTX_new");
   SSL_CTX* ctx = c->ctx_;
   int min = VersionFor(config.min_version);
-  if (min < TLS1_2_VERSION) {
-    // Phones from before UC Software 4.0.15 speak TLS 1.0 with AES256-SHA (PHONES.md); OpenSSL
-    // 3 refuses both at its default security level.
-    SSL_CTX_set_security_level(ctx, 0);
-    SSL_CTX_set_cipher_list(ctx, "DEFAULT:AES256-SHA:AES128-SHA:@SECLEVEL=0");
+  bool legacy = min < TLS1_2_VERSION;
+  // Phones from before UC Software 4.0.15 speak TLS 1.0 with AES256-SHA (PHONES.md); OpenSSL
+  // 3 refuses both above security level 0.
+  SSL_CTX_set_security_level(ctx, legacy ? 0 : kSecurityLevel);
+  std::string ciphers = kTls12Ciphers;
+  if (legacy) ciphers = ciphers + ":" + kLegacyExtraCiphers;
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1 ||
+      SSL_CTX_set_ciphersuites(ctx, kTls13Suites) != 1) {
+    return OpenSslError("TLS cipher list");
   }
-  SSL_CTX_set_min_proto_version(ctx, min);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+  if (SSL_CTX_set_min_proto_version(ctx, min) != 1) return OpenSslError("tls.min_version");
+  // Renegotiation, started by either side, is refused (each one costs the server a handshake;
+  // CVE-2011-1473): a ClientHello on an established TLS 1.2 connection gets a no_renegotiation
+  // alert. No compression: CRIME.
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                               SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);  // idle connections hold no record buffers
   if (SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1) {
     return OpenSslError("tls.cert " + cert);

@@ -9,8 +9,10 @@
 // TlsContext holds the server's certificate and protocol settings. Without a configured
 // certificate, a self-signed one (RSA 2048, SANs for the host name, localhost and the host's
 // addresses) is made once in data_dir/tls and reused; its SHA-256 fingerprint is logged so
-// phones can be given it. tls.min_version "1.0" opens the legacy protocol versions and ciphers
-// (AES256-SHA) that old phones negotiate (PHONES.md); the default is TLS 1.2 and 1.3.
+// phones can be given it. What is offered is fixed here, not left to the library's defaults
+// (docs/configuration.md "TLS"): TLS 1.2 with ECDHE and AEAD suites and TLS 1.3, at OpenSSL
+// security level 2; tls.min_version "1.0" adds the legacy protocol versions and the AES-CBC-SHA
+// suites (AES256-SHA) that old phones negotiate (PHONES.md). Renegotiation is refused.
 //
 // Thread safety: a TlsContext may be shared by connections on one loop; a TlsStream belongs to
 // one connection.

@@ -35,11 +35,11 @@ pick_port() {
   echo "$port"
 }
 
-# sanitizer_build: true when the binary under test ($SITERELAY) comes from an ASan or UBSan tree,
-# whose packages are no appliance and whose memory use is the sanitizers' (tools/check runs every
-# test again in its GCC Release tree).
+# sanitizer_build: true when the binary under test ($SITERELAY) comes from an ASan, UBSan or TSan
+# tree, whose packages are no appliance and whose memory use is the sanitizers' (tools/check runs
+# every test again in its GCC Release tree).
 sanitizer_build() {
-  grep -Eq '^SITERELAY_(ASAN|UBSAN):BOOL=ON' "$(dirname "$SITERELAY")/CMakeCache.txt" 2>/dev/null
+  grep -Eq '^SITERELAY_(ASAN|UBSAN|TSAN):BOOL=ON' "$(dirname "$SITERELAY")/CMakeCache.txt" 2>/dev/null
 }
 
 # write_config FILE [TOML...]: a relay config with its data in $WORK/data, HTTP, HTTPS and admin

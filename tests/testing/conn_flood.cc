@@ -1,10 +1,11 @@
 // Many TCP connections that do nothing, for the hostile-client tests
 // (tests/integration/hostile_http_test.sh): opens N connections to HOST:PORT from SOURCE
 // (a loopback address such as 127.0.0.1), optionally sends each the first bytes of a request
-// and then nothing more (slowloris), holds them for SECONDS, and reports how many the server
-// still had open at the end (no FIN or reset seen). Plain POSIX, none of siterelay's libraries.
+// and then nothing more (slowloris; with --send, the bytes of FILE: half a TLS ClientHello, say),
+// holds them for SECONDS, and reports how many the server still had open at the end (no FIN or
+// reset seen). Plain POSIX, none of siterelay's libraries.
 //
-// usage: conn_flood SOURCE HOST PORT N SECONDS [--partial]
+// usage: conn_flood SOURCE HOST PORT N SECONDS [--partial | --send FILE]
 // prints: "opened O of N; open after S s: K"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -17,11 +18,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    std::fprintf(stderr, "usage: conn_flood SOURCE HOST PORT N SECONDS [--partial]\n");
+    std::fprintf(stderr,
+                 "usage: conn_flood SOURCE HOST PORT N SECONDS [--partial | --send FILE]\n");
     return 2;
   }
   const char* source = argv[1];
@@ -30,6 +35,15 @@ int main(int argc, char** argv) {
   int n = std::atoi(argv[4]);
   int seconds = std::atoi(argv[5]);
   bool partial = argc > 6 && std::strcmp(argv[6], "--partial") == 0;
+  std::string send_bytes;
+  if (argc > 7 && std::strcmp(argv[6], "--send") == 0) {
+    std::ifstream in(argv[7], std::ios::binary);
+    if (!in) {
+      std::fprintf(stderr, "conn_flood: cannot read %s\n", argv[7]);
+      return 2;
+    }
+    send_bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
   rl.rlim_cur = rl.rlim_max;
@@ -50,6 +64,7 @@ int main(int argc, char** argv) {
       continue;
     }
     if (partial) (void)::send(fd, "GET / HTTP/1.1\r\nHo", 18, MSG_NOSIGNAL);
+    if (!send_bytes.empty()) (void)::send(fd, send_bytes.data(), send_bytes.size(), MSG_NOSIGNAL);
     fds.push_back(fd);
   }
   ::sleep(static_cast<unsigned>(seconds));

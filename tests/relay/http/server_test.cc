@@ -6,7 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <fcntl.h>
 
 #include <functional>
@@ -168,6 +172,97 @@ TEST_F(ServerTest, OversizedHeadGets431) {
   EXPECT_EQ(got.rfind("HTTP/1.1 431 ", 0), 0u) << got.substr(0, 40);
 }
 
+// HTTPS: the same server behind the TLS filter, and an OpenSSL client on a blocking socket.
+class TlsServerTest : public ServerTest {
+ protected:
+  void StartTls(ServerLimits limits) {
+    auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
+    ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+    server_ = std::make_unique<HttpServer>(loop_.get(), files::Protocol::kHttps, &handler_, limits,
+                                           nullptr);
+    server_->SetTls(*ctx);
+    ASSERT_TRUE(server_->Listen({*ListenAddress::Parse("127.0.0.1:0")}).ok());
+    port_ = server_->bound()[0].port;
+  }
+
+  // Milliseconds until the server closes `fd` (recv sees EOF or a reset), or -1 if it still has
+  // not after the 10 s receive timeout.
+  static int64_t MsUntilClosed(int fd) {
+    auto start = std::chrono::steady_clock::now();
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -1;
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start)
+        .count();
+  }
+
+  siterelay::testing::TempDir dir_;
+};
+
+TEST_F(TlsServerTest, SilentTlsClientGetsTheHeaderTimeoutNotTheIdleOne) {
+  ServerLimits limits;
+  limits.header_timeout_ms = 100;  // idle: the default minute
+  StartTls(limits);
+  int64_t ms = 0;
+  RunClient([&] {
+    int fd = Connect();
+    ms = MsUntilClosed(fd);
+    ::close(fd);
+  });
+  EXPECT_GE(ms, 0) << "still open after 10 s";
+  EXPECT_LT(ms, 5000);
+}
+
+TEST_F(TlsServerTest, HalfAClientHelloGetsTheHeaderTimeoutToo) {
+  ServerLimits limits;
+  limits.header_timeout_ms = 300;
+  StartTls(limits);
+  int64_t ms = 0;
+  RunClient([&] {
+    int fd = Connect();
+    // A handshake record header announcing 512 bytes, and the first bytes of a ClientHello,
+    // trickled: no byte resets the timeout.
+    const unsigned char hello[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03,
+                                   0x03};
+    for (unsigned char b : hello) {
+      ::send(fd, &b, 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a slow client, on purpose
+    }
+    ms = MsUntilClosed(fd);
+    ::close(fd);
+  });
+  EXPECT_GE(ms, 0) << "still open after 10 s";
+  EXPECT_LT(ms, 5000);
+}
+
+TEST_F(TlsServerTest, FinishedHandshakeWaitsTheIdleTimeForItsRequest) {
+  ServerLimits limits;
+  limits.header_timeout_ms = 100;
+  StartTls(limits);
+  std::string got;
+  RunClient([&] {
+    int fd = Connect();
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) == 1) {
+      // Longer than the handshake's timeout: a keep-alive connection may wait the idle time.
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      std::string req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      SSL_write(ssl, req.data(), static_cast<int>(req.size()));
+      char buf[4096];
+      int n;
+      while ((n = SSL_read(ssl, buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    ::close(fd);
+  });
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+}
 
 // A body that arrives while it is served, as from the origin: the handler answers later (once the
 // first piece is there) with a GrowingFile that a loop timer fills a piece at a time.

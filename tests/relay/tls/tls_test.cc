@@ -1,7 +1,11 @@
 #include "relay/tls/tls.h"
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+
+#include <cstdio>
+#include <functional>
 
 #include "tests/testing/temp_dir.h"
 
@@ -11,8 +15,10 @@ namespace {
 // A client over memory BIOs, pumped against a server TlsStream by hand: no sockets, no loop.
 class Client {
  public:
-  Client() {
+  // `configure`: what this client offers (versions, cipher lists), set on its SSL_CTX.
+  explicit Client(const std::function<void(SSL_CTX*)>& configure = nullptr) {
     ctx_ = SSL_CTX_new(TLS_client_method());
+    if (configure) configure(ctx_);
     ssl_ = SSL_new(ctx_);
     in_ = BIO_new(BIO_s_mem());
     out_ = BIO_new(BIO_s_mem());
@@ -46,6 +52,25 @@ class Client {
     while ((n = SSL_read(ssl_, buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
     return out;
   }
+  // Runs the handshake against `server` to its end either way: true when both sides finished
+  // it, false when either gave up (no version or suite in common, a refused key).
+  bool Handshake(TlsStream& server) {
+    for (int round = 0; round < 20; ++round) {
+      int rc = SSL_do_handshake(ssl_);
+      std::string c2s = Drain(out_);
+      server.Feed(c2s);
+      std::string plain;
+      if (!server.Read(&plain, 1 << 20).ok()) return false;
+      std::string s2c;
+      server.TakeCiphertext(&s2c);
+      if (rc == 1 && server.handshake_done()) return true;
+      if (rc != 1 && SSL_get_error(ssl_, rc) != SSL_ERROR_WANT_READ) return false;
+      if (c2s.empty() && s2c.empty()) return false;
+      BIO_write(in_, s2c.data(), static_cast<int>(s2c.size()));
+    }
+    return false;
+  }
+  std::string Cipher() const { return SSL_get_cipher_name(ssl_); }
   void Send(std::string_view s) { SSL_write(ssl_, s.data(), static_cast<int>(s.size())); }
   void Start() { (void)SSL_do_handshake(ssl_); }  // the ClientHello, into Sent()
   std::string Sent() { return Drain(out_); }
@@ -162,6 +187,118 @@ TEST(TlsTest, MismatchedKeyIsRefusedWithTheKeyNamed) {
   auto c = TlsContext::Create(cfg, one.path());
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.status().message().find("tls.key"), std::string::npos) << c.status().message();
+}
+
+// What a client that offers only `ciphers` (TLS 1.2 and older) or only `suites` (TLS 1.3)
+// negotiates with a server made from `cfg`: the suite's name, or "" when the handshake fails.
+std::string Negotiate(const TlsConfig& cfg, const std::string& data_dir, int version,
+                      const char* ciphers) {
+  auto ctx = TlsContext::Create(cfg, data_dir);
+  if (!ctx.ok()) return "no context: " + ctx.status().ToString();
+  TlsStream server(**ctx);
+  Client client([&](SSL_CTX* c) {
+    SSL_CTX_set_security_level(c, 0);  // the client offers anything: the server must refuse
+    SSL_CTX_set_min_proto_version(c, version);
+    SSL_CTX_set_max_proto_version(c, version);
+    if (version == TLS1_3_VERSION) {
+      SSL_CTX_set_ciphersuites(c, ciphers);
+    } else {
+      SSL_CTX_set_cipher_list(c, ciphers);
+    }
+  });
+  return client.Handshake(server) ? client.Cipher() : "";
+}
+
+TEST(TlsTest, Tls12OffersEcdheWithAeadOnly) {
+  testing::TempDir dir;
+  TlsConfig cfg;  // min_version "1.2"
+  for (const char* good : {"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
+                           "ECDHE-RSA-CHACHA20-POLY1305"}) {
+    EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_2_VERSION, good), good);
+  }
+  // CBC with SHA-1 or SHA-2, static RSA key exchange (no forward secrecy), NULL, anonymous:
+  // OpenSSL's DEFAULT accepts the first four.
+  for (const char* weak : {"AES128-SHA", "AES256-SHA", "ECDHE-RSA-AES128-SHA",
+                           "AES256-GCM-SHA384", "ECDHE-RSA-AES256-SHA384", "NULL-SHA256",
+                           "ECDHE-RSA-NULL-SHA", "ADH-AES128-GCM-SHA256", "AECDH-AES256-SHA",
+                           "CAMELLIA256-SHA256", "ARIA256-GCM-SHA384"}) {
+    EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_2_VERSION, weak), "") << weak;
+  }
+  EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_2_VERSION, "ALL:COMPLEMENTOFALL:@STRENGTH"),
+            "ECDHE-RSA-AES256-GCM-SHA384")
+      << "the server's order wins";
+}
+
+TEST(TlsTest, Tls13OffersTheThreeCommonSuites) {
+  testing::TempDir dir;
+  for (const char* good :
+       {"TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256", "TLS_CHACHA20_POLY1305_SHA256"}) {
+    EXPECT_EQ(Negotiate(TlsConfig{}, dir.path(), TLS1_3_VERSION, good), good);
+  }
+  for (const char* other : {"TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"}) {
+    EXPECT_EQ(Negotiate(TlsConfig{}, dir.path(), TLS1_3_VERSION, other), "") << other;
+  }
+}
+
+TEST(TlsTest, VersionsBelowTheMinimumAreRefused) {
+  testing::TempDir dir;
+  TlsConfig cfg;
+  for (int v : {TLS1_VERSION, TLS1_1_VERSION}) {
+    EXPECT_EQ(Negotiate(cfg, dir.path(), v, "AES256-SHA"), "") << v;
+  }
+  cfg.min_version = "1.3";
+  EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_2_VERSION, "ECDHE-RSA-AES256-GCM-SHA384"), "");
+  EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_3_VERSION, "TLS_AES_256_GCM_SHA384"),
+            "TLS_AES_256_GCM_SHA384");
+}
+
+TEST(TlsTest, LegacyMinimumAddsAesShaButNothingWeaker) {
+  testing::TempDir dir;
+  TlsConfig cfg;
+  cfg.min_version = "1.0";
+  for (int v : {TLS1_VERSION, TLS1_1_VERSION, TLS1_2_VERSION}) {
+    EXPECT_EQ(Negotiate(cfg, dir.path(), v, "AES256-SHA"), "AES256-SHA") << v;  // PHONES.md
+    EXPECT_EQ(Negotiate(cfg, dir.path(), v, "ECDHE-RSA-AES128-SHA"), "ECDHE-RSA-AES128-SHA");
+    for (const char* weak : {"NULL-SHA", "NULL-MD5", "ADH-AES256-SHA", "AECDH-AES128-SHA",
+                             "CAMELLIA128-SHA", "SEED-SHA", "PSK-AES128-CBC-SHA"}) {
+      EXPECT_EQ(Negotiate(cfg, dir.path(), v, weak), "") << v << " " << weak;
+    }
+  }
+  EXPECT_EQ(Negotiate(cfg, dir.path(), TLS1_2_VERSION, "ALL:COMPLEMENTOFALL:@STRENGTH"),
+            "ECDHE-RSA-AES256-GCM-SHA384")
+      << "a client that can do better still gets the modern suites";
+}
+
+TEST(TlsTest, KeySmallerThan2048BitsIsRefused) {
+  testing::TempDir dir;
+  EVP_PKEY* key = EVP_RSA_gen(1024);
+  ASSERT_NE(key, nullptr);
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, key);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("small"), -1, -1, 0);
+  X509_set_issuer_name(x, X509_get_subject_name(x));
+  ASSERT_GT(X509_sign(x, key, EVP_sha256()), 0);
+  TlsConfig cfg;
+  cfg.cert = dir / "small.pem";
+  cfg.key = dir / "small.key";
+  FILE* f = std::fopen(cfg.cert.c_str(), "w");
+  PEM_write_X509(f, x);
+  std::fclose(f);
+  f = std::fopen(cfg.key.c_str(), "w");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  auto c = TlsContext::Create(cfg, dir.path());
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("too small"), std::string::npos) << c.status().message();
+  cfg.min_version = "1.0";  // the oldest phones' mode takes what they may have been given
+  EXPECT_TRUE(TlsContext::Create(cfg, dir.path()).ok());
 }
 
 }  // namespace
