@@ -19,20 +19,13 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostile_common import check, say  # noqa: E402
+
 HOST = "127.0.0.1"
 USER, PASSWORD = "PlcmSpIp", "PlcmSpIp"
 FILE = "sip.ld"
 
-_print_lock = threading.Lock()
-
-
-def say(*words):
-    with _print_lock:
-        print(*words, flush=True)
-
-
-def check(ok, what, detail=""):
-    say("ok", what) if ok else say("fail", what + (": " + detail if detail else ""))
 
 
 def env_int(name):

@@ -12,10 +12,6 @@
 source "$(dirname "$0")/lib.sh"
 SITERELAY=$(realpath "$SITERELAY")
 HOSTILE=$(realpath "$(dirname "$0")/hostile_ftp.py")
-# The relay's memory target; under ASan its shadow memory and quarantine come on top.
-kMaxRssKiB=$((64 * 1024))
-sanitizer_build && kMaxRssKiB=$((256 * 1024))
-readonly kMaxRssKiB
 cd "$WORK" || exit 1
 # Whatever happens, no relay or hostile client outlives the script (lib.sh's trap only removes
 # $WORK).
@@ -46,8 +42,6 @@ FTPS_PORT=$(sed -n 's|.*phones: ftps://[^ ]*:\([0-9]*\)/ .*|\1|p' serve.log | he
 [[ -n $FTP_PORT && -n $FTPS_PORT ]] || { echo "FAIL: no ftp listeners" >&2; cat serve.log >&2; exit 1; }
 export FTP_PORT FTPS_PORT PASSIVE_LO PASSIVE_HI TREE="$WORK/tree" RELEASE="$WORK/release"
 creds=PlcmSpIp:PlcmSpIp
-fds() { ls "/proc/$RELAY_PID/fd" | wc -l; }
-rss() { awk '/^VmHWM/ {print $2}' "/proc/$RELAY_PID/status"; }
 same() { cmp -s "$1" "$2" && pass || fail "$3: bytes differ"; }
 c() { curl -s --max-time 30 "$@"; }
 c -o warm.ld "ftp://$creds@127.0.0.1:$FTP_PORT/sip.ld"  # warm: the fd count includes what stays
@@ -145,10 +139,8 @@ fi
 kill -0 "$RELAY_PID" 2>/dev/null && pass || fail "the relay died"
 c -o after.ld "ftp://$creds@127.0.0.1:$FTP_PORT/sip.ld"
 same after.ld tree/sip.ld "a known file after the battery"
-peak=$(rss)
-((peak < kMaxRssKiB)) && pass || fail "peak RSS $peak KiB, over $kMaxRssKiB"
-for _ in $(seq 1 100); do (($(fds) <= baseline_fds)) && break; sleep 0.1; done
-expect_eq "fd count back to baseline" "$baseline_fds" "$(fds)"
+expect_relay_as_before "$baseline_fds" 100
+peak=$PEAK_KIB
 stop_relay
 expect_eq "SIGTERM exit code" 0 "$STOP_RC"
 secs=$((($(date +%s%N) - t_start) / 1000000000))

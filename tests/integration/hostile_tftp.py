@@ -17,21 +17,14 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hostile_common import check, say  # noqa: E402
+
 HOST = "127.0.0.1"
 FILE = "sip.ld"  # 300,000 bytes in the tree
 SMALL = "000000000000.cfg"
 UPLOAD = "0004f2aabbcc-boot.log"  # a phone upload name (tftp.allow_uploads is on)
 
-_print_lock = threading.Lock()
-
-
-def say(*words):
-    with _print_lock:
-        print(*words, flush=True)
-
-
-def check(ok, what, detail=""):
-    say("ok", what) if ok else say("fail", what + (": " + detail if detail else ""))
 
 
 # ---- packets (RFC 1350, 2347) ----

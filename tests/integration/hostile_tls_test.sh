@@ -24,10 +24,6 @@ source "$(dirname "$0")/lib.sh"
 SITERELAY=$(realpath "$SITERELAY")
 FLOOD=${CONN_FLOOD:-$(dirname "$SITERELAY")/tests/conn_flood}
 TLS_FLOOD=${TLS_FLOOD:-$(dirname "$SITERELAY")/tests/tls_flood}
-# The relay's memory target; under ASan its shadow memory and quarantine come on top.
-kMaxRssKiB=$((64 * 1024))
-sanitizer_build && kMaxRssKiB=$((256 * 1024))
-readonly kMaxRssKiB
 if sanitizer_build; then
   # ASan keeps what is freed in a quarantine (256 MiB by default) before reusing it: the floods
   # below free a great deal, which would count against the limit as the relay's own memory.
@@ -252,8 +248,6 @@ install_pair one one
 
 start_relay relay.toml
 listeners
-fds() { ls "/proc/$RELAY_PID/fd" | wc -l; }
-rss() { awk '/^VmHWM/ {print $2}' "/proc/$RELAY_PID/status"; }
 base="https://127.0.0.1:$HTTPS_PORT"
 get() { curl -s --max-time 20 --cacert tls/cert.pem "$@"; }
 get -o /dev/null "$base/sip.ld"  # warm: the fd count includes what one request leaves open
@@ -465,10 +459,8 @@ expect_contains "handshake timeout logged" "TLS handshake not finished in time" 
 kill -0 "$RELAY_PID" 2>/dev/null && pass || fail "the relay died"
 expect_eq "a known file over HTTPS, byte-exact, after the battery" "$want" \
   "$(curl -s --max-time 20 -k "$base/sip.ld" | sha256sum)"
-peak=$(rss)
-((peak < kMaxRssKiB)) && pass || fail "peak RSS $peak KiB, over $kMaxRssKiB"
-for _ in $(seq 1 50); do (($(fds) <= baseline_fds)) && break; sleep 0.1; done
-expect_eq "fd count back to baseline" "$baseline_fds" "$(fds)"
+expect_relay_as_before "$baseline_fds"
+peak=$PEAK_KIB
 lines() { cat "$@" 2>/dev/null | wc -l; }
 echo "hostile_tls: version probes $(lines count.versions)," \
   "suite offers $(($(lines count.offers) - $(lines count.versions))) (s_client)," \

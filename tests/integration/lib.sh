@@ -42,6 +42,24 @@ sanitizer_build() {
   grep -Eq '^SITERELAY_(ASAN|UBSAN|TSAN):BOOL=ON' "$(dirname "$SITERELAY")/CMakeCache.txt" 2>/dev/null
 }
 
+# ---- the hostile batteries (docs/SECURITY.md): after each, the relay is as it was -------------
+# fds / rss: the open fds of the relay ($RELAY_PID), and its peak resident set (VmHWM) in KiB.
+fds() { ls "/proc/$RELAY_PID/fd" | wc -l; }
+rss() { awk '/^VmHWM/ {print $2}' "/proc/$RELAY_PID/status"; }
+# rss_limit_kib: the relay's memory target (issue 9); under a sanitizer its shadow memory and
+# quarantine come on top.
+rss_limit_kib() { if sanitizer_build; then echo $((256 * 1024)); else echo $((64 * 1024)); fi; }
+# expect_relay_as_before BASELINE_FDS [TENTHS]: the relay's peak RSS is under rss_limit_kib and its
+# fd count is back to BASELINE_FDS within TENTHS tenths of a second (default 50). Sets PEAK_KIB.
+expect_relay_as_before() {
+  local limit
+  limit=$(rss_limit_kib)
+  PEAK_KIB=$(rss)
+  ((PEAK_KIB < limit)) && pass || fail "peak RSS $PEAK_KIB KiB, over $limit"
+  for _ in $(seq 1 "${2:-50}"); do (($(fds) <= $1)) && break; sleep 0.1; done
+  expect_eq "fd count back to baseline" "$1" "$(fds)"
+}
+
 # write_config FILE [TOML...]: a relay config with its data in $WORK/data, HTTP, HTTPS and admin
 # on loopback ports the kernel picks, the protocols not under test off, and any extra TOML
 # (whole sections) appended.
