@@ -10,13 +10,13 @@ constexpr size_t kMaxVersionFileBytes = 4096;
 }  // namespace
 
 FirmwareExpectations::FirmwareExpectations(files::FileService* files)
-    : configs_(files),
+    : files_(files),
       version_files_(files, kMaxVersionFileBytes,
                      [](const std::string& text) { return files::ParseVersionFile(text); }) {}
 
 std::string FirmwareExpectations::For(const files::Device& d) {
   // The master configs are at the root, so the image path is relative to it.
-  const files::MasterConfig* config = configs_.For("", d.mac);
+  const files::MasterConfig* config = files_->master_configs().For("", d.mac);
   if (config == nullptr) return "";
   files::PhoneFacts facts;
   facts.mac = d.mac;

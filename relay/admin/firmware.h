@@ -24,7 +24,7 @@ class FirmwareExpectations {
   std::string For(const files::Device& d);
 
  private:
-  files::MasterConfigs configs_;
+  files::FileService* files_;
   files::ParsedFiles<std::string> version_files_;
 };
 

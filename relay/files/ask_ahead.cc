@@ -13,7 +13,7 @@ void AskAhead::Sighted(const Device& d, std::string_view path) {
     s.dir = std::string(path.substr(0, path.size() - base.size()));
   }
   if (s.boot == d.last_boot) return;
-  const MasterConfig* config = configs_.For(s.dir, d.mac);
+  const MasterConfig* config = files_->master_configs().For(s.dir, d.mac);
   if (config == nullptr) return;  // not cached yet: its next sighting tries again
   s.boot = d.last_boot;
   PhoneFacts facts;

@@ -27,7 +27,7 @@ namespace siterelay::files {
 
 class AskAhead {
  public:
-  explicit AskAhead(FileService* files) : files_(files), configs_(files) {}
+  explicit AskAhead(FileService* files) : files_(files) {}
 
   // `d` was seen asking for or sending `path` (a catalog path).
   void Sighted(const Device& d, std::string_view path);
@@ -40,7 +40,6 @@ class AskAhead {
     int64_t boot = -1;   // the last_boot its files were asked for; -1: not yet
   };
   FileService* files_;
-  MasterConfigs configs_;
   std::map<std::string, State, std::less<>> devices_;  // by MAC
   uint64_t asked_ = 0;
 };

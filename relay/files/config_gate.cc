@@ -53,7 +53,6 @@ ConfigGate::ConfigGate(uv_loop_t* loop, FileService* files, cache::Cache* cache,
       fetcher_(fetcher),
       clock_(clock),
       fresh_for_(fresh_for),
-      configs_(files),
       tick_(std::make_unique<Timer>(loop)) {}
 
 ConfigGate::~ConfigGate() { *alive_ = false; }
@@ -360,7 +359,7 @@ void ConfigGate::PrefetchForSite() {
   for (const auto& [mac, d] : files_->devices()) configs.push_back(mac + ".cfg");
   std::set<std::string> asked;
   for (const std::string& path : configs) {
-    const MasterConfig* config = configs_.Read(path);
+    const MasterConfig* config = files_->master_configs().Read(path);
     if (config == nullptr) continue;
     for (const std::vector<std::string>& names : Needed(path, *config)) {
       if (std::any_of(names.begin(), names.end(),

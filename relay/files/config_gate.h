@@ -134,7 +134,6 @@ class ConfigGate : public sync::PublishGate {
   sync::Fetcher* fetcher_;
   Clock* clock_;
   int64_t fresh_for_;
-  MasterConfigs configs_;
   std::function<bool()> window_;
   std::map<std::string, Held, std::less<>> held_;  // by config path
   uint64_t next_id_ = 1;

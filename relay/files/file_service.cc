@@ -14,6 +14,7 @@
 #include "relay/base/mime.h"
 #include "relay/base/strings.h"
 #include "relay/files/ask_ahead.h"
+#include "relay/files/parsed_files.h"
 #include "relay/files/path.h"
 #include "relay/files/phone.h"
 #include "relay/files/uploads.h"
@@ -54,6 +55,7 @@ FileService::FileService(const Config& config, cache::Cache* cache, Clock* clock
     : cache_(cache),
       clock_(clock),
       fetcher_(fetcher),
+      master_configs_(std::make_unique<MasterConfigs>(this)),
       ask_ahead_(std::make_unique<AskAhead>(this)) {
   anonymous_.user = "anonymous";
   anonymous_.root = "/";

@@ -33,6 +33,7 @@
 namespace siterelay::files {
 
 class AskAhead;
+class MasterConfigs;
 
 enum class Protocol { kHttp, kHttps, kTftp, kFtp, kFtps };
 std::string_view ProtocolName(Protocol p);
@@ -166,6 +167,9 @@ class FileService {
   // device's own files are then asked for ahead of it (AskAhead).
   void RecordSighting(const Peer& peer, std::string_view path, std::string_view user_agent);
   const std::map<std::string, Device>& devices() const { return devices_; }
+  // What the cached master configs say, parsed once per content for every reader (AskAhead,
+  // ConfigGate, the console's firmware expectations).
+  MasterConfigs& master_configs() { return *master_configs_; }
   // Writes the changed devices, and forgets the ones not seen for [admin] device_retention.
   void FlushDevices(uv_loop_t* loop, std::function<void(Status)> done = {});
 
@@ -193,7 +197,8 @@ class FileService {
   std::set<std::string> dirty_devices_;
   int64_t device_retention_ = 0;  // seconds; 0 = forever
   bool inventory_full_logged_ = false;
-  std::unique_ptr<AskAhead> ask_ahead_;  // last: it reads through this FileService
+  std::unique_ptr<MasterConfigs> master_configs_;  // these two read through this FileService
+  std::unique_ptr<AskAhead> ask_ahead_;
 };
 
 }  // namespace siterelay::files
