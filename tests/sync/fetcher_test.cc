@@ -630,7 +630,9 @@ TEST_F(FetcherTest, APhonesAskRaisesTheQueuedTransferForTheSamePath) {
   EXPECT_EQ(fetcher_->queued(Priority::kPhone), 1u);
   RunUntil([&] { return phone.has_value(); });
   EXPECT_TRUE(soon_last.has_value()) << "one transfer answers both";
-  EXPECT_LE(soon_done, kTransferSlots);
+  // Waiting its turn would make it the 200th done. It starts in the first wave; on a loaded
+  // machine a second wave of 40 ms transfers may end before its callback runs, but not more.
+  EXPECT_LE(soon_done, 2 * kTransferSlots);
   RunUntil([&] { return soon_done == 200; });
   EXPECT_EQ(origin.targets().size(), 200u);
 }
