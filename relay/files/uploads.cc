@@ -32,22 +32,49 @@ Status ReadAt(int fd, std::span<uint8_t> data, uint64_t offset) {
   return Status::Ok();
 }
 
-// Appends to the spool file at `spool` what the upload in `upload` adds to it, and fsyncs.
+// A log upload's bytes, from memory or from its tmp/ blob.
+class UploadedBytes {
+ public:
+  static Result<UploadedBytes> Open(FileSystem* fs, const LogBody& body) {
+    UploadedBytes u(fs, body.bytes);
+    if (body.tmp_path.empty()) return u;
+    SR_ASSIGN_OR_RETURN(int fd, fs->Open(body.tmp_path, O_RDONLY, 0));
+    u.fd_ = ScopedFd(fs, fd);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) return PosixError("fstat " + body.tmp_path, errno);
+    u.size_ = static_cast<uint64_t>(st.st_size);
+    return u;
+  }
+  uint64_t size() const { return size_; }
+  Status ReadAt(std::span<uint8_t> data, uint64_t offset) const {
+    if (fd_.get() >= 0) return files::ReadAt(fd_.get(), data, offset);
+    if (offset > size_ || data.size() > size_ - offset) return Status::IoError("past the upload");
+    std::memcpy(data.data(), memory_.data() + offset, data.size());
+    return Status::Ok();
+  }
+
+ private:
+  UploadedBytes(FileSystem* fs, std::string_view memory)
+      : fd_(fs, -1), memory_(memory), size_(memory.size()) {}
+  ScopedFd fd_;
+  std::string_view memory_;
+  uint64_t size_;
+};
+
+// Appends to the spool file at `spool` what the upload `body` adds to it, and fsyncs.
 // Runs on the thread pool. "Adds" per CONTRACT.md: when the upload begins with the bytes already
 // stored, only the rest is new; an upload that is a prefix of what is stored adds nothing; any
 // other upload (a phone whose log restarted) is appended whole.
 Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
-                                    const std::string& upload) {
+                                    const LogBody& body) {
   UploadResult result;
-  SR_ASSIGN_OR_RETURN(int in_fd, fs->Open(upload, O_RDONLY, 0));
-  ScopedFd in(fs, in_fd);
-  struct stat ust, sst;
-  if (::fstat(in.get(), &ust) != 0) return PosixError("fstat " + upload, errno);
+  SR_ASSIGN_OR_RETURN(UploadedBytes in, UploadedBytes::Open(fs, body));
+  struct stat sst;
   bool existed = ::stat(spool.c_str(), &sst) == 0;
   SR_ASSIGN_OR_RETURN(int out_fd, fs->Open(spool, O_RDWR | O_CREAT, 0644));
   ScopedFd out(fs, out_fd);
   if (::fstat(out.get(), &sst) != 0) return PosixError("fstat " + spool, errno);
-  auto up_size = static_cast<uint64_t>(ust.st_size);
+  uint64_t up_size = in.size();
   auto stored = static_cast<uint64_t>(sst.st_size);
   result.created = !existed;
 
@@ -56,7 +83,7 @@ Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
   std::vector<uint8_t> a(kCompareChunk), b(kCompareChunk);
   for (uint64_t off = 0; off < common && same_prefix; off += kCompareChunk) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, common - off));
-    SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
+    SR_RETURN_IF_ERROR(in.ReadAt({a.data(), n}, off));
     SR_RETURN_IF_ERROR(ReadAt(out.get(), {b.data(), n}, off));
     same_prefix = std::memcmp(a.data(), b.data(), n) == 0;
   }
@@ -65,7 +92,7 @@ Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
   auto append = [&]() -> Status {
     for (uint64_t off = from; off < up_size; off += kCompareChunk) {
       size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, up_size - off));
-      SR_RETURN_IF_ERROR(ReadAt(in.get(), {a.data(), n}, off));
+      SR_RETURN_IF_ERROR(in.ReadAt({a.data(), n}, off));
       if (::lseek(out.get(), 0, SEEK_END) < 0) return PosixError("seek " + spool, errno);
       SR_RETURN_IF_ERROR(fs->WriteAll(out.get(), {a.data(), n}).Annotate(spool));
       result.new_bytes += n;
@@ -150,8 +177,18 @@ void UploadSink::Abort() {
 
 void UploadSink::Pump() {
   if (job_in_flight_ || aborted_) return;
+  // A log that came in one piece is appended from memory (the header says why).
+  if (finishing_ && !sealing_ && !wrote_any_ && error_.ok() && name_.kind == UploadName::kLog) {
+    LogBody body;
+    if (!chunks_.empty()) body.bytes = std::move(chunks_.front());
+    chunks_.clear();
+    sealing_ = true;  // filed from here on
+    owner_->FileLog(shared_from_this(), std::move(body));
+    return;
+  }
   if (!chunks_.empty() && error_.ok()) {
     job_in_flight_ = true;
+    wrote_any_ = true;
     auto self = shared_from_this();  // alive until the pool job has reported back
     auto chunk = std::make_shared<std::string>(std::move(chunks_.front()));
     chunks_.pop_front();
@@ -189,15 +226,21 @@ void UploadSink::Pump() {
     Complete(error_);
     return;
   }
-  // Seal on the pool (it fsyncs), then file it from the loop.
+  Seal();
+}
+
+// Seals the blob on the pool, then files it from the loop. Settings become objects, so their
+// blob is fsynced; a log's blob is only read back into the spool, whose append is what lasts.
+void UploadSink::Seal() {
   sealing_ = true;
   job_in_flight_ = true;
   auto self = shared_from_this();
   auto sealed = std::make_shared<Result<cache::SealedBlob>>(Status::Internal("not sealed"));
   cache::ObjectStore* store = &owner_->cache_->store();
+  bool sync = name_.kind != UploadName::kLog;
   Status q = QueueWork(
       owner_->loop_,
-      [self, sealed, store] {
+      [self, sealed, store, sync] {
         if (self->writer_ == nullptr) {  // an empty upload
           auto w = store->CreateStreaming();  // no buffer held per phone uploading
           if (!w.ok()) {
@@ -206,7 +249,7 @@ void UploadSink::Pump() {
           }
           self->writer_ = std::move(w).value();
         }
-        *sealed = self->writer_->Seal(nullptr, /*sync=*/true);
+        *sealed = self->writer_->Seal(nullptr, sync);
         self->writer_.reset();
       },
       [self, sealed] {
@@ -219,7 +262,11 @@ void UploadSink::Pump() {
           self->Complete(sealed->status());
           return;
         }
-        self->owner_->File(self, std::move(*sealed).value());
+        if (self->name_.kind == UploadName::kLog) {
+          self->owner_->FileLog(self, LogBody{std::move(*sealed)->tmp_path, {}});
+        } else {
+          self->owner_->FileSettings(self, std::move(*sealed).value());
+        }
       });
   if (!q.ok()) {
     job_in_flight_ = false;
@@ -249,14 +296,6 @@ Uploads::Uploads(uv_loop_t* loop, cache::Cache* cache, Clock* clock)
 std::shared_ptr<UploadSink> Uploads::Begin(std::string path, UploadName name,
                                            uint64_t max_bytes) {
   return std::make_shared<UploadSink>(this, std::move(path), std::move(name), max_bytes);
-}
-
-void Uploads::File(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
-  if (sink->name_.kind == UploadName::kSettings) {
-    FileSettings(std::move(sink), std::move(blob));
-  } else {
-    FileLog(std::move(sink), std::move(blob));
-  }
 }
 
 void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
@@ -297,16 +336,16 @@ void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob b
   if (!q.ok()) sink->Complete(q);
 }
 
-void Uploads::FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob) {
+void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
   std::string spool = SpoolPath(cache_->store().data_dir(), sink->name_);
-  auto run = [this, sink, blob = std::move(blob), spool]() mutable {
+  auto run = [this, sink, body = std::make_shared<LogBody>(std::move(body)), spool]() mutable {
     auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
     FileSystem* fs = cache_->store().fs();
     Status q = QueueWork(
         loop_,
-        [result, fs, spool, tmp = blob.tmp_path] {
-          *result = AppendNewBytes(fs, spool, tmp);
-          (void)fs->Unlink(tmp);
+        [result, fs, spool, body] {
+          *result = AppendNewBytes(fs, spool, *body);
+          if (!body->tmp_path.empty()) (void)fs->Unlink(body->tmp_path);
         },
         [this, sink, result, spool] {
           LogFiled(spool);

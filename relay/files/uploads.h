@@ -9,7 +9,10 @@
 //   logs (<mac>-app.log, <mac>-boot.log): only the bytes not already stored are appended to
 //     data_dir/spool/<mac>-<app|boot>.log and fsynced — a phone that re-sends its whole log adds
 //     only its new tail. Uploads of one log are filed one at a time; an append that fails part
-//     way is taken back out, so the log holds only what phones heard 2xx for.
+//     way is taken back out, so the log holds only what phones heard 2xx for. A log body of at
+//     most kChunkBytes (a boot log is 4-12 KiB) never touches tmp/: it is appended from memory.
+//     A longer one is staged in a tmp/ blob that is never fsynced, since only the spool's copy
+//     needs to last: a boot storm creates one file per log instead of two, and syncs one.
 // `done` runs on the loop thread once the bytes are durable, or with the error.
 //
 // Thread safety: Uploads and UploadSink belong to the loop thread; their pool work touches only
@@ -42,6 +45,12 @@ struct UploadResult {
   uint64_t new_bytes = 0;   // logs: bytes appended (0 when the phone re-sent what was stored)
 };
 
+// A log upload's body: in memory when it fitted in one piece, else in the tmp/ blob at tmp_path.
+struct LogBody {
+  std::string tmp_path;
+  std::string bytes;
+};
+
 class UploadSink : public std::enable_shared_from_this<UploadSink> {
  public:
   // Pieces of this size go to the pool one at a time.
@@ -64,9 +73,8 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
  private:
   friend class Uploads;
 
-// data_dir/spool/<mac>-<app|boot>.log: where a phone's log lives.
-std::string SpoolPath(const std::string& data_dir, const UploadName& log);
   void Pump();
+  void Seal();
   void Fail(Status s);
   // Hands the result to Finish()'s callback, once, unless aborted.
   void Complete(Result<UploadResult> result);
@@ -80,6 +88,7 @@ std::string SpoolPath(const std::string& data_dir, const UploadName& log);
   std::string current_;
   std::deque<std::string> chunks_;
   bool job_in_flight_ = false;
+  bool wrote_any_ = false;  // a piece went to the pool: the body is in a tmp/ blob
   bool finishing_ = false;
   bool sealing_ = false;
   bool aborted_ = false;
@@ -103,9 +112,8 @@ class Uploads {
 
  private:
   friend class UploadSink;
-  void File(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
   void FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
-  void FileLog(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
+  void FileLog(std::shared_ptr<UploadSink> sink, LogBody body);
   void LogFiled(const std::string& spool);
 
   uv_loop_t* loop_;

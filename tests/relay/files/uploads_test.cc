@@ -180,12 +180,19 @@ TEST_F(UploadsTest, AnAppendThatFailsPartWayLeavesTheLogAsAcknowledged) {
     more += "0517184024|sip  |3|00|line " + std::to_string(i) + "\n";
   }
   std::string whole = first + more;  // the phone re-sends its whole log
-  // Write 1 is the upload's copy in tmp/ (one buffer), 2 the first 64 KiB of the append.
-  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kWrite, 3, ENOSPC);
+  // The upload is staged in tmp/ one piece per write, then appended 64 KiB per write: the
+  // second write of the append fails.
+  int staged_writes =
+      static_cast<int>((whole.size() + UploadSink::kChunkBytes - 1) / UploadSink::kChunkBytes);
+  int writes_before = fs_.calls(testing::FaultInjectingFileSystem::Op::kWrite);
+  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kWrite, staged_writes + 2, ENOSPC);
   auto failed = Upload("0004f282e824-app.log", whole);
   ASSERT_FALSE(failed.ok());
   EXPECT_TRUE(failed.status().Is(StatusCode::kResourceExhausted)) << failed.status().ToString();
   EXPECT_EQ(Spool("0004f282e824", "app"), first) << "a part of the refused upload stayed";
+  EXPECT_EQ(fs_.calls(testing::FaultInjectingFileSystem::Op::kWrite) - writes_before,
+            staged_writes + 2)
+      << "the failing write was the append's second";
   auto again = Upload("0004f282e824-app.log", whole);
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_EQ(again->new_bytes, more.size());
@@ -195,7 +202,7 @@ TEST_F(UploadsTest, AnAppendThatFailsPartWayLeavesTheLogAsAcknowledged) {
 
 // The same for a log's first upload: the file it created goes again.
 TEST_F(UploadsTest, AFirstAppendThatFailsLeavesNoLog) {
-  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kFsync, 2, EIO);  // 1: the copy in tmp/
+  fs_.FailNth(testing::FaultInjectingFileSystem::Op::kFsync, 1, EIO);  // the spool's
   auto failed = Upload("0004f282e824-boot.log", "boot 1\n");
   ASSERT_FALSE(failed.ok());
   EXPECT_FALSE(std::filesystem::exists(dir_ / "spool/0004f282e824-boot.log"));
@@ -203,6 +210,43 @@ TEST_F(UploadsTest, AFirstAppendThatFailsLeavesNoLog) {
   ASSERT_TRUE(again.ok()) << again.status().ToString();
   EXPECT_TRUE(again->created);
   EXPECT_EQ(Spool("0004f282e824", "boot"), "boot 1\n");
+}
+
+// A boot storm sends a thousand 4-12 KiB boot logs at once: each is appended from memory, with
+// one file opened (the spool's) and its data and new name synced, and nothing made in tmp/.
+TEST_F(UploadsTest, ALogInOnePieceIsAppendedFromMemory) {
+  using Op = testing::FaultInjectingFileSystem::Op;
+  std::string log;
+  while (log.size() < UploadSink::kChunkBytes - 100) log += "0517184023|sip  |3|00|boot line\n";
+  auto r = Upload("0004f282e824-boot.log", log);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(fs_.calls(Op::kOpen), 1) << "only the spool file";
+  EXPECT_EQ(fs_.calls(Op::kFsync), 1);
+  EXPECT_EQ(fs_.calls(Op::kFsyncDir), 1) << "the spool's new name";
+  EXPECT_EQ(Spool("0004f282e824", "boot"), log);
+  // The next upload of that log re-sends it with more: only the tail is appended.
+  auto again = Upload("0004f282e824-boot.log", log + "more\n");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->new_bytes, 5u);
+  EXPECT_EQ(fs_.calls(Op::kOpen), 2);
+  EXPECT_EQ(fs_.calls(Op::kFsyncDir), 1) << "no new name this time";
+  EXPECT_EQ(Spool("0004f282e824", "boot"), log + "more\n");
+}
+
+// A longer log is staged in tmp/, which is read back and removed but never synced: only the
+// spool's copy has to last. A settings upload's blob becomes an object, so it is synced.
+TEST_F(UploadsTest, ALongerLogIsStagedWithoutASync) {
+  using Op = testing::FaultInjectingFileSystem::Op;
+  std::string log;
+  while (log.size() < 3 * UploadSink::kChunkBytes) log += "0517184023|sip  |3|00|app line\n";
+  auto r = Upload("0004f282e824-app.log", log);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(fs_.calls(Op::kOpen), 3) << "the staged copy, written then read back, and the spool";
+  EXPECT_EQ(fs_.calls(Op::kFsync), 1) << "the spool's only";
+  EXPECT_EQ(Spool("0004f282e824", "app"), log);
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+  ASSERT_TRUE(Upload("0004f282e824-phone.cfg", "<PHONE_CONFIG/>").ok());
+  EXPECT_GE(fs_.calls(Op::kFsync), 2) << "a settings upload's blob is synced";
 }
 
 }  // namespace
