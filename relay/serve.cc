@@ -28,6 +28,7 @@
 #include "relay/admin/admin_handler.h"
 #include "relay/base/config.h"
 #include "relay/base/log.h"
+#include "relay/base/memory.h"
 #include "relay/base/uv.h"
 #include "relay/files/config_gate.h"
 #include "relay/files/file_service.h"
@@ -828,6 +829,7 @@ class Relay {
 }  // namespace
 
 int Serve(const std::string& config_path) {
+  TuneAllocator();
   auto config = LoadConfig(config_path);
   if (!config.ok()) {
     std::cerr << "siterelay: " << config.status().message() << "\n";
