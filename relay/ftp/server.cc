@@ -22,6 +22,7 @@ namespace {
 constexpr uint64_t kForgetFailuresMs = 15 * 60 * 1000;
 // Addresses whose failed logins are remembered, at most.
 constexpr size_t kMaxFailureRecords = 4096;
+constexpr size_t kMaxUsersPerFailureRecord = 16;  // names kept per address
 
 }  // namespace
 
@@ -213,11 +214,16 @@ int64_t FtpServer::LoginWaitMs(const std::string& ip) const {
   return it->second.not_before_ms > now ? static_cast<int64_t>(it->second.not_before_ms - now) : 0;
 }
 
-int64_t FtpServer::LoginFailed(const std::string& ip) {
+int64_t FtpServer::LoginFailed(const std::string& ip, const std::string& user) {
   uint64_t now = uv_now(loop_);
   Failures& f = failures_[ip];
-  if (now - f.last_ms >= kForgetFailuresMs) f.count = 0;
+  if (now - f.last_ms >= kForgetFailuresMs) f = Failures{};
   ++f.count;
+  // A guesser that names a new user each time is still counted per address; only the map of
+  // names is capped, folding the excess into one entry no login clears.
+  if (f.by_user.size() < kMaxUsersPerFailureRecord || f.by_user.count(user) != 0) {
+    ++f.by_user[user];
+  }
   f.last_ms = now;
   int64_t delay = limits_.login_delay_ms;
   for (int i = 1; i < f.count && delay < limits_.max_login_delay_ms; ++i) delay *= 2;
@@ -240,6 +246,15 @@ int64_t FtpServer::LoginFailed(const std::string& ip) {
   return delay;
 }
 
-void FtpServer::LoginSucceeded(const std::string& ip) { failures_.erase(ip); }
+void FtpServer::LoginSucceeded(const std::string& ip, const std::string& user) {
+  auto it = failures_.find(ip);
+  if (it == failures_.end()) return;
+  Failures& f = it->second;
+  auto u = f.by_user.find(user);
+  if (u == f.by_user.end()) return;
+  f.count -= u->second;
+  f.by_user.erase(u);
+  if (f.count <= 0) failures_.erase(it);
+}
 
 }  // namespace siterelay::ftp

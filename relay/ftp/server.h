@@ -101,10 +101,13 @@ class FtpServer {
   Session* PassiveDonor(const std::string& peer_ip) const;
 
   // Login backoff. LoginWaitMs: how long a PASS from this address must wait before it is checked
-  // (0: now). LoginFailed: records a failure and returns how long its 530 waits.
+  // (0: now). LoginFailed: records a failure of `user` and returns how long its 530 waits.
+  // LoginSucceeded: takes back only the failures of `user` from this address, so a guesser
+  // cannot reset its backoff by logging in between guesses with an account it knows (every
+  // phone knows PlcmSpIp), while a phone that mistyped and then got in starts clean.
   int64_t LoginWaitMs(const std::string& ip) const;
-  int64_t LoginFailed(const std::string& ip);
-  void LoginSucceeded(const std::string& ip);
+  int64_t LoginFailed(const std::string& ip, const std::string& user);
+  void LoginSucceeded(const std::string& ip, const std::string& user);
 
   uv_loop_t* loop_;
   files::FileService* files_;
@@ -118,7 +121,8 @@ class FtpServer {
   std::map<std::string, size_t> per_peer_;
   std::map<int, uint64_t> replies_;
   struct Failures {
-    int count = 0;
+    int count = 0;                        // of the address, the sum of by_user
+    std::map<std::string, int> by_user;   // bounded: a session ends after a few failures
     uint64_t last_ms = 0;        // uv_now of the last failure
     uint64_t not_before_ms = 0;  // uv_now before which no password from the address is checked
   };

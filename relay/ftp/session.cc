@@ -473,12 +473,12 @@ class DataChannel {
       return;
     }
     if (!plain.empty()) {
+      bytes_ += plain.size();  // received: past the cap, this tells the session it was the cap
       Status s = sink_->Write(plain);
       if (!s.ok()) {
         Finish(s);
         return;
       }
-      bytes_ += plain.size();
       ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
       if (!sink_->WantsMore()) {
         std::weak_ptr<bool> alive = alive_;
@@ -922,7 +922,7 @@ void Session::DoPass(const std::string& arg) {
   const Account* a = fs.RequiresCredentials() ? fs.Authenticate(user_, arg) : fs.Anonymous();
   if (a != nullptr) {
     account_ = a;
-    server_->LoginSucceeded(peer_.ip);
+    server_->LoginSucceeded(peer_.ip, user_);
     SR_LOG(kInfo) << "ftp: " << peer_.ip << ": logged in as '" << EscapeControl(user_) << "'"
                   << (sock_.tls() ? " (" + sock_.tls_stream()->Describe() + ")" : "");
     ArmTimer();
@@ -931,7 +931,7 @@ void Session::DoPass(const std::string& arg) {
   // Wrong: the 530 waits, longer with every failure from this address (brute force gets slow),
   // and the session ends after a few. The password never reaches the log.
   ++login_failures_;
-  int64_t delay = server_->LoginFailed(peer_.ip);
+  int64_t delay = server_->LoginFailed(peer_.ip, user_);
   SR_LOG(kWarning) << "ftp: " << peer_.ip << ": login as '" << EscapeControl(user_)
                    << "' failed (" << login_failures_ << " in this session)";
   user_.clear();
@@ -1154,8 +1154,13 @@ void Session::DataFailed(const std::string& verb, const std::string& path, const
   SR_LOG(kInfo) << "ftp: " << peer_.ip << ": " << verb << " " << EscapeControl(path) << ": "
                 << s.message();
   if (!opened) return TransferEnded(verb, path, 425, "Cannot open data connection.", bytes);
-  if (s.Is(StatusCode::kResourceExhausted)) {
+  // RFC 959: 552 for a file past its allowance (uploads.max_bytes: the client sent more than it
+  // may), 452 for a relay short of space (a full disk), which a client may try again later.
+  if (s.Is(StatusCode::kResourceExhausted) && bytes > server_->limits_.max_upload_bytes) {
     return TransferEnded(verb, path, 552, "Exceeded storage allocation.", bytes);
+  }
+  if (s.Is(StatusCode::kResourceExhausted)) {
+    return TransferEnded(verb, path, 452, "Insufficient storage space in system.", bytes);
   }
   if (s.Is(StatusCode::kUnavailable)) {
     return TransferEnded(verb, path, 426, "Connection closed; transfer aborted.", bytes);

@@ -100,8 +100,9 @@ class Session {
   // A transfer or a pending answer ended: log it and carry on with waiting lines.
   void TransferEnded(const std::string& verb, const std::string& path, int code,
                      std::string_view text, uint64_t bytes);
-  // A transfer failed: 425 when its data connection never came, 552 for a full quota, 426 for a
-  // connection lost on the way, 451 for a local failure.
+  // A transfer failed: 425 when its data connection never came, 552 for an upload past
+  // uploads.max_bytes, 452 for a full disk, 426 for a connection lost on the way, 451 for a
+  // local failure.
   void DataFailed(const std::string& verb, const std::string& path, const Status& s,
                   uint64_t bytes, bool opened);
   void Resume();

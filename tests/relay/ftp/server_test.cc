@@ -16,6 +16,7 @@
 
 #include "relay/base/uv.h"
 #include "tests/testing/cache.h"
+#include "tests/testing/fault_fs.h"
 #include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
@@ -113,6 +114,19 @@ std::string ReadData(uint16_t port, const char* source = "127.0.0.1", bool* refu
   return got;
 }
 
+// A data connection to `port` that sends `bytes` and closes.
+void WriteData(uint16_t port, const std::string& bytes) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+    (void)::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  }
+  ::close(fd);
+}
+
 // A TCP port free on 127.0.0.1 now (the kernel's pick): a passive range of our own that no other
 // test process, nor any ephemeral port, is likely to hold.
 uint16_t FreePort() {
@@ -130,7 +144,7 @@ uint16_t FreePort() {
 class FtpServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_);
+    cache_ = siterelay::testing::OpenTestCache(dir_.path(), &clock_, &fs_);
     content_.assign(200000, 'x');
     for (size_t i = 0; i < content_.size(); ++i) content_[i] = static_cast<char>(i * 7 % 253);
     cache::Entry e;
@@ -138,6 +152,7 @@ class FtpServerTest : public ::testing::Test {
     siterelay::testing::PutFile(cache_.get(), e, content_);
     Config config = Config::Defaults();
     config.accounts.push_back({"PlcmSpIp", "PlcmSpIp", "/"});
+    config.accounts.push_back({"ops", "s3cret-ops", "/"});
     files_ = std::make_unique<files::FileService>(config, cache_.get(), &clock_);
     uploads_ = std::make_unique<files::Uploads>(loop_.get(), cache_.get(), &clock_);
   }
@@ -161,6 +176,7 @@ class FtpServerTest : public ::testing::Test {
   }
 
   siterelay::testing::TempDir dir_;
+  siterelay::testing::FaultInjectingFileSystem fs_;  // passes everything through until armed
   ManualClock clock_;
   Loop loop_;
   std::unique_ptr<cache::Cache> cache_;
@@ -267,6 +283,69 @@ TEST_F(FtpServerTest, FailedLoginsFromOneAddressWaitLongerEachTime) {
   EXPECT_GE(waits[1], 190);
   EXPECT_GE(waits[2], 390);
   EXPECT_EQ(closed, "");
+}
+
+// Every phone knows PlcmSpIp. A guesser at another account must not reset its backoff by logging
+// in with it between guesses; the good login takes back only its own account's failures.
+TEST_F(FtpServerTest, AGoodLoginOfAnotherAccountDoesNotResetTheBackoff) {
+  FtpLimits limits;
+  limits.login_delay_ms = 100;
+  limits.max_login_delay_ms = 10'000;
+  Start(limits);
+  int64_t third_wait = 0;
+  std::string known, own;
+  RunClient([&] {
+    auto guess = [&](Control& c) {
+      c.Command("USER ops");
+      auto t0 = std::chrono::steady_clock::now();
+      std::string r = c.Command("PASS guess");
+      EXPECT_EQ(r.substr(0, 4), "530 ");
+      return std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::steady_clock::now() - t0).count();
+    };
+    Control first(port_);
+    first.Reply();
+    guess(first);
+    guess(first);
+    Control phone(port_);
+    phone.Reply();
+    phone.Command("USER PlcmSpIp");
+    known = phone.Command("PASS PlcmSpIp");
+    Control second(port_);
+    second.Reply();
+    third_wait = guess(second);
+    // The account's own good login does clear them.
+    second.Command("USER ops");
+    own = second.Command("PASS s3cret-ops");
+  });
+  EXPECT_EQ(known.substr(0, 4), "230 ");
+  EXPECT_GE(third_wait, 390) << "the third failure of the address waits 4x, not 1x again";
+  EXPECT_EQ(own.substr(0, 4), "230 ");
+}
+
+// RFC 959: 552 when the file is past its allowance (the client sent more than uploads.max_bytes),
+// 452 when the relay is short of space (a full disk), which a client may try again later.
+TEST_F(FtpServerTest, AnUploadPastTheCapIs552AndAFullDiskIs452) {
+  FtpLimits limits;
+  limits.max_upload_bytes = 1000;
+  Start(limits);
+  std::string opened, over_cap, disk_full;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t port = c.Pasv();
+    opened = c.Command("STOR 0004f282e824-app.log");
+    WriteData(port, std::string(1001, 'a'));
+    over_cap = c.Reply();
+    fs_.FailNth(siterelay::testing::FaultInjectingFileSystem::Op::kFsync, 1, ENOSPC);
+    port = c.Pasv();
+    c.Command("STOR 0004f282e824-boot.log");
+    WriteData(port, "boot line\n");
+    disk_full = c.Reply();
+  });
+  EXPECT_EQ(opened.substr(0, 4), "150 ");
+  EXPECT_EQ(over_cap.substr(0, 4), "552 ") << over_cap;
+  EXPECT_EQ(disk_full.substr(0, 4), "452 ") << disk_full;
 }
 
 TEST_F(FtpServerTest, SessionsPastThePerPeerLimitGet421) {
