@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "relay/base/strings.h"
 
@@ -40,6 +42,46 @@ bool IsSchemeChar(char c) {
 bool EndsUrl(char c) {
   return c == ' ' || c == '\'' || c == '"' || c == '\t' || c == '\n' || c == '\r' || c == '<' ||
          c == '>';
+}
+
+// The budget of one SR_LOG site (see log.h).
+struct SiteBudget {
+  double tokens = kLogBurst;
+  int64_t refilled_ns = 0;
+  uint64_t left_out = 0;
+  int64_t first_left_out_ns = 0;
+};
+
+int64_t MonotonicNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Whether the site may write a line now; when it may after leaving lines out, *note says so.
+// The map holds one entry per site that ever logged: bounded by the program's SR_LOG lines.
+bool TakeFromBudget(const char* file, int line, std::string* note) {
+  static std::mutex mu;
+  static std::map<std::pair<const char*, int>, SiteBudget> sites;
+  int64_t now = MonotonicNs();
+  std::lock_guard<std::mutex> lock(mu);
+  auto [it, fresh] = sites.try_emplace({file, line});
+  SiteBudget& b = it->second;
+  if (fresh) b.refilled_ns = now;
+  b.tokens = std::min<double>(kLogBurst, b.tokens + static_cast<double>(now - b.refilled_ns) *
+                                                        kLogLinesPerSecond / 1e9);
+  b.refilled_ns = now;
+  if (b.tokens < 1) {
+    if (b.left_out++ == 0) b.first_left_out_ns = now;
+    return false;
+  }
+  b.tokens -= 1;
+  if (b.left_out > 0) {
+    *note = " [" + std::to_string(b.left_out) + " more like this left out in the last " +
+            std::to_string((now - b.first_left_out_ns) / 1'000'000'000 + 1) + " s]";
+    b.left_out = 0;
+  }
+  return true;
 }
 
 }  // namespace
@@ -105,10 +147,12 @@ std::string MaskSecrets(std::string_view text) {
   return out;
 }
 
-LogMessage::LogMessage(LogLevel level, const char* file, int line)
-    : level_(level), file_(file), line_(line) {}
+LogMessage::LogMessage(LogLevel level, const char* file, int line, bool budgeted)
+    : level_(level), file_(file), line_(line), budgeted_(budgeted && level != LogLevel::kDebug) {}
 
 LogMessage::~LogMessage() {
+  std::string left_out;
+  if (budgeted_ && !TakeFromBudget(file_, line_, &left_out)) return;
   using std::chrono::system_clock;
   auto now = system_clock::now();
   std::time_t secs = system_clock::to_time_t(now);
@@ -128,6 +172,7 @@ LogMessage::~LogMessage() {
   line.append(LevelName(level_));
   line.push_back(' ');
   line.append(EscapeControl(body));
+  line.append(left_out);
   if (level_ == LogLevel::kDebug) {
     line.append(" (");
     line.append(file_);

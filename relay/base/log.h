@@ -6,6 +6,15 @@
 // Authorization header never reaches the log whole, whatever the caller forgot. Control
 // characters (from peer input) are escaped so that one event is always one line.
 // Thread safety: SR_LOG may be used from any thread; each line is written with one write(2).
+//
+// Each SR_LOG site (file and line) has a budget: kLogBurst lines, refilled at kLogLinesPerSecond.
+// Past it, lines from that site are counted instead of written, and the next line it writes says
+// how many were left out. Anyone on the LAN can make the relay log (a flood of malformed TFTP
+// requests, refused logins), and a small box's disk or journal must not fill with one line
+// repeated; the other sites keep their own budgets, so nothing else goes quiet. SR_ACCESS_LOG is
+// for the one line per request or transfer (the access log): it has no budget, as its volume is
+// the traffic's, and a storm of a thousand phones must be logged whole. Debug lines have none
+// either: the operator asked for them.
 #pragma once
 
 #include <functional>
@@ -29,9 +38,12 @@ void SetLogSink(std::function<void(std::string_view line)> sink);
 // PHONES.md) and the credentials of `Authorization: Basic ...`. Leaves everything else as is.
 std::string MaskSecrets(std::string_view text);
 
+inline constexpr int kLogBurst = 100;
+inline constexpr int kLogLinesPerSecond = 10;
+
 class LogMessage {
  public:
-  LogMessage(LogLevel level, const char* file, int line);
+  LogMessage(LogLevel level, const char* file, int line, bool budgeted = true);
   ~LogMessage();
   LogMessage(const LogMessage&) = delete;
   LogMessage& operator=(const LogMessage&) = delete;
@@ -41,6 +53,7 @@ class LogMessage {
   LogLevel level_;
   const char* file_;
   int line_;
+  bool budgeted_;
   std::ostringstream stream_;
 };
 
@@ -52,8 +65,11 @@ struct LogVoidify {
 
 }  // namespace siterelay
 
-#define SR_LOG(level)                                                    \
-  (::siterelay::LogLevel::level < ::siterelay::GetLogLevel())            \
-      ? (void)0                                                          \
-      : ::siterelay::LogVoidify() &                                      \
-            ::siterelay::LogMessage(::siterelay::LogLevel::level, __FILE__, __LINE__).stream()
+#define SR_LOG_IMPL(level, budgeted)                                                    \
+  (::siterelay::LogLevel::level < ::siterelay::GetLogLevel())                           \
+      ? (void)0                                                                         \
+      : ::siterelay::LogVoidify() &                                                     \
+            ::siterelay::LogMessage(::siterelay::LogLevel::level, __FILE__, __LINE__, budgeted) \
+                .stream()
+#define SR_LOG(level) SR_LOG_IMPL(level, true)
+#define SR_ACCESS_LOG(level) SR_LOG_IMPL(level, false)

@@ -1139,7 +1139,7 @@ DataChannel* Session::TakeData() {
 void Session::TransferEnded(const std::string& verb, const std::string& path, int code,
                             std::string_view text, uint64_t bytes) {
   int64_t ms = NowMs() - command_start_ms_;
-  SR_LOG(kInfo) << files::ProtocolName(peer_.protocol) << " " << verb << " " << EscapeControl(path) << " "
+  SR_ACCESS_LOG(kInfo) << files::ProtocolName(peer_.protocol) << " " << verb << " " << EscapeControl(path) << " "
                 << code << " " << bytes << " " << ms << "ms " << peer_.ip
                 << (mac_.empty() ? "" : " mac=" + mac_) << " user='" << EscapeControl(user_)
                 << "'" << (DataProtected() ? " tls" : "");

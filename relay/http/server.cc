@@ -559,7 +559,7 @@ class Connection {
     if (resp_.growing) body_bytes_ = file_sent_;
     ++server_->responses_[resp_.status];
     int64_t ms = NowMs() - request_start_ms_;
-    SR_LOG(kInfo) << ProtocolName(peer_.protocol) << " " << log_method_ << " " << log_target_
+    SR_ACCESS_LOG(kInfo) << ProtocolName(peer_.protocol) << " " << log_method_ << " " << log_target_
                   << " " << resp_.status << " " << body_bytes_ << " " << ms << "ms " << peer_.ip
                   << (resp_.mac.empty() ? "" : " mac=" + resp_.mac) << " ua=\"" << log_ua_
                   << "\"";

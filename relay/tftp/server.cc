@@ -215,7 +215,7 @@ class Transfer {
     bool ok = outcome == "done" || outcome == "stored";
     ++server_->outcomes_[ok ? "ok" : "failed"];
     uint64_t ms = (uv_hrtime() - start_ns_) / 1'000'000;
-    SR_LOG(kInfo) << (write_ ? "tftp WRQ " : "tftp RRQ ") << EscapeControl(filename_) << " " << outcome << " " << bytes_
+    SR_ACCESS_LOG(kInfo) << (write_ ? "tftp WRQ " : "tftp RRQ ") << EscapeControl(filename_) << " " << outcome << " " << bytes_
                   << " " << ms << "ms " << fpeer_.ip << (mac_.empty() ? "" : " mac=" + mac_)
                   << " blksize=" << n_.blksize << " windowsize=" << n_.windowsize;
   }
