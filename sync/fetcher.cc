@@ -301,8 +301,12 @@ void Fetcher::Configure(Transfer* t) {
 void Fetcher::Start(Transfer* t) {
   int64_t wait = busy_until_[t->upstream] - clock_->NowSeconds();
   if (wait > 0) {
-    if (t->priority != Priority::kBackground) {
-      // A phone does not wait an origin's Retry-After: it gets the last good copy now.
+    // A phone does not wait out an origin's Retry-After when there is a last good copy to give
+    // it now, nor a long one. With nothing cached a short wait beats a 502: one 503 with
+    // "Retry-After: 1" in a boot storm failed every phone asking for an uncached file in that
+    // second, a 404-to-be included (tests/integration/origin_faults_test.sh).
+    bool phone_waits = wait <= kPhoneWaitsRetryAfterSeconds && cache_->Lookup(t->path) == nullptr;
+    if (t->priority != Priority::kBackground && !phone_waits) {
       End(t, Status::Unavailable(origins_.upstreams()[t->upstream].name + " asked to wait " +
                                  std::to_string(wait) + " s (Retry-After)"));
       return;

@@ -464,6 +464,32 @@ TEST_F(FetcherTest, RetryAfterKeepsEveryRequestAwayFromTheOriginUntilThen) {
   EXPECT_EQ(origin.requests().size(), 2u);
 }
 
+// "Retry-After: 1" from one 503 in a boot storm: a phone asking for a file not cached at all
+// waits the second out rather than getting a 502, and gets the origin's answer (here a 404).
+TEST_F(FetcherTest, APhoneWaitsOutAShortRetryAfterWhenNothingIsCached) {
+  std::atomic<int> requests{0};
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    if (requests++ == 0) {
+      r.status = 503;
+      r.headers = {{"Retry-After", "1"}};
+    } else {
+      r.status = 404;
+    }
+    return r;
+  });
+  StartFetcher(origin.url());
+  EXPECT_TRUE(FetchWhole("a.cfg").status.Is(StatusCode::kUnavailable));
+  std::optional<FetchOutcome> b;
+  fetcher_->Fetch("0004f282e824-phone.cfg", Want::kComplete, [&](FetchOutcome o) { b = o; });
+  for (int i = 0; i < 50 && !b; ++i) uv_run(loop_.get(), UV_RUN_NOWAIT);
+  EXPECT_FALSE(b.has_value()) << "held, not failed: " << b->status.ToString();
+  clock_.Advance(2);  // the timer that holds it is the loop's; the origin's second is this clock's
+  RunUntil([&] { return b.has_value(); });
+  EXPECT_TRUE(b->status.Is(StatusCode::kNotFound)) << b->status.ToString();
+  EXPECT_EQ(requests.load(), 2);
+}
+
 TEST_F(FetcherTest, ResumeCarriesOnThroughAnOriginThatIsBrieflyAway) {
   std::string body = Pattern(200 * 1000);
   int attempt = 0;
