@@ -12,6 +12,7 @@ namespace {
 
 constexpr std::string_view kLastModified = "Mon, 01 Jan 2024 00:00:00 GMT";
 const std::string kNotFoundBody = "not found\n";
+const std::string kUnavailableBody = "unavailable (injected fault)\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
 
 char Lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -81,7 +82,42 @@ std::optional<Head> ParseHead(std::string_view text) {
 
 }  // namespace
 
+Result<OriginFaultSpec> ParseOriginFaults(std::string_view text) {
+  OriginFaultSpec spec;
+  if (text.empty() || text == "none") return spec;
+  double sum = 0;
+  for (bool more = true; more;) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    more = comma != std::string_view::npos;
+    if (more) text.remove_prefix(comma + 1);
+    size_t eq = item.find('=');
+    double percent = 0;
+    if (eq == std::string_view::npos || !ParseNumber(item.substr(eq + 1), &percent) ||
+        percent > 100) {
+      return Status::InvalidArgument("want kind=percent (0-100), got \"" + std::string(item) +
+                                     "\"");
+    }
+    std::string_view kind = item.substr(0, eq);
+    double* slot = kind == "reset"   ? &spec.reset
+                   : kind == "error" ? &spec.error
+                   : kind == "stall" ? &spec.stall
+                   : kind == "short" ? &spec.short_body
+                                     : nullptr;
+    if (slot == nullptr) {
+      return Status::InvalidArgument("unknown fault kind \"" + std::string(kind) +
+                                     "\" (reset, error, stall, short)");
+    }
+    sum += percent - *slot;
+    *slot = percent;
+  }
+  if (sum > 100) return Status::InvalidArgument("fault percents add up to more than 100");
+  return spec;
+}
+
 struct OriginEmulator::Conn {
+  enum class Fault { kNone, kReset, kShort, kStall };
+
   enum class State { kHead, kBody, kChunkSize, kChunkData, kChunkCrlf, kTrailer, kAnswer };
 
   uv_tcp_t tcp{};
@@ -106,6 +142,11 @@ struct OriginEmulator::Conn {
   OriginPathStats* stats = nullptr;
   bool in_flight = false;
   size_t pending_head = 0, pending_body = 0;
+  // A fault that ends this answer once body_off reaches `cut` (< body_end).
+  Fault fault = Fault::kNone;
+  uint64_t cut = 0;
+  // Where sending stops: the cut of a fault, else the end of the body.
+  uint64_t SendEnd() const { return fault == Fault::kNone ? body_end : cut; }
 };
 
 OriginEmulator::OriginEmulator(uv_loop_t* loop, std::vector<OriginFile> tree, Options options)
@@ -118,6 +159,15 @@ OriginEmulator::OriginEmulator(uv_loop_t* loop, std::vector<OriginFile> tree, Op
               std::max(static_cast<double>(kChunk), options_.rate_bytes_per_s * 0.02),
               uv_hrtime()) {
   for (const OriginFile& f : tree_) by_path_[f.path] = &f;
+  rng_state_ = options_.fault_seed;
+}
+
+double OriginEmulator::Draw() {
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
 OriginEmulator::~OriginEmulator() = default;
@@ -193,7 +243,7 @@ void OriginEmulator::OnConnection(uv_stream_t* server, int status) noexcept {
       });
 }
 
-void OriginEmulator::CloseConn(Conn* c) {
+void OriginEmulator::CloseConn(Conn* c, bool reset) {
   if (c->closing) return;
   c->closing = true;
   conns_.erase(c);
@@ -202,7 +252,12 @@ void OriginEmulator::CloseConn(Conn* c) {
     auto* conn = static_cast<Conn*>(h->data);
     if (--conn->open_handles == 0) delete conn;
   };
-  uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), closed);
+  uv_timer_stop(&c->latency);
+  // SO_LINGER 0: the peer sees ECONNRESET rather than an end of file. uv_tcp_close_reset() fails
+  // only for a handle being shut down, which this one never is; a plain close then still closes.
+  if (!reset || uv_tcp_close_reset(&c->tcp, closed) != 0) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp), closed);
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&c->latency), closed);
 }
 
@@ -311,6 +366,8 @@ void OriginEmulator::Respond(Conn* c) {
   c->text = nullptr;
   c->body_off = c->body_end = 0;
   c->head_off = 0;
+  c->fault = Conn::Fault::kNone;
+  c->cut = 0;
   const std::string* conn_field = r.Field("connection");
   std::string conn_value = conn_field != nullptr ? LowerCopy(*conn_field) : "";
   c->keep_alive = r.http10 ? conn_value.find("keep-alive") != std::string::npos
@@ -389,6 +446,36 @@ void OriginEmulator::Respond(Conn* c) {
             ++st.partial;
           }
         }
+        if (!head_only && c->file != nullptr && c->body_end > c->body_off &&
+            options_.faults.any()) {
+          // One draw picks the fault (the kinds' percents laid end to end on [0, 100)), a
+          // second where in the body it strikes.
+          const OriginFaultSpec& fs = options_.faults;
+          double u = Draw() * 100;
+          double cut = Draw();
+          if (u < fs.error) {
+            ++fault_counts_.error;
+            if (status != "200 OK") --st.partial;
+            // RFC 9110 15.6.4: 503 with Retry-After, as an overloaded provisioning server says.
+            status = "503 Service Unavailable";
+            fields = "Retry-After: 1\r\nContent-Type: text/plain\r\n";
+            c->file = nullptr;
+            c->text = &kUnavailableBody;
+            c->body_off = 0;
+            c->body_end = kUnavailableBody.size();
+          } else if ((u -= fs.error) < fs.reset + fs.short_body + fs.stall) {
+            c->fault = u < fs.reset                   ? Conn::Fault::kReset
+                       : u < fs.reset + fs.short_body ? Conn::Fault::kShort
+                                                      : Conn::Fault::kStall;
+            ++(c->fault == Conn::Fault::kReset   ? fault_counts_.reset
+               : c->fault == Conn::Fault::kShort ? fault_counts_.short_body
+                                                 : fault_counts_.stall);
+            c->cut =
+                c->body_off + std::min(c->body_end - c->body_off - 1,
+                                       static_cast<uint64_t>(
+                                           cut * static_cast<double>(c->body_end - c->body_off)));
+          }
+        }
         if (status == "200 OK" && !head_only) ++st.full;
       }
     }
@@ -438,7 +525,8 @@ void OriginEmulator::Pump() {
       bufs[nbufs++] = uv_buf_init(c->head.data() + c->head_off, static_cast<unsigned>(head_n));
     }
     size_t body_n = 0;
-    uint64_t want = std::min<uint64_t>(c->body_end - c->body_off, chunk > head_n ? chunk - head_n : 0);
+    uint64_t want =
+        std::min<uint64_t>(c->SendEnd() - c->body_off, chunk > head_n ? chunk - head_n : 0);
     if (want > 0) {
       const uint8_t* p = nullptr;
       if (c->file != nullptr && c->file->firmware) {
@@ -496,9 +584,27 @@ void OriginEmulator::OnWritten(Conn* c, int status) {
   }
   if (c->closing) return;
   if (status < 0) return CloseConn(c);
-  if (c->head_off < c->head.size() || c->body_off < c->body_end) {
+  if (c->head_off < c->head.size() || c->body_off < c->SendEnd()) {
     ready_.push_back(c);
     return Pump();
+  }
+  switch (c->fault) {
+    case Conn::Fault::kNone:
+      break;
+    case Conn::Fault::kReset:
+      return CloseConn(c, /*reset=*/true);
+    case Conn::Fault::kShort:
+      return CloseConn(c);
+    case Conn::Fault::kStall:
+      // Nothing more is sent; reading goes on, so a relay that gives up is seen to hang up.
+      uv_timer_start(
+          &c->latency,
+          [](uv_timer_t* t) noexcept {
+            auto* conn = static_cast<Conn*>(t->data);
+            conn->origin->CloseConn(conn);
+          },
+          options_.stall_ms, 0);
+      return;
   }
   // The answer is complete.
   if (!c->keep_alive) return CloseConn(c);

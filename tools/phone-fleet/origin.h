@@ -16,6 +16,18 @@
 // cap), in chunks of at most kChunk, connections taking turns; and each answer's first byte waits
 // `latency_ms`, the first answer on a connection twice that (the TCP handshake's round trip).
 //
+// Faults (issue 11, "origin faults under load"): with Options::faults, a GET of a tree file whose
+// answer has a body (200 or 206) is, by one draw of a generator seeded with Options::fault_seed,
+// - `error`: answered 503 with Retry-After: 1 instead (the connection stays usable);
+// - `reset`: cut after a random part of the body (fewer bytes than Content-Length) with a TCP RST;
+// - `short`: cut at the same kind of point with an orderly FIN (a clean EOF before the end);
+// - `stall`: the head and a random part of the body, then nothing for Options::stall_ms, then a
+//   FIN — an origin that stops sending, as the relay's stall timeout (sync/curl_loop.h
+//   kStallSeconds) is meant to catch when stall_ms exceeds it;
+// or served normally. The kinds exclude each other: each one's percent is its share of those
+// requests. 404s, 304s, HEAD and uploads are never faulted. The draws follow request order, so a
+// run is repeatable as far as the order in which requests arrive is.
+//
 // Bodies are never copied: firmware comes from PatternSpan(), small files from the tree's strings.
 // Requests are distrusted like any peer input: a head over kMaxHead bytes, a malformed request
 // line or a bad chunk size closes the connection.
@@ -32,6 +44,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -57,6 +70,23 @@ struct OriginTotals {
   uint64_t uploaded = 0;    // request bodies received (PUT/POST)
 };
 
+// What Options::faults asks for: the percent (0-100) of eligible requests given each fault; the
+// sum is at most 100.
+struct OriginFaultSpec {
+  double reset = 0, error = 0, stall = 0, short_body = 0;
+  bool any() const { return reset > 0 || error > 0 || stall > 0 || short_body > 0; }
+};
+
+// The faults injected so far, per kind (counted when the answer is chosen).
+struct OriginFaultCounts {
+  uint64_t reset = 0, error = 0, stall = 0, short_body = 0;
+  uint64_t total() const { return reset + error + stall + short_body; }
+};
+
+// Parses `kind=percent[,kind=percent...]`, kinds reset, error, stall and short, percents from 0
+// to 100 (fractions allowed) adding up to at most 100; "" and "none" are no faults.
+Result<OriginFaultSpec> ParseOriginFaults(std::string_view text);
+
 class OriginEmulator {
  public:
   // Sizes of the send path; see the header comment.
@@ -68,6 +98,11 @@ class OriginEmulator {
     uint16_t port = 0;
     double rate_bytes_per_s = 0;
     uint64_t latency_ms = 0;
+    OriginFaultSpec faults;
+    uint64_t fault_seed = 1;
+    // Longer than the relay's stall cut: below 1 byte/s for 30 s, as curl measures it over a
+    // window of about 5 s (so 30-36 s after the last byte).
+    uint64_t stall_ms = 40000;
   };
 
   OriginEmulator(uv_loop_t* loop, std::vector<OriginFile> tree, Options options);
@@ -82,6 +117,7 @@ class OriginEmulator {
 
   const std::map<std::string, OriginPathStats>& stats() const { return stats_; }
   const OriginTotals& totals() const { return totals_; }
+  const OriginFaultCounts& faults() const { return fault_counts_; }
   const std::vector<OriginFile>& tree() const { return tree_; }
 
  private:
@@ -92,7 +128,10 @@ class OriginEmulator {
   void Begin(Conn* c);
   void Pump();
   void OnWritten(Conn* c, int status);
-  void CloseConn(Conn* c);
+  void CloseConn(Conn* c, bool reset = false);
+  // One uniform draw in [0, 1) from the fault generator (splitmix64: the same sequence on every
+  // standard library, unlike the std:: distributions).
+  double Draw();
 
   uv_loop_t* loop_;
   std::vector<OriginFile> tree_;
@@ -108,6 +147,8 @@ class OriginEmulator {
   std::deque<Conn*> ready_;  // connections with bytes to send and no write in flight
   std::map<std::string, OriginPathStats> stats_;
   OriginTotals totals_;
+  uint64_t rng_state_;
+  OriginFaultCounts fault_counts_;
 };
 
 }  // namespace siterelay::fleet

@@ -83,6 +83,14 @@ The origin (emulated WAN)
   --firmware-mb MIB       size of each firmware image (default 8; fractions allowed)
   --wan-rate-mbit R       one token bucket for everything the origin sends (default 0: no cap)
   --wan-latency-ms L      before each answer's first byte, twice on a new connection (default 0)
+  --origin-faults SPEC    misbehave on a share of GETs of existing files (200/206 answers), e.g.
+                          reset=10,error=10,stall=3,short=5 (percent each, sum at most 100):
+                          reset = TCP RST part way through the body, short = FIN part way
+                          through, error = 503 with Retry-After: 1, stall = part of the body then
+                          silence for --origin-stall-ms, then FIN. Drawn from --seed; counted
+                          per kind in the report (origin.faults)
+  --origin-stall-ms MS    how long a stall lasts (default 40000: beyond the relay's cut of a
+                          transfer below 1 byte/s for 30 s, 30-36 s after its last byte)
 
 The relay under test (one of)
   --relay-binary PATH     start PATH serve on a scratch directory (cold cache), configured for the
@@ -132,6 +140,9 @@ struct Options {
   double firmware_mb = 8;
   double wan_rate_mbit = 0;
   double wan_latency_ms = 0;
+  OriginFaultSpec origin_faults;
+  std::string origin_faults_text;
+  uint64_t origin_stall_ms = 40000;
   std::string relay_binary;
   bool relay_account = false;
   std::array<std::optional<Target>, kProtoCount> relay;
@@ -216,6 +227,15 @@ Options ParseOptions(int argc, char** argv) {
       o.wan_rate_mbit = Number(a, next(), 1e6);
     } else if (a == "--wan-latency-ms") {
       o.wan_latency_ms = Number(a, next(), 60000);
+    } else if (a == "--origin-faults") {
+      o.origin_faults_text = next();
+      auto spec = ParseOriginFaults(o.origin_faults_text);
+      if (!spec.ok()) {
+        Usage("--origin-faults " + o.origin_faults_text + ": " + spec.status().message());
+      }
+      o.origin_faults = *spec;
+    } else if (a == "--origin-stall-ms") {
+      o.origin_stall_ms = Integer(a, next(), 3600000);
     } else if (a == "--relay-binary") {
       o.relay_binary = next();
     } else if (a == "--relay-account") {
@@ -253,6 +273,9 @@ Options ParseOptions(int argc, char** argv) {
     Usage("--relay-binary needs the origin emulator (--origin-listen)");
   }
   if (o.relay_pid != 0 && !o.relay_binary.empty()) Usage("--relay-pid is for --relay");
+  if (o.origin_faults.any() && o.origin_listen == "none") {
+    Usage("--origin-faults needs the origin emulator (--origin-listen)");
+  }
   if (o.relay_account) o.http_auth = true;
   return o;
 }
@@ -355,6 +378,9 @@ int Main(int argc, char** argv) {
     oo.port = hp->second;
     oo.rate_bytes_per_s = o.wan_rate_mbit * 1e6 / 8;
     oo.latency_ms = static_cast<uint64_t>(std::llround(o.wan_latency_ms));
+    oo.faults = o.origin_faults;
+    oo.fault_seed = o.seed;
+    oo.stall_ms = o.origin_stall_ms;
     origin = std::make_unique<OriginEmulator>(loop, OriginTree(phones, firmware_bytes), oo);
     Status s = origin->Start();
     if (!s.ok()) SetupError(s.ToString());
@@ -450,6 +476,8 @@ int Main(int argc, char** argv) {
                    {"firmware_bytes", firmware_bytes},
                    {"wan_rate_mbit", o.wan_rate_mbit},
                    {"wan_latency_ms", o.wan_latency_ms},
+                   {"origin_faults", o.origin_faults_text},
+                   {"origin_stall_ms", o.origin_stall_ms},
                    {"tftp_blksize", o.tftp_blksize},
                    {"verify", o.verify},
                    {"relay", o.relay_binary.empty() ? "external" : o.relay_binary},

@@ -114,6 +114,20 @@ json BuildReport(const std::vector<PhoneSpec>& phones, const std::vector<PhoneRe
   report["classes"] = cls;
   report["overall"] = all.ToJson();
   report["incomplete"] = all.phones - all.completed;
+  // What the phones saw go wrong (issue 11's origin faults): a body that arrived whole by HTTP
+  // (200, curl OK) but with the wrong size or sha256 is corrupt; every other error (a 502, a cut
+  // transfer) is one the phone can see, counted by its text, the first 1000 texts.
+  uint64_t corrupt = 0;
+  std::map<std::string, uint64_t> error_kinds;
+  for (const PhoneResult& r : results) {
+    for (const std::string& e : r.errors) {
+      corrupt += e.find(" bytes, expected ") != std::string::npos ||
+                 e.find(": sha256 differs") != std::string::npos;
+      if (error_kinds.size() < 1000 || error_kinds.contains(e)) ++error_kinds[e];
+    }
+  }
+  report["overall"]["corrupt"] = corrupt;
+  report["overall"]["error_kinds"] = error_kinds;
 
   json bytes = {{"served_to_phones", all.down}, {"uploaded_by_phones", all.up}};
   if (origin != nullptr) {
@@ -140,6 +154,12 @@ json BuildReport(const std::vector<PhoneSpec>& phones, const std::vector<PhoneRe
       if (it != is_firmware.end() && it->second) firmware[path] = p;
     }
     o["firmware"] = firmware;
+    const OriginFaultCounts& f = origin->faults();
+    o["faults"] = {{"reset", f.reset},
+                   {"error", f.error},
+                   {"stall", f.stall},
+                   {"short", f.short_body},
+                   {"total", f.total()}};
     o["not_found"] = not_found;
     o["puts"] = puts;
     o["posts"] = posts;
@@ -228,6 +248,15 @@ std::string FormatTable(const json& r) {
              std::to_string(s["head"].get<uint64_t>()) + " HEAD, " +
              Mib(s["body_bytes"].get<uint64_t>()) + " MiB");
     }
+  }
+  if (r.contains("origin") && r["origin"]["faults"]["total"].get<uint64_t>() > 0) {
+    const json& f = r["origin"]["faults"];
+    kv("origin faults injected:",
+       std::to_string(f["reset"].get<uint64_t>()) + " reset, " +
+           std::to_string(f["error"].get<uint64_t>()) + " error (503), " +
+           std::to_string(f["stall"].get<uint64_t>()) + " stall, " +
+           std::to_string(f["short"].get<uint64_t>()) + " short; phones got " +
+           std::to_string(r["overall"]["corrupt"].get<uint64_t>()) + " corrupt bodies");
   }
   const json& relay = r["relay"];
   if (relay["sampled"].get<bool>()) {
