@@ -75,9 +75,30 @@ class Connection {
     timer_.data = this;
   }
 
+  // Begins the TLS handshake now, in one of the server's slots.
   void EnableTls(const tls::TlsContext& ctx) {
     (void)sock_.EnableTls(ctx);
     handshaking_ = true;
+    server_->HandshakeStarted(peer_.ip);
+  }
+
+  // Waits, unread and with no TLS state, at `pos` in the server's queue for a handshake slot.
+  void WaitForHandshakeSlot(std::list<Connection*>::iterator pos) {
+    slot_wait_ = true;
+    slot_pos_ = pos;
+  }
+  // Its turn: leaves the queue (the server erased it) and begins the handshake.
+  void GrantHandshakeSlot(const tls::TlsContext& ctx) {
+    slot_wait_ = false;
+    EnableTls(ctx);
+    UpdatePoll();
+  }
+
+  // The handshake is over, whichever way: its slot goes back.
+  void HandshakeOver() {
+    if (!handshaking_) return;
+    handshaking_ = false;
+    server_->HandshakeEnded(peer_.ip);
   }
 
   Status Start() {
@@ -90,7 +111,8 @@ class Connection {
     // A TLS client sends its ClientHello as soon as it connects: the handshake gets the header
     // timeout, counted from the connection and not reset by each byte, so silent or half-sent
     // handshakes (which cost the attacker nothing) do not hold a connection for the idle time.
-    ArmTimer(sock_.tls() ? server_->limits_.header_timeout_ms : server_->limits_.idle_timeout_ms);
+    ArmTimer(sock_.tls() || slot_wait_ ? server_->limits_.header_timeout_ms
+                                       : server_->limits_.idle_timeout_ms);
     UpdatePoll();
     return Status::Ok();
   }
@@ -98,6 +120,11 @@ class Connection {
   // Begins closing; the server frees the connection once both handles are closed.
   void Close() {
     if (closing_) return;
+    if (slot_wait_) {
+      slot_wait_ = false;
+      server_->slot_queue_.erase(slot_pos_);
+    }
+    HandshakeOver();
     closing_ = true;
     *alive_ = false;
     if (sink_) {
@@ -124,7 +151,7 @@ class Connection {
   void UpdatePoll() {
     if (closing_) return;
     int events = 0;
-    bool want_read = !sending_ && !awaiting_ && !peer_closed_ &&
+    bool want_read = !slot_wait_ && !sending_ && !awaiting_ && !peer_closed_ &&
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
     if ((sending_ && !waiting_body_) || !interim_.empty() || sock_.want_write()) {
@@ -157,7 +184,7 @@ class Connection {
           auto* c = static_cast<Connection*>(t->data);
           // A slow or silent client is cut off (STYLE.md): a half-sent head gets 408, the rest
           // just a close.
-          if (c->Handshaking()) {
+          if (c->slot_wait_ || c->Handshaking()) {
             SR_LOG(kInfo) << "https: " << c->peer_.ip << ": TLS handshake not finished in time";
             c->Close();
           } else if (!c->sending_ && !c->in_.empty()) {
@@ -185,7 +212,7 @@ class Connection {
     }
     if (sock_.want_write()) UpdatePoll();  // a TLS handshake answer the socket did not take
     if (handshaking_ && !Handshaking()) {
-      handshaking_ = false;
+      HandshakeOver();
       // Done: from now on a keep-alive connection waiting for its first request.
       if (plain.empty() && in_.empty()) ArmTimer(server_->limits_.idle_timeout_ms);
     }
@@ -586,6 +613,8 @@ class Connection {
   bool closing_ = false;
   bool peer_closed_ = false;
   bool handshaking_ = false;  // TLS, handshake not done yet: the header timeout is running
+  bool slot_wait_ = false;    // TLS, waiting for a handshake slot (ServerLimits::max_handshakes)
+  std::list<Connection*>::iterator slot_pos_;
   std::string in_;
   std::string out_;
   size_t out_off_ = 0;
@@ -660,8 +689,12 @@ void HttpServer::Accept(net::TcpListener* l) {
     }
     ++per_peer_[peer.ip];
     auto c = std::make_unique<Connection>(this, fd, std::move(peer));
-    if (tls_) c->EnableTls(*tls_);
     Connection* raw = c.get();
+    if (tls_ && HandshakeSlotFree(raw->peer().ip)) {
+      raw->EnableTls(*tls_);
+    } else if (tls_) {
+      raw->WaitForHandshakeSlot(slot_queue_.insert(slot_queue_.end(), raw));
+    }
     connections_.emplace(raw, std::move(c));
     Status s = raw->Start();
     if (!s.ok()) {
@@ -669,6 +702,35 @@ void HttpServer::Accept(net::TcpListener* l) {
       raw->Close();
     }
   });
+}
+
+bool HttpServer::HandshakeSlotFree(const std::string& ip) const {
+  if (handshakes_ >= limits_.max_handshakes) return false;
+  auto it = peer_handshakes_.find(ip);
+  return it == peer_handshakes_.end() || it->second < limits_.max_handshakes_per_peer;
+}
+
+void HttpServer::HandshakeStarted(const std::string& ip) {
+  ++handshakes_;
+  ++peer_handshakes_[ip];
+}
+
+void HttpServer::HandshakeEnded(const std::string& ip) {
+  --handshakes_;
+  auto it = peer_handshakes_.find(ip);
+  if (it != peer_handshakes_.end() && --it->second == 0) peer_handshakes_.erase(it);
+  // The slot goes to the first in the queue whose address is under its own cap.
+  for (auto w = slot_queue_.begin(); w != slot_queue_.end() && tls_;) {
+    if (!HandshakeSlotFree((*w)->peer().ip)) {
+      if (handshakes_ >= limits_.max_handshakes) return;
+      ++w;
+      continue;
+    }
+    Connection* next = *w;
+    slot_queue_.erase(w);
+    next->GrantHandshakeSlot(*tls_);
+    return;
+  }
 }
 
 void HttpServer::Closed(Connection* c) {

@@ -67,8 +67,14 @@ class ServerTest : public ::testing::Test {
     uv_run(loop_.get(), UV_RUN_DEFAULT);
   }
 
-  int Connect() {
+  int Connect(const char* source = nullptr) {
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (source != nullptr) {  // any 127.x address: all loopback
+      sockaddr_in me{};
+      me.sin_family = AF_INET;
+      inet_pton(AF_INET, source, &me.sin_addr);
+      EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&me), sizeof me), 0);
+    }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(port_);
@@ -199,6 +205,29 @@ class TlsServerTest : public ServerTest {
         .count();
   }
 
+  // A TLS client on `fd`: the milliseconds its handshake took (-1 if it failed), and in *got
+  // what a GET / answered.
+  static int64_t HandshakeAndGet(int fd, std::string* got) {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    auto start = std::chrono::steady_clock::now();
+    int64_t ms = -1;
+    if (SSL_connect(ssl) == 1) {
+      ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - start)
+               .count();
+      std::string req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+      SSL_write(ssl, req.data(), static_cast<int>(req.size()));
+      char buf[4096];
+      int n;
+      while ((n = SSL_read(ssl, buf, sizeof buf)) > 0) got->append(buf, static_cast<size_t>(n));
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    return ms;
+  }
+
   siterelay::testing::TempDir dir_;
 };
 
@@ -262,6 +291,63 @@ TEST_F(TlsServerTest, FinishedHandshakeWaitsTheIdleTimeForItsRequest) {
     ::close(fd);
   });
   EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+}
+
+// At max_handshakes half-open handshakes, a new connection waits, with no TLS state and its
+// ClientHello unread, until one of them ends; then it is served as usual.
+TEST_F(TlsServerTest, ConnectionsPastTheHandshakeCapWaitForOneToEnd) {
+  ServerLimits limits;
+  limits.max_handshakes = 2;
+  StartTls(limits);
+  std::string got;
+  int64_t ms = -1;
+  RunClient([&] {
+    int a = Connect(), b = Connect();  // silent: two handshakes in progress
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::thread closer([a] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      ::close(a);
+    });
+    int fd = Connect();
+    ms = HandshakeAndGet(fd, &got);
+    closer.join();
+    ::close(fd);
+    ::close(b);
+  });
+  EXPECT_GE(ms, 400) << "its handshake went ahead while two were in progress";
+  EXPECT_EQ(got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << got;
+}
+
+// One address flooding silent handshakes holds its own share of the slots, not everyone's.
+TEST_F(TlsServerTest, OneAddressCannotTakeEveryHandshakeSlot) {
+  ServerLimits limits;
+  limits.max_handshakes = 10;
+  limits.max_handshakes_per_peer = 2;
+  StartTls(limits);
+  std::string other_got, same_got;
+  int64_t other_ms = -1, same_ms = -1;
+  RunClient([&] {
+    std::vector<int> flood;
+    for (int i = 0; i < 5; ++i) flood.push_back(Connect("127.0.0.2"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    int other = Connect("127.0.0.3");
+    other_ms = HandshakeAndGet(other, &other_got);
+    ::close(other);
+    // The flooder's own next connection waits behind its silent ones (3 already wait).
+    int same = Connect("127.0.0.2");
+    std::thread closer([&flood] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      for (int fd : flood) ::close(fd);
+    });
+    same_ms = HandshakeAndGet(same, &same_got);
+    closer.join();
+    ::close(same);
+  });
+  EXPECT_GE(other_ms, 0);
+  EXPECT_LT(other_ms, 400) << "another address waited behind the flooder";
+  EXPECT_EQ(other_got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << other_got;
+  EXPECT_GE(same_ms, 400) << "the flooder got past its share";
+  EXPECT_EQ(same_got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << same_got;
 }
 
 // A body that arrives while it is served, as from the origin: the handler answers later (once the
