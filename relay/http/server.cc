@@ -75,30 +75,33 @@ class Connection {
     timer_.data = this;
   }
 
-  // Begins the TLS handshake now, in one of the server's slots.
-  void EnableTls(const tls::TlsContext& ctx) {
-    (void)sock_.EnableTls(ctx);
-    handshaking_ = true;
-    server_->HandshakeStarted(peer_.ip);
+  // HTTPS: begins the TLS handshake once the server has a slot for it (tls::HandshakeSlots);
+  // until then it waits, unread and with no TLS state. Before Start().
+  void EnableTls() {
+    if (server_->handshakes_.TakeOrWait(peer_.ip, [this] { BeginHandshake(); }, &slot_ticket_)) {
+      BeginHandshake();
+    } else {
+      slot_wait_ = true;
+    }
   }
 
-  // Waits, unread and with no TLS state, at `pos` in the server's queue for a handshake slot.
-  void WaitForHandshakeSlot(std::list<Connection*>::iterator pos) {
-    slot_wait_ = true;
-    slot_pos_ = pos;
-  }
-  // Its turn: leaves the queue (the server erased it) and begins the handshake.
-  void GrantHandshakeSlot(const tls::TlsContext& ctx) {
+  void BeginHandshake() {
     slot_wait_ = false;
-    EnableTls(ctx);
-    UpdatePoll();
+    handshaking_ = true;  // it holds a slot from here on: Close() gives it back
+    std::shared_ptr<tls::TlsContext> ctx = server_->tls_;
+    if (ctx == nullptr || !sock_.EnableTls(*ctx)) {  // HTTPS turned off meanwhile (SIGHUP)
+      tls_failed_ = true;
+      if (started_) Close();  // else Start() fails
+      return;
+    }
+    if (started_) UpdatePoll();
   }
 
   // The handshake is over, whichever way: its slot goes back.
   void HandshakeOver() {
     if (!handshaking_) return;
     handshaking_ = false;
-    server_->HandshakeEnded(peer_.ip);
+    server_->handshakes_.Release(peer_.ip);
   }
 
   Status Start() {
@@ -108,6 +111,8 @@ class Connection {
     rc = uv_timer_init(server_->loop_, &timer_);
     if (rc != 0) return UvError("uv_timer_init", rc);
     ++open_handles_;
+    started_ = true;
+    if (tls_failed_) return Status::Unavailable("TLS: " + sock_.error());
     // A TLS client sends its ClientHello as soon as it connects: the handshake gets the header
     // timeout, counted from the connection and not reset by each byte, so silent or half-sent
     // handshakes (which cost the attacker nothing) do not hold a connection for the idle time.
@@ -122,7 +127,7 @@ class Connection {
     if (closing_) return;
     if (slot_wait_) {
       slot_wait_ = false;
-      server_->slot_queue_.erase(slot_pos_);
+      server_->handshakes_.Cancel(slot_ticket_);
     }
     HandshakeOver();
     closing_ = true;
@@ -614,7 +619,9 @@ class Connection {
   bool peer_closed_ = false;
   bool handshaking_ = false;  // TLS, handshake not done yet: the header timeout is running
   bool slot_wait_ = false;    // TLS, waiting for a handshake slot (ServerLimits::max_handshakes)
-  std::list<Connection*>::iterator slot_pos_;
+  tls::HandshakeSlots::Ticket slot_ticket_;
+  bool started_ = false;     // Start() ran: the handles exist
+  bool tls_failed_ = false;
   std::string in_;
   std::string out_;
   size_t out_off_ = 0;
@@ -658,7 +665,12 @@ Response ErrorResponse(int status) {
 
 HttpServer::HttpServer(uv_loop_t* loop, files::Protocol protocol, Handler* handler,
                        ServerLimits limits, const files::FileService* access)
-    : loop_(loop), protocol_(protocol), handler_(handler), limits_(limits), access_(access) {}
+    : loop_(loop),
+      protocol_(protocol),
+      handler_(handler),
+      limits_(limits),
+      access_(access),
+      handshakes_(limits.max_handshakes, limits.max_handshakes_per_peer) {}
 
 HttpServer::~HttpServer() = default;  // the owner stopped accepting and ran the loop first
 
@@ -690,11 +702,7 @@ void HttpServer::Accept(net::TcpListener* l) {
     ++per_peer_[peer.ip];
     auto c = std::make_unique<Connection>(this, fd, std::move(peer));
     Connection* raw = c.get();
-    if (tls_ && HandshakeSlotFree(raw->peer().ip)) {
-      raw->EnableTls(*tls_);
-    } else if (tls_) {
-      raw->WaitForHandshakeSlot(slot_queue_.insert(slot_queue_.end(), raw));
-    }
+    if (tls_) raw->EnableTls();
     connections_.emplace(raw, std::move(c));
     Status s = raw->Start();
     if (!s.ok()) {
@@ -702,35 +710,6 @@ void HttpServer::Accept(net::TcpListener* l) {
       raw->Close();
     }
   });
-}
-
-bool HttpServer::HandshakeSlotFree(const std::string& ip) const {
-  if (handshakes_ >= limits_.max_handshakes) return false;
-  auto it = peer_handshakes_.find(ip);
-  return it == peer_handshakes_.end() || it->second < limits_.max_handshakes_per_peer;
-}
-
-void HttpServer::HandshakeStarted(const std::string& ip) {
-  ++handshakes_;
-  ++peer_handshakes_[ip];
-}
-
-void HttpServer::HandshakeEnded(const std::string& ip) {
-  --handshakes_;
-  auto it = peer_handshakes_.find(ip);
-  if (it != peer_handshakes_.end() && --it->second == 0) peer_handshakes_.erase(it);
-  // The slot goes to the first in the queue whose address is under its own cap.
-  for (auto w = slot_queue_.begin(); w != slot_queue_.end() && tls_;) {
-    if (!HandshakeSlotFree((*w)->peer().ip)) {
-      if (handshakes_ >= limits_.max_handshakes) return;
-      ++w;
-      continue;
-    }
-    Connection* next = *w;
-    slot_queue_.erase(w);
-    next->GrantHandshakeSlot(*tls_);
-    return;
-  }
 }
 
 void HttpServer::Closed(Connection* c) {

@@ -18,7 +18,6 @@
 
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -26,6 +25,7 @@
 
 #include "cache/growing_file.h"
 #include "relay/base/config.h"
+#include "relay/tls/handshake_slots.h"
 #include "relay/base/fs.h"
 #include "relay/base/status.h"
 #include "relay/files/file_service.h"
@@ -93,13 +93,10 @@ struct ServerLimits {
   size_t max_connections = 4096;
   // CONTRACT.md: at least 256 concurrent connections from one address (phones behind NAT).
   size_t max_connections_per_peer = 512;
-  // HTTPS: TLS handshakes in progress at most, in all and from one address. A handshake holds
-  // 10-45 KiB of OpenSSL state until it ends, so 4096 half-open ones (which cost an attacker
-  // nothing) held 180 MB. A connection past either cap waits, accepted but with no TLS state and
-  // its socket unread, for a slot: the first waiting whose address is under its own cap gets the
-  // next one. Its handshake timeout runs from the connect all the same. A storm of phones goes
-  // through at the CPU's pace (a handshake costs about a millisecond); one flooding address holds
-  // a quarter of the slots at most, so it cannot stall everyone else's.
+  // HTTPS: TLS handshakes in progress at most, in all and from one address (tls::HandshakeSlots);
+  // a connection past either waits for a slot, its handshake timeout running from the connect.
+  // A storm of phones goes through at the CPU's pace (a handshake costs about a millisecond); one
+  // flooding address holds a quarter of the slots at most.
   size_t max_handshakes = 256;
   size_t max_handshakes_per_peer = 64;
 };
@@ -135,10 +132,6 @@ class HttpServer {
   friend class Connection;
   void Accept(net::TcpListener* l);
   void Closed(class Connection* c);
-  // TLS handshake slots (ServerLimits::max_handshakes).
-  bool HandshakeSlotFree(const std::string& ip) const;
-  void HandshakeStarted(const std::string& ip);
-  void HandshakeEnded(const std::string& ip);
 
   uv_loop_t* loop_;
   files::Protocol protocol_;
@@ -151,9 +144,7 @@ class HttpServer {
   std::map<std::string, size_t> per_peer_;
   std::map<int, uint64_t> responses_;
   bool accepting_ = true;
-  size_t handshakes_ = 0;
-  std::map<std::string, size_t> peer_handshakes_;
-  std::list<Connection*> slot_queue_;  // accepted HTTPS connections waiting for a slot, in order
+  tls::HandshakeSlots handshakes_;
   std::shared_ptr<tls::TlsContext> tls_;
   std::function<void()> on_drained_;
 };
