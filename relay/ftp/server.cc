@@ -28,7 +28,11 @@ constexpr size_t kMaxUsersPerFailureRecord = 16;  // names kept per address
 
 FtpServer::FtpServer(uv_loop_t* loop, files::FileService* files, files::Uploads* uploads,
                      FtpLimits limits)
-    : loop_(loop), files_(files), uploads_(uploads), limits_(limits) {
+    : loop_(loop),
+      files_(files),
+      uploads_(uploads),
+      limits_(limits),
+      handshakes_(limits.max_handshakes, limits.max_handshakes_per_peer) {
   if (limits_.passive_port_min > limits_.passive_port_max) {
     std::swap(limits_.passive_port_min, limits_.passive_port_max);
   }
@@ -195,9 +199,9 @@ Session* FtpServer::PassiveDonor(const std::string& peer_ip) const {
   // so it could not take the port back (no ping-pong between two addresses).
   if (top == held.end() || top->second < own + 2) return nullptr;
   Session* oldest = nullptr;
-  int64_t oldest_since = 0;
+  uint64_t oldest_since = 0;
   for (const auto& [s, owned] : sessions_) {
-    int64_t since = 0;
+    uint64_t since = 0;
     if (s->peer().ip != top->first || !s->HoldsIdlePassive(&since)) continue;
     if (oldest == nullptr || since < oldest_since) {
       oldest = s;

@@ -30,6 +30,7 @@
 #include "relay/files/file_service.h"
 #include "relay/files/uploads.h"
 #include "relay/net/stream_socket.h"
+#include "relay/tls/handshake_slots.h"
 #include "relay/tls/tls.h"
 
 namespace siterelay::ftp {
@@ -42,6 +43,11 @@ struct FtpLimits {
   size_t max_sessions = 1024;
   // CONTRACT.md: at least 256 concurrent connections from one address (phones behind NAT).
   size_t max_sessions_per_peer = 256;
+  // TLS handshakes of control connections (implicit FTPS, AUTH TLS) at once, in all and from one
+  // address (tls::HandshakeSlots): a session past either waits for a slot, unread, its login
+  // timeout running.
+  size_t max_handshakes = 256;
+  size_t max_handshakes_per_peer = 64;
   uint16_t passive_port_min = 50000;  // [ftp] passive_ports
   uint16_t passive_port_max = 50100;
   uint64_t max_upload_bytes = 16ull << 20;  // uploads.max_bytes
@@ -114,6 +120,7 @@ class FtpServer {
   files::Uploads* uploads_;
   FtpLimits limits_;
   std::shared_ptr<tls::TlsContext> tls_;
+  tls::HandshakeSlots handshakes_;
   std::vector<std::unique_ptr<net::TcpListener>> plain_, implicit_;
   std::vector<ListenAddress> bound_plain_, bound_implicit_;
   std::vector<ListenAddress> configured_plain_;  // the last plain list that was applied
@@ -128,6 +135,7 @@ class FtpServer {
   };
   std::map<std::string, Failures> failures_;
   uint16_t next_passive_ = 0;
+  uint64_t passive_opened_ = 0;  // passive listeners opened so far: their order, oldest first
   bool accepting_ = true;
   std::function<void()> on_drained_;
 };

@@ -602,18 +602,67 @@ Status Session::Start() {
   if (rc != 0) return UvError("uv_timer_init", rc);
   ++open_handles_;
   login_deadline_ms_ = NowMs() + server_->limits_.login_timeout_ms;
-  if (implicit_tls_ && !sock_.EnableTls(*server_->tls_)) {
-    return Status::Unavailable("TLS: " + sock_.error());
-  }
   ArmTimer();
-  // Under implicit TLS the greeting waits in out_ until the handshake lets it through.
+  if (implicit_tls_) {
+    WithHandshakeSlot(&Session::BeginImplicitTls);
+    return Status::Ok();
+  }
   Reply(220, "siterelay FTP ready");
   UpdatePoll();
   return Status::Ok();
 }
 
+void Session::WithHandshakeSlot(void (Session::*begin)()) {
+  if (server_->handshakes_.TakeOrWait(peer_.ip, [this, begin] { (this->*begin)(); },
+                                      &slot_ticket_)) {
+    (this->*begin)();
+    return;
+  }
+  slot_wait_ = true;
+  UpdatePoll();
+}
+
+void Session::BeginImplicitTls() {
+  slot_wait_ = false;
+  handshaking_ = true;
+  if (server_->tls_ == nullptr || !sock_.EnableTls(*server_->tls_)) {
+    SR_LOG(kInfo) << "ftp: " << peer_.ip << ": TLS: " << sock_.error();
+    Close();
+    return;
+  }
+  // The greeting waits in out_ until the handshake lets it through.
+  Reply(220, "siterelay FTP ready");
+  UpdatePoll();
+}
+
+void Session::BeginAuthTls() {
+  slot_wait_ = false;
+  handshaking_ = true;
+  auth_pending_ = false;
+  std::string early = std::move(in_);  // the ClientHello, if it came right behind
+  in_.clear();
+  if (server_->tls_ == nullptr || !sock_.EnableTls(*server_->tls_, early)) {
+    SR_LOG(kInfo) << "ftp: " << peer_.ip << ": AUTH TLS: " << sock_.error();
+    Close();
+    return;
+  }
+  peer_.protocol = files::Protocol::kFtps;
+  Resume();
+}
+
+void Session::HandshakeOver() {
+  if (slot_wait_) {
+    slot_wait_ = false;
+    server_->handshakes_.Cancel(slot_ticket_);
+  }
+  if (!handshaking_) return;
+  handshaking_ = false;
+  server_->handshakes_.Release(peer_.ip);
+}
+
 void Session::Close() {
   if (closing_) return;
+  HandshakeOver();
   closing_ = true;
   *alive_ = false;
   CloseData();
@@ -646,7 +695,7 @@ void Session::UpdatePoll() {
   // Lines that wait for a transfer are kept, up to a point: a client that floods its control
   // connection meanwhile is simply not read until they are done. Nor is one that does not read
   // its replies (Backlogged).
-  int events = in_.size() < kMaxWaitingInput && !Backlogged() ? UV_READABLE : 0;
+  int events = !slot_wait_ && in_.size() < kMaxWaitingInput && !Backlogged() ? UV_READABLE : 0;
   if (out_off_ < out_.size() || sock_.want_write()) events |= UV_WRITABLE;
   if (events == poll_events_) return;
   poll_events_ = events;
@@ -684,7 +733,8 @@ void Session::ArmTimer() {
                       << (s->account_ == nullptr ? "no login" : "idle") << " timeout";
         // A 421 would never reach a client that does not read its replies, nor one whose TLS
         // handshake (implicit FTPS, or after AUTH TLS) never finished: just close.
-        bool handshaking = s->sock_.tls() && !s->sock_.tls_stream()->handshake_done();
+        bool handshaking =
+            s->slot_wait_ || (s->sock_.tls() && !s->sock_.tls_stream()->handshake_done());
         if (s->out_off_ < s->out_.size() || handshaking) {
           s->Close();
           return;
@@ -707,6 +757,7 @@ void Session::OnReadable() {
     Close();  // a transfer in flight is abandoned with its session (CloseData)
     return;
   }
+  if (handshaking_ && sock_.tls_stream()->handshake_done()) HandshakeOver();
   if (!plain.empty()) {
     in_ += plain;
     ProcessLines();
@@ -768,17 +819,9 @@ void Session::FlushOut() {
       Close();
       return;
     }
-    if (auth_pending_) {  // the 234 is out in plaintext: TLS from the next byte on
-      auth_pending_ = false;
-      std::string early = std::move(in_);  // the ClientHello, if it came right behind
-      in_.clear();
-      if (!sock_.EnableTls(*server_->tls_, early)) {
-        SR_LOG(kInfo) << "ftp: " << peer_.ip << ": AUTH TLS: " << sock_.error();
-        Close();
-        return;
-      }
-      peer_.protocol = files::Protocol::kFtps;
-      Resume();
+    if (auth_pending_ && !slot_wait_) {  // the 234 is out in plaintext: TLS from the next byte
+      WithHandshakeSlot(&Session::BeginAuthTls);
+      if (closing_) return;
     }
   }
   UpdatePoll();
@@ -1075,7 +1118,7 @@ void Session::DoPasv(bool extended, const std::string& arg) {
     return Reply(425, "Cannot open a data connection.");
   }
   data_ = d;
-  passive_since_ms_ = NowMs();
+  passive_order_ = ++server_->passive_opened_;
   if (extended) return Reply(229, EpsvReply(port).substr(4));
   sockaddr_in a = *reinterpret_cast<const sockaddr_in*>(&local_);
   a.sin_port = htons(port);
@@ -1117,9 +1160,9 @@ void Session::DoPort(bool extended, const std::string& arg) {
   Reply(200, extended ? "EPRT command successful." : "PORT command successful.");
 }
 
-bool Session::HoldsIdlePassive(int64_t* since_ms) const {
+bool Session::HoldsIdlePassive(uint64_t* order) const {
   if (busy_ || closing_ || data_ == nullptr || !data_->IdlePassive()) return false;
-  if (since_ms != nullptr) *since_ms = passive_since_ms_;
+  if (order != nullptr) *order = passive_order_;
   return true;
 }
 

@@ -48,9 +48,10 @@ class Session {
   bool idle() const;
   const files::Peer& peer() const { return peer_; }
   // A passive port this session opened and has not used yet (no transfer command, no
-  // connection), and since when (NowMs). FtpServer hands such ports to other addresses when the
+  // connection), and its place in the order passive ports were opened (a count: two opened in
+  // one millisecond still have an order). FtpServer hands such ports to other addresses when the
   // passive range is full.
-  bool HoldsIdlePassive(int64_t* since_ms = nullptr) const;
+  bool HoldsIdlePassive(uint64_t* order = nullptr) const;
   // Closes that passive listener at once; its port is free when this returns.
   void GiveUpPassive();
 
@@ -107,6 +108,12 @@ class Session {
                   uint64_t bytes, bool opened);
   void Resume();
   void CloseData();
+  // The control connection's TLS handshake in one of the server's slots (tls::HandshakeSlots):
+  // `begin` runs when it has one, now or later; until then the socket is not read.
+  void WithHandshakeSlot(void (Session::*begin)());
+  void BeginImplicitTls();
+  void BeginAuthTls();
+  void HandshakeOver();  // done or abandoned: the slot goes back
 
   FtpServer* server_;
   net::StreamSocket sock_;
@@ -126,6 +133,9 @@ class Session {
   size_t out_off_ = 0;
   bool busy_ = false;        // a transfer or an answer is pending: lines wait
   bool auth_pending_ = false;  // 234 sent; TLS starts once it is out
+  bool slot_wait_ = false;     // waiting for a TLS handshake slot
+  bool handshaking_ = false;   // holds a handshake slot
+  tls::HandshakeSlots::Ticket slot_ticket_;
   bool delaying_ = false;    // a failed login's 530, or a PASS, is held back (backoff)
   std::string held_password_;  // the PASS that waits for the backoff (HoldPass)
   // Login:
@@ -141,7 +151,7 @@ class Session {
   bool epsv_all_ = false;
   uint64_t rest_ = 0;
   DataChannel* data_ = nullptr;  // owned: closes itself (DataChannel::Close)
-  int64_t passive_since_ms_ = 0;  // when the passive listener in data_ was opened
+  uint64_t passive_order_ = 0;  // when the passive listener in data_ was opened (FtpServer count)
   int64_t command_start_ms_ = 0;
   std::string mac_;  // of the last file that named one, for the log
 };

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <openssl/ssl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -81,6 +82,7 @@ class Control {
     return static_cast<uint16_t>(p1 * 256 + p2);
   }
   bool connected() const { return connected_; }
+  int fd() const { return fd_; }
 
  private:
   int fd_;
@@ -112,6 +114,26 @@ std::string ReadData(uint16_t port, const char* source = "127.0.0.1", bool* refu
   }
   ::close(fd);
   return got;
+}
+
+// `n` consecutive TCP ports free on 127.0.0.1 now, below the kernel's ephemeral range (32768 and
+// up), so that no client connection of the test itself is given one of them meanwhile.
+uint16_t FreePortRange(int n) {
+  static unsigned seed = static_cast<unsigned>(::getpid());
+  for (;;) {
+    auto base = static_cast<uint16_t>(20000 + rand_r(&seed) % 12000);
+    bool all = true;
+    for (int i = 0; i < n && all; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(static_cast<uint16_t>(base + i));
+      inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+      all = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      ::close(fd);
+    }
+    if (all) return base;
+  }
 }
 
 // A data connection to `port` that sends `bytes` and closes.
@@ -558,7 +580,7 @@ TEST_F(FtpServerTest, PortToAPrivilegedPortOfThePeerIsRefused) {
 
 TEST_F(FtpServerTest, AFullPassiveRangeGivesAnUnusedPortToANewAddress) {
   FtpLimits limits;
-  limits.passive_port_min = FreePort();
+  limits.passive_port_min = FreePortRange(2);
   limits.passive_port_max = static_cast<uint16_t>(limits.passive_port_min + 1);  // two ports
   Start(limits);
   std::string got, opening, done, lost, no_way_back;
@@ -627,6 +649,57 @@ TEST_F(FtpServerTest, ATlsHandshakeThatNeverComesIsClosedAtTheLoginTimeout) {
   EXPECT_LT(explicit_ms, 3000) << "closed by the receive timeout, not the relay";
   EXPECT_GE(implicit_ms, 0);
   EXPECT_LT(implicit_ms, 3000);
+}
+
+// A silent implicit-FTPS connection holds the only handshake slot: a session's AUTH TLS gets its
+// 234 at once, but its handshake waits, unread, until the silent one goes; then it carries on.
+TEST_F(FtpServerTest, ATlsHandshakeWaitsForASlot) {
+  auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
+  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+  FtpLimits limits;
+  limits.max_handshakes = 1;
+  limits.passive_port_min = FreePort();
+  limits.passive_port_max = limits.passive_port_min;
+  server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
+  server_->SetTls(*ctx);
+  ASSERT_TRUE(server_
+                  ->Listen({*ListenAddress::Parse("127.0.0.1:0")},
+                           {*ListenAddress::Parse("127.0.0.1:0")})
+                  .ok());
+  uint16_t implicit_port = server_->bound_implicit()[0].port;
+  port_ = server_->bound()[0].port;
+  std::string auth, noop;
+  int64_t handshake_ms = -1;
+  RunClient([&] {
+    auto silent = std::make_unique<Control>(implicit_port);  // never sends its ClientHello
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Control c(port_);
+    c.Reply();  // 220
+    auth = c.Command("AUTH TLS");
+    std::thread closer([&silent] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      silent.reset();
+    });
+    SSL_CTX* cctx = SSL_CTX_new(TLS_client_method());
+    SSL* ssl = SSL_new(cctx);
+    SSL_set_fd(ssl, c.fd());
+    auto start = std::chrono::steady_clock::now();
+    if (SSL_connect(ssl) == 1) {
+      handshake_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now() - start)
+                         .count();
+      SSL_write(ssl, "NOOP\r\n", 6);
+      char buf[256];
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) noop.assign(buf, static_cast<size_t>(n));
+    }
+    closer.join();
+    SSL_free(ssl);
+    SSL_CTX_free(cctx);
+  });
+  EXPECT_EQ(auth.substr(0, 4), "234 ");
+  EXPECT_GE(handshake_ms, 400) << "the handshake went ahead while the only slot was held";
+  EXPECT_EQ(noop.substr(0, 4), "200 ") << noop;
 }
 
 }  // namespace
