@@ -75,6 +75,7 @@ struct Fetcher::Transfer {
   bool body_encoded = false;
   int64_t modified = 0;
   int resumes = 0;
+  int64_t retry_after_waited = 0;  // seconds this transfer waited out the origin's Retry-After
   std::unique_ptr<Timer> retry;
   std::unique_ptr<Timer> tick;  // tells readers of bytes written since the last tick
   char error[CURL_ERROR_SIZE] = {};  // libcurl's detail on a failure
@@ -305,14 +306,19 @@ void Fetcher::Start(Transfer* t) {
     // it now, nor a long one. With nothing cached a short wait beats a 502: one 503 with
     // "Retry-After: 1" in a boot storm failed every phone asking for an uncached file in that
     // second, a 404-to-be included (tests/integration/origin_faults_test.sh).
-    bool phone_waits = wait <= kPhoneWaitsRetryAfterSeconds && cache_->Lookup(t->path) == nullptr;
+    // In all: an origin that keeps answering 503 must not hold a phone for ever.
+    bool phone_waits = t->retry_after_waited + wait <= kPhoneWaitsRetryAfterSeconds &&
+                       cache_->Lookup(t->path) == nullptr;
     if (t->priority != Priority::kBackground && !phone_waits) {
       End(t, Status::Unavailable(origins_.upstreams()[t->upstream].name + " asked to wait " +
                                  std::to_string(wait) + " s (Retry-After)"));
       return;
     }
     ReleaseSlot(t);
-    t->retry->Start(static_cast<uint64_t>(wait) * 1000, [this, t] { Enqueue(t); });
+    t->retry_after_waited += wait;
+    // Back at the head of its queue: the transfers that came meanwhile must not push it past
+    // another Retry-After.
+    t->retry->Start(static_cast<uint64_t>(wait) * 1000, [this, t] { Enqueue(t, /*first=*/true); });
     return;
   }
   t->ResetResponse();

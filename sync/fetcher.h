@@ -94,9 +94,9 @@ struct FetchOutcome {
 // Ceilings on what the origin can make us hold.
 inline constexpr size_t kMaxHeaderBytes = 64 * 1024;     // all response header lines together
 inline constexpr size_t kMaxNegativeEntries = 100'000;   // remembered 404s
-inline constexpr int kMaxResumes = 3;
-// A phone's transfer of a file not cached at all waits out a Retry-After up to this long.
-inline constexpr int64_t kPhoneWaitsRetryAfterSeconds = 5;                    // Range retries of one cut transfer
+inline constexpr int kMaxResumes = 3;                    // Range retries of one cut transfer
+// A phone's transfer of a file not cached at all waits out Retry-Afters up to this long in all.
+inline constexpr int64_t kPhoneWaitsRetryAfterSeconds = 5;
 // Transfers on the wire at once per upstream (one per connection over HTTP/1.1), and the share
 // of them each priority may take (see "Scheduling" above).
 inline constexpr size_t kTransferSlots = kMaxOriginConnections;

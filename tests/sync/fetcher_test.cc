@@ -490,6 +490,29 @@ TEST_F(FetcherTest, APhoneWaitsOutAShortRetryAfterWhenNothingIsCached) {
   EXPECT_EQ(requests.load(), 2);
 }
 
+// An origin that keeps asking to wait: a phone's transfer waits 5 s in all, not for ever. (Here
+// the Retry-After is 3 s and the test's clock stands still, so after one wait the origin still
+// asks for 3 s more: that would make 6.)
+TEST_F(FetcherTest, APhoneWaitsOutRetryAftersFiveSecondsInAll) {
+  FakeOrigin origin([&](const OriginRequest&) {
+    OriginReply r;
+    r.status = 503;
+    r.headers = {{"Retry-After", "3"}};
+    return r;
+  });
+  StartFetcher(origin.url());
+  EXPECT_TRUE(FetchWhole("a.cfg").status.Is(StatusCode::kUnavailable));
+  auto start = std::chrono::steady_clock::now();
+  FetchOutcome b = FetchWhole("0004f282e824-phone.cfg");
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::steady_clock::now() - start)
+                .count();
+  EXPECT_TRUE(b.status.Is(StatusCode::kUnavailable)) << b.status.ToString();
+  EXPECT_NE(b.status.message().find("Retry-After"), std::string::npos) << b.status.message();
+  EXPECT_GE(ms, 2900) << "it waited the first 3 s";
+  EXPECT_EQ(origin.requests().size(), 1u) << "it never went to the origin";
+}
+
 TEST_F(FetcherTest, ResumeCarriesOnThroughAnOriginThatIsBrieflyAway) {
   std::string body = Pattern(200 * 1000);
   int attempt = 0;
