@@ -177,8 +177,10 @@ void UploadSink::Abort() {
 
 void UploadSink::Pump() {
   if (job_in_flight_ || aborted_) return;
-  // A log that came in one piece is appended from memory (the header says why).
-  if (finishing_ && !sealing_ && !wrote_any_ && error_.ok() && name_.kind == UploadName::kLog) {
+  // A log that came in one piece is appended from memory (the header says why), unless it must
+  // wait for another upload of the same log: waiting bodies stay on disk, not in memory.
+  if (finishing_ && !sealing_ && !wrote_any_ && error_.ok() && name_.kind == UploadName::kLog &&
+      !owner_->LogBusy(name_)) {
     LogBody body;
     if (!chunks_.empty()) body.bytes = std::move(chunks_.front());
     chunks_.clear();
@@ -339,8 +341,13 @@ void Uploads::FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob b
 void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
   std::string spool = SpoolPath(cache_->store().data_dir(), sink->name_);
   auto run = [this, sink, body = std::make_shared<LogBody>(std::move(body)), spool]() mutable {
-    auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
     FileSystem* fs = cache_->store().fs();
+    if (sink->aborted_) {  // gone while it waited its turn: no one to acknowledge it to
+      if (!body->tmp_path.empty()) (void)fs->Unlink(body->tmp_path);
+      LogFiled(spool);
+      return;
+    }
+    auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
     Status q = QueueWork(
         loop_,
         [result, fs, spool, body] {
@@ -363,6 +370,10 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
   } else {
     it->second.push_back(std::move(run));  // after the upload of this log in progress
   }
+}
+
+bool Uploads::LogBusy(const UploadName& log) const {
+  return busy_logs_.contains(SpoolPath(cache_->store().data_dir(), log));
 }
 
 void Uploads::LogFiled(const std::string& spool) {

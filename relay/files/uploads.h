@@ -10,7 +10,8 @@
 //     data_dir/spool/<mac>-<app|boot>.log and fsynced — a phone that re-sends its whole log adds
 //     only its new tail. Uploads of one log are filed one at a time; an append that fails part
 //     way is taken back out, so the log holds only what phones heard 2xx for. A log body of at
-//     most kChunkBytes (a boot log is 4-12 KiB) never touches tmp/: it is appended from memory.
+//     most kChunkBytes (a boot log is 4-12 KiB) never touches tmp/: it is appended from memory,
+//     unless another upload of the same log is being appended (it waits its turn on disk).
 //     A longer one is staged in a tmp/ blob that is never fsynced, since only the spool's copy
 //     needs to last: a boot storm creates one file per log instead of two, and syncs one.
 // `done` runs on the loop thread once the bytes are durable, or with the error.
@@ -115,6 +116,8 @@ class Uploads {
   void FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
   void FileLog(std::shared_ptr<UploadSink> sink, LogBody body);
   void LogFiled(const std::string& spool);
+  // An upload of this log is being appended now.
+  bool LogBusy(const UploadName& log) const;
 
   uv_loop_t* loop_;
   cache::Cache* cache_;

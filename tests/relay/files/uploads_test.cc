@@ -117,6 +117,25 @@ TEST_F(UploadsTest, ConcurrentUploadsOfOneLogAreFiledInTurn) {
   EXPECT_EQ(Spool("0004f282e824", "app"), "first\nsecond\n");
 }
 
+// A second upload of a log being appended waits its turn with its body on disk, not in memory:
+// a client that sends one log over hundreds of connections at once cannot fill the relay's RAM.
+TEST_F(UploadsTest, AnUploadOfABusyLogWaitsOnDisk) {
+  using Op = testing::FaultInjectingFileSystem::Op;
+  auto a = uploads_->Begin("0004f282e824-app.log", ClassifyUpload("0004f282e824-app.log"), 1000);
+  auto b = uploads_->Begin("0004f282e824-app.log", ClassifyUpload("0004f282e824-app.log"), 1000);
+  ASSERT_TRUE(a->Write("first\n").ok());
+  ASSERT_TRUE(b->Write("first\nsecond\n").ok());
+  int done = 0;
+  a->Finish([&](Result<UploadResult> r) { done += r.ok(); });
+  b->Finish([&](Result<UploadResult> r) { done += r.ok(); });
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(done, 2);
+  EXPECT_EQ(Spool("0004f282e824", "app"), "first\nsecond\n");
+  // a: the spool; b: its staged copy (written, then read back) and the spool.
+  EXPECT_EQ(fs_.calls(Op::kOpen), 4);
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
 TEST_F(UploadsTest, SizeLimitAtNAndNPlusOne) {
   EXPECT_TRUE(Upload("0004f282e824-local.cfg", std::string(5000, 'a'), 5000).ok());
   auto over = Upload("0004f282e824-local.cfg", std::string(5001, 'b'), 5000);
