@@ -23,6 +23,7 @@ constexpr uint64_t kForgetFailuresMs = 15 * 60 * 1000;
 // Addresses whose failed logins are remembered, at most.
 constexpr size_t kMaxFailureRecords = 4096;
 constexpr size_t kMaxUsersPerFailureRecord = 16;  // names kept per address
+constexpr size_t kMaxUserKeyBytes = 64;  // of each: a USER line may be 2 KiB
 
 }  // namespace
 
@@ -225,8 +226,9 @@ int64_t FtpServer::LoginFailed(const std::string& ip, const std::string& user) {
   ++f.count;
   // A guesser that names a new user each time is still counted per address; only the map of
   // names is capped, folding the excess into one entry no login clears.
-  if (f.by_user.size() < kMaxUsersPerFailureRecord || f.by_user.count(user) != 0) {
-    ++f.by_user[user];
+  std::string key = user.substr(0, kMaxUserKeyBytes);
+  if (f.by_user.size() < kMaxUsersPerFailureRecord || f.by_user.count(key) != 0) {
+    ++f.by_user[key];
   }
   f.last_ms = now;
   int64_t delay = limits_.login_delay_ms;
@@ -254,7 +256,7 @@ void FtpServer::LoginSucceeded(const std::string& ip, const std::string& user) {
   auto it = failures_.find(ip);
   if (it == failures_.end()) return;
   Failures& f = it->second;
-  auto u = f.by_user.find(user);
+  auto u = f.by_user.find(user.substr(0, kMaxUserKeyBytes));
   if (u == f.by_user.end()) return;
   f.count -= u->second;
   f.by_user.erase(u);
