@@ -57,15 +57,17 @@ int64_t MonotonicNs() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+std::atomic<int64_t (*)()> g_log_clock{&MonotonicNs};
 
 // Whether the site may write a line now; when it may after leaving lines out, *note says so.
 // The map holds one entry per site that ever logged: bounded by the program's SR_LOG lines.
 bool TakeFromBudget(const char* file, int line, std::string* note) {
-  static std::mutex mu;
-  static std::map<std::pair<const char*, int>, SiteBudget> sites;
-  int64_t now = MonotonicNs();
-  std::lock_guard<std::mutex> lock(mu);
-  auto [it, fresh] = sites.try_emplace({file, line});
+  // Never destroyed: pool threads may still log while the program exits.
+  static auto* mu = new std::mutex;
+  static auto* sites = new std::map<std::pair<const char*, int>, SiteBudget>;
+  int64_t now = g_log_clock.load()();
+  std::lock_guard<std::mutex> lock(*mu);
+  auto [it, fresh] = sites->try_emplace({file, line});
   SiteBudget& b = it->second;
   if (fresh) b.refilled_ns = now;
   b.tokens = std::min<double>(kLogBurst, b.tokens + static_cast<double>(now - b.refilled_ns) *
@@ -85,6 +87,10 @@ bool TakeFromBudget(const char* file, int line, std::string* note) {
 }
 
 }  // namespace
+
+void SetLogClockForTest(int64_t (*now_ns)()) {
+  g_log_clock.store(now_ns != nullptr ? now_ns : &MonotonicNs);
+}
 
 void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
 LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
@@ -148,7 +154,10 @@ std::string MaskSecrets(std::string_view text) {
 }
 
 LogMessage::LogMessage(LogLevel level, const char* file, int line, bool budgeted)
-    : level_(level), file_(file), line_(line), budgeted_(budgeted && level != LogLevel::kDebug) {}
+    : level_(level),
+      file_(file),
+      line_(line),
+      budgeted_(budgeted && level != LogLevel::kDebug && level != LogLevel::kError) {}
 
 LogMessage::~LogMessage() {
   std::string left_out;

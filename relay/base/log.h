@@ -14,9 +14,11 @@
 // repeated; the other sites keep their own budgets, so nothing else goes quiet. SR_ACCESS_LOG is
 // for the one line per request or transfer (the access log): it has no budget, as its volume is
 // the traffic's, and a storm of a thousand phones must be logged whole. Debug lines have none
-// either: the operator asked for them.
+// either, as the operator asked for them, nor errors, which are the relay's own failures. A
+// site's count of lines left out shows with its next line; a flood that stops shows it never.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <sstream>
 #include <string>
@@ -40,6 +42,8 @@ std::string MaskSecrets(std::string_view text);
 
 inline constexpr int kLogBurst = 100;
 inline constexpr int kLogLinesPerSecond = 10;
+// Tests: the clock the budgets refill by (monotonic nanoseconds); nullptr restores the real one.
+void SetLogClockForTest(int64_t (*now_ns)());
 
 class LogMessage {
  public:

@@ -336,7 +336,7 @@ TEST_F(TlsServerTest, OneAddressCannotTakeEveryHandshakeSlot) {
     // The flooder's own next connection waits behind its silent ones (3 already wait).
     int same = Connect("127.0.0.2");
     std::thread closer([&flood] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(600));
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
       for (int fd : flood) ::close(fd);
     });
     same_ms = HandshakeAndGet(same, &same_got);
@@ -344,9 +344,9 @@ TEST_F(TlsServerTest, OneAddressCannotTakeEveryHandshakeSlot) {
     ::close(same);
   });
   EXPECT_GE(other_ms, 0);
-  EXPECT_LT(other_ms, 400) << "another address waited behind the flooder";
+  EXPECT_LT(other_ms, 1000) << "another address waited behind the flooder";
   EXPECT_EQ(other_got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << other_got;
-  EXPECT_GE(same_ms, 400) << "the flooder got past its share";
+  EXPECT_GE(same_ms, 1200) << "the flooder got past its share";
   EXPECT_EQ(same_got.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << same_got;
 }
 
