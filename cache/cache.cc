@@ -332,6 +332,29 @@ void Cache::Touch(const Digest& d) {
   pending_access_[d] = now;
 }
 
+Result<ScopedFd> Cache::OpenObject(const Digest& d) {
+  auto it = open_objects_.find(d);
+  if (it == open_objects_.end()) {
+    SR_ASSIGN_OR_RETURN(int raw, store_->fs()->Open(store_->PathOf(d), O_RDONLY | O_CLOEXEC, 0));
+    if (open_objects_.size() >= kOpenObjects) ForgetOpenObject(open_lru_.back());
+    open_lru_.push_front(d);
+    it = open_objects_.emplace(d, OpenObjectSlot{ScopedFd(store_->fs(), raw), open_lru_.begin()})
+             .first;
+  } else {
+    open_lru_.splice(open_lru_.begin(), open_lru_, it->second.lru);
+  }
+  int dup = ::fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return PosixError("dup of object " + d.Hex(), errno);
+  return ScopedFd(FileSystem::Default(), dup);
+}
+
+void Cache::ForgetOpenObject(const Digest& d) {
+  auto it = open_objects_.find(d);
+  if (it == open_objects_.end()) return;
+  open_lru_.erase(it->second.lru);
+  open_objects_.erase(it);
+}
+
 Status Cache::FlushAccess() {
   if (pending_access_.empty()) return Status::Ok();
   std::vector<std::pair<Digest, int64_t>> batch(pending_access_.begin(), pending_access_.end());
@@ -362,6 +385,7 @@ Status Cache::DropObjects(const std::vector<Digest>& digests,
       objects_.erase(it);
     }
     pending_access_.erase(d);
+    ForgetOpenObject(d);
     Status s = store_->Remove(d);
     if (!s.ok()) SR_LOG(kWarning) << "cache: " << s.ToString();
   }
@@ -385,6 +409,7 @@ Result<VerifyReport> Cache::Verify(const std::function<void(uint64_t, uint64_t)>
       if (!actual.status().Is(StatusCode::kNotFound)) return actual.status();
       missing.push_back(o.sha256);
     } else if (*actual != o.sha256) {
+      ForgetOpenObject(o.sha256);
       auto where = store_->Quarantine(o.sha256);
       SR_LOG(kError) << "cache: object " << o.sha256.Hex() << " hashes to " << actual->Hex()
                      << "; moved to " << (where.ok() ? *where : where.status().ToString());
@@ -422,6 +447,7 @@ Result<GcReport> Cache::Gc() {
   SR_ASSIGN_OR_RETURN(auto on_disk, store_->Scan());
   for (const auto& [d, size] : on_disk) {
     if (objects_.count(d) != 0) continue;
+    ForgetOpenObject(d);
     SR_RETURN_IF_ERROR(store_->Remove(d));
     ++report.orphans_removed;
     report.orphan_bytes += size;

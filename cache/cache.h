@@ -19,6 +19,7 @@
 
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -116,6 +117,14 @@ class Cache {
 
   // Records a read of an object for LRU order; kept in memory until FlushAccess().
   void Touch(const Digest& d);
+
+  // Object `d` opened read-only for serving: a dup of an fd kept open for the kOpenObjects
+  // objects served last, so a hot file (a master config a thousand phones ask for) costs no path
+  // walk and no open(2) per request. The dups share one file offset: read them only at explicit
+  // offsets (pread, sendfile with an offset), as every front-end does. An object removed,
+  // evicted or quarantined is forgotten first, so its disk space goes with it.
+  static constexpr size_t kOpenObjects = 64;
+  Result<ScopedFd> OpenObject(const Digest& d);
   Status FlushAccess();
 
   // Re-hashes every object. A mismatch is quarantined and its entries dropped.
@@ -168,6 +177,13 @@ class Cache {
   std::map<std::string, Entry, std::less<>> entries_;
   std::unordered_map<Digest, ObjectState, DigestHash> objects_;
   std::unordered_map<Digest, int64_t, DigestHash> pending_access_;
+  void ForgetOpenObject(const Digest& d);
+  struct OpenObjectSlot {
+    ScopedFd fd;
+    std::list<Digest>::iterator lru;
+  };
+  std::unordered_map<Digest, OpenObjectSlot, DigestHash> open_objects_;
+  std::list<Digest> open_lru_;  // most recently served first
   uint64_t object_bytes_ = 0;
   uint64_t max_bytes_ = 0;
   std::deque<PendingWrite> writes_;

@@ -318,13 +318,12 @@ Result<OpenFile> FileService::OpenCached(std::string_view path) {
   }
   const cache::Entry* e = cache_->Lookup(path);
   if (e == nullptr) return Status::NotFound(std::string(path));
-  std::string file = cache_->store().PathOf(e->sha256);
-  int raw = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (raw < 0) return PosixError("open " + file, errno);
+  SR_ASSIGN_OR_RETURN(ScopedFd fd, cache_->OpenObject(e->sha256));
+  int raw = fd.get();
   OpenFile f;
-  f.fd = ScopedFd(FileSystem::Default(), raw);
+  f.fd = std::move(fd);
   struct stat st;
-  if (::fstat(raw, &st) != 0) return PosixError("fstat " + file, errno);
+  if (::fstat(raw, &st) != 0) return PosixError("fstat object " + e->sha256.Hex(), errno);
   if (static_cast<uint64_t>(st.st_size) != e->size) {
     // Damaged on disk: never serve bytes that do not match the catalog (cache verify repairs).
     SR_LOG(kError) << "cache: object " << e->sha256.Hex() << " for " << path << " has "

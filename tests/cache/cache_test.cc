@@ -1,6 +1,10 @@
 #include "cache/cache.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
 
 #include "tests/testing/fault_fs.h"
 #include "tests/testing/cache.h"
@@ -113,6 +117,51 @@ TEST_F(CacheTest, NewerEntryForAPathReplacesTheOld) {
   ASSERT_TRUE(gc.ok());
   EXPECT_EQ(gc->orphans_removed, 1u) << "v1 is no longer referenced";
   EXPECT_EQ(CountFiles(dir_ / "objects"), 1u);
+}
+
+// A hot object is opened once: the next requests get dups of the kept fd, readable at explicit
+// offsets, and no open(2) of their own.
+TEST_F(CacheTest, AnObjectServedAgainIsNotOpenedAgain) {
+  FaultInjectingFileSystem fs;
+  auto cache = Open(1 << 30, &fs);
+  ASSERT_TRUE(Put(*cache, "000000000000.cfg", "<master/>").ok());
+  Digest d = cache->Lookup("000000000000.cfg")->sha256;
+  int opens = fs.calls(FaultInjectingFileSystem::Op::kOpen);
+  for (int i = 0; i < 3; ++i) {
+    auto fd = cache->OpenObject(d);
+    ASSERT_TRUE(fd.ok()) << fd.status().ToString();
+    char buf[16] = {};
+    ASSERT_EQ(::pread(fd->get(), buf, sizeof buf, 0), 9);
+    EXPECT_EQ(std::string(buf, 9), "<master/>");
+  }
+  EXPECT_EQ(fs.calls(FaultInjectingFileSystem::Op::kOpen), opens + 1);
+}
+
+// An object that goes (here an old version collected by Gc) is forgotten first: no fd keeps its
+// disk space, and the kept fds never pass kOpenObjects.
+TEST_F(CacheTest, AGoneObjectIsNotKeptOpen) {
+  auto cache = Open();
+  ASSERT_TRUE(Put(*cache, "site.cfg", "v1").ok());
+  Digest v1 = cache->Lookup("site.cfg")->sha256;
+  ASSERT_TRUE(cache->OpenObject(v1).ok());
+  ASSERT_TRUE(Put(*cache, "site.cfg", "v2").ok());
+  ASSERT_TRUE(cache->Gc().ok());
+  std::string v1_path = cache->store().PathOf(v1);
+  auto open_fds_to = [](const std::string& prefix) {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+      std::error_code ec;
+      auto target = std::filesystem::read_symlink(e.path(), ec);
+      if (!ec && target.string().rfind(prefix, 0) == 0) ++n;
+    }
+    return n;
+  };
+  EXPECT_EQ(open_fds_to(v1_path), 0u) << "v1 was collected but is still open";
+  for (int i = 0; i < static_cast<int>(Cache::kOpenObjects) + 10; ++i) {
+    ASSERT_TRUE(Put(*cache, "f" + std::to_string(i), "content " + std::to_string(i)).ok());
+    ASSERT_TRUE(cache->OpenObject(cache->Lookup("f" + std::to_string(i))->sha256).ok());
+  }
+  EXPECT_EQ(open_fds_to(dir_ / "objects"), Cache::kOpenObjects);
 }
 
 TEST_F(CacheTest, CrashBetweenWriteAndRenameLeavesNothingVisibleAndNothingToRepair) {
