@@ -197,6 +197,22 @@ class FtpServerTest : public ::testing::Test {
     uv_run(loop_.get(), UV_RUN_DEFAULT);
   }
 
+  // Plain FTP (AUTH TLS) on port_ and implicit FTPS on *implicit_port, a self-signed pair.
+  void StartTls(FtpLimits limits, uint16_t* implicit_port) {
+    auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
+    ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+    limits.passive_port_min = FreePort();
+    limits.passive_port_max = limits.passive_port_min;
+    server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
+    server_->SetTls(*ctx);
+    ASSERT_TRUE(server_
+                    ->Listen({*ListenAddress::Parse("127.0.0.1:0")},
+                             {*ListenAddress::Parse("127.0.0.1:0")})
+                    .ok());
+    *implicit_port = server_->bound_implicit()[0].port;
+    port_ = server_->bound()[0].port;
+  }
+
   siterelay::testing::TempDir dir_;
   siterelay::testing::FaultInjectingFileSystem fs_;  // passes everything through until armed
   ManualClock clock_;
@@ -613,20 +629,10 @@ TEST_F(FtpServerTest, AFullPassiveRangeGivesAnUnusedPortToANewAddress) {
 // sent in the clear any more, so the login timeout closes the session; it used to wait for the
 // client for ever, holding its fd and its place in the per-address limit.
 TEST_F(FtpServerTest, ATlsHandshakeThatNeverComesIsClosedAtTheLoginTimeout) {
-  auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
-  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
   FtpLimits limits;
   limits.login_timeout_ms = 200;
-  limits.passive_port_min = FreePort();
-  limits.passive_port_max = limits.passive_port_min;
-  server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
-  server_->SetTls(*ctx);
-  ASSERT_TRUE(server_
-                  ->Listen({*ListenAddress::Parse("127.0.0.1:0")},
-                           {*ListenAddress::Parse("127.0.0.1:0")})
-                  .ok());
-  uint16_t implicit_port = server_->bound_implicit()[0].port;
-  port_ = server_->bound()[0].port;
+  uint16_t implicit_port = 0;
+  ASSERT_NO_FATAL_FAILURE(StartTls(limits, &implicit_port));
   std::string auth;
   int64_t explicit_ms = -1, implicit_ms = -1;
   auto ms_since = [](std::chrono::steady_clock::time_point t) {
@@ -654,20 +660,10 @@ TEST_F(FtpServerTest, ATlsHandshakeThatNeverComesIsClosedAtTheLoginTimeout) {
 // A silent implicit-FTPS connection holds the only handshake slot: a session's AUTH TLS gets its
 // 234 at once, but its handshake waits, unread, until the silent one goes; then it carries on.
 TEST_F(FtpServerTest, ATlsHandshakeWaitsForASlot) {
-  auto ctx = tls::TlsContext::Create(TlsConfig{}, dir_.path());
-  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
   FtpLimits limits;
   limits.max_handshakes = 1;
-  limits.passive_port_min = FreePort();
-  limits.passive_port_max = limits.passive_port_min;
-  server_ = std::make_unique<FtpServer>(loop_.get(), files_.get(), uploads_.get(), limits);
-  server_->SetTls(*ctx);
-  ASSERT_TRUE(server_
-                  ->Listen({*ListenAddress::Parse("127.0.0.1:0")},
-                           {*ListenAddress::Parse("127.0.0.1:0")})
-                  .ok());
-  uint16_t implicit_port = server_->bound_implicit()[0].port;
-  port_ = server_->bound()[0].port;
+  uint16_t implicit_port = 0;
+  ASSERT_NO_FATAL_FAILURE(StartTls(limits, &implicit_port));
   std::string auth, noop;
   int64_t handshake_ms = -1;
   RunClient([&] {
