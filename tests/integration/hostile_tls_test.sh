@@ -24,11 +24,7 @@ source "$(dirname "$0")/lib.sh"
 SITERELAY=$(realpath "$SITERELAY")
 FLOOD=${CONN_FLOOD:-$(dirname "$SITERELAY")/tests/conn_flood}
 TLS_FLOOD=${TLS_FLOOD:-$(dirname "$SITERELAY")/tests/tls_flood}
-if sanitizer_build; then
-  # ASan keeps what is freed in a quarantine (256 MiB by default) before reusing it: the floods
-  # below free a great deal, which would count against the limit as the relay's own memory.
-  export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=16"
-fi
+limit_asan_quarantine
 cd "$WORK" || exit 1
 for tool in "$FLOOD" "$TLS_FLOOD"; do
   [[ -x $tool ]] || { echo "FAIL: $tool not built" >&2; exit 1; }

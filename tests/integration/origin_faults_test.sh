@@ -29,6 +29,7 @@ if [[ ! -x $FLEET ]]; then
   exit 1
 fi
 
+limit_asan_quarantine  # two storms free a great deal
 PHONES=200
 FAULTS=reset=10,error=10,stall=6,short=6
 ORIGIN_PORT=$(pick_port)
