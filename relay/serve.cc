@@ -243,6 +243,7 @@ class Relay {
     if (!f.ok()) SR_LOG(kWarning) << "cache: " << f.ToString();
     (void)FileSystem::Default()->Unlink(config_.data_dir + "/admin-url");
     SR_LOG(kInfo) << "siterelay stopped";
+    FlushLog();
     return 0;
   }
 
@@ -589,6 +590,10 @@ class Relay {
         },
         kAccessFlushMs, kAccessFlushMs);
     uv_unref(reinterpret_cast<uv_handle_t*>(&flush_timer_));
+    uv_timer_init(loop_.get(), &log_timer_);  // the access lines gathered (relay/base/log.h)
+    uv_timer_start(&log_timer_, [](uv_timer_t*) noexcept { FlushLog(); }, kAccessLogFlushMs,
+                   kAccessLogFlushMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&log_timer_));
     uv_timer_init(loop_.get(), &devices_timer_);
     devices_timer_.data = this;
     uv_timer_start(
@@ -789,6 +794,7 @@ class Relay {
       uv_close(reinterpret_cast<uv_handle_t*>(sig), nullptr);
     }
     uv_close(reinterpret_cast<uv_handle_t*>(&flush_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&log_timer_), nullptr);
     if (grace_started_) uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), nullptr);
     if (watchdog_started_) uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_timer_), nullptr);
   }
@@ -818,6 +824,7 @@ class Relay {
   std::unique_ptr<ftp::FtpServer> ftp_;
   uv_signal_t sigterm_{}, sigint_{}, sighup_{};
   uv_timer_t flush_timer_{}, grace_timer_{}, devices_timer_{}, history_timer_{}, watchdog_timer_{};
+  uv_timer_t log_timer_{};
   bool watchdog_started_ = false;
   admin::TrafficHistory history_;
   bool grace_started_ = false;

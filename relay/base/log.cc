@@ -44,6 +44,28 @@ bool EndsUrl(char c) {
          c == '>';
 }
 
+void WriteStderr(std::string_view text) {
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(STDERR_FILENO, text.data() + off, text.size() - off);
+    if (n <= 0) break;  // Nowhere else to report a failing stderr.
+    off += static_cast<size_t>(n);
+  }
+}
+
+// Access lines not written yet (log.h); under g_sink_mu. Never destroyed, like the budgets.
+std::string& PendingAccessLines() {
+  static auto* pending = new std::string;
+  return *pending;
+}
+
+void WritePending() {
+  std::string& pending = PendingAccessLines();
+  if (pending.empty()) return;
+  WriteStderr(pending);
+  pending.clear();
+}
+
 // The budget of one SR_LOG site (see log.h).
 struct SiteBudget {
   double tokens = kLogBurst;
@@ -157,7 +179,8 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line, bool budgeted
     : level_(level),
       file_(file),
       line_(line),
-      budgeted_(budgeted && level != LogLevel::kDebug && level != LogLevel::kError) {}
+      budgeted_(budgeted && level != LogLevel::kDebug && level != LogLevel::kError),
+      access_(!budgeted) {}
 
 LogMessage::~LogMessage() {
   std::string left_out;
@@ -196,12 +219,19 @@ LogMessage::~LogMessage() {
     Sink()(std::string_view(line).substr(0, line.size() - 1));
     return;
   }
-  size_t off = 0;
-  while (off < line.size()) {
-    ssize_t n = ::write(STDERR_FILENO, line.data() + off, line.size() - off);
-    if (n <= 0) break;  // Nowhere else to report a failing stderr.
-    off += static_cast<size_t>(n);
+  std::string& pending = PendingAccessLines();
+  if (access_) {
+    pending.append(line);
+    if (pending.size() >= kAccessLogFlushBytes) WritePending();
+    return;
   }
+  WritePending();  // the lines before this one go first
+  WriteStderr(line);
+}
+
+void FlushLog() {
+  std::lock_guard<std::mutex> lock(g_sink_mu);
+  WritePending();
 }
 
 }  // namespace siterelay

@@ -32,6 +32,7 @@ curl -s --max-time 60 -o curl.ld "$url/3111-44500-001.sip.ld"
 same curl.ld tree/3111-44500-001.sip.ld "curl default options"
 curl -s --max-time 60 --tftp-blksize 1468 -o curl1468.ld "$url/3111-44500-001.sip.ld"
 same curl1468.ld tree/3111-44500-001.sip.ld "curl blksize 1468"
+sleep 0.3  # access lines are written every 100 ms (relay/base/log.h)
 expect_contains "blksize 1468 was negotiated" "blksize=1468" \
   "$(grep 'tftp RRQ 3111-44500-001.sip.ld done' serve.log | tail -n 1)"
 curl -s --max-time 60 --tftp-blksize 9000 -o curl9000.ld "$url/3111-44500-001.sip.ld"

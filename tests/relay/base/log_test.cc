@@ -1,6 +1,11 @@
 #include "relay/base/log.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include <string>
 #include <vector>
@@ -121,6 +126,42 @@ TEST_F(LogBudgetTest, AccessDebugAndErrorLinesAreNeverLeftOut) {
   for (int i = 0; i < 3 * kLogBurst; ++i) SR_LOG(kDebug) << "detail " << i;
   for (int i = 0; i < 3 * kLogBurst; ++i) SR_LOG(kError) << "failure " << i;
   EXPECT_EQ(log.lines.size(), static_cast<size_t>(9 * kLogBurst));
+}
+
+// Access lines to stderr are gathered and written together: held back until another line (which
+// they go ahead of, in order), kAccessLogFlushBytes, or FlushLog().
+TEST(LogTest, AccessLinesAreWrittenTogetherAndInOrder) {
+  char path[] = "/tmp/siterelay-log-test-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  int saved = ::dup(STDERR_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+  auto written = [&] { return static_cast<long>(::lseek(fd, 0, SEEK_END)); };
+  SR_ACCESS_LOG(kInfo) << "GET /a 200";
+  SR_ACCESS_LOG(kInfo) << "GET /b 200";
+  long held = written();
+  SR_LOG(kWarning) << "something else";
+  long after_other = written();
+  SR_ACCESS_LOG(kInfo) << "GET /c 200";
+  long held_again = written();
+  FlushLog();
+  long flushed = written();
+  ::dup2(saved, STDERR_FILENO);
+  ::close(saved);
+  ::close(fd);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ::unlink(path);
+  EXPECT_EQ(held, 0) << "access lines written one by one";
+  EXPECT_GT(after_other, 0);
+  EXPECT_EQ(held_again, after_other);
+  EXPECT_GT(flushed, held_again);
+  size_t a = text.find("GET /a"), b = text.find("GET /b"), other = text.find("something else"),
+         c = text.find("GET /c");
+  ASSERT_NE(c, std::string::npos) << text;
+  EXPECT_LT(a, b);
+  EXPECT_LT(b, other);
+  EXPECT_LT(other, c);
 }
 
 TEST(LogTest, ParsesLevels) {
