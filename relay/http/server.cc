@@ -91,10 +91,10 @@ class Connection {
     std::shared_ptr<tls::TlsContext> ctx = server_->tls_;
     if (ctx == nullptr || !sock_.EnableTls(*ctx)) {  // HTTPS turned off meanwhile (SIGHUP)
       tls_failed_ = true;
-      if (started_) Close();  // else Start() fails
+      if (open_handles_ > 0) Close();  // else Start() fails
       return;
     }
-    if (started_) UpdatePoll();
+    if (open_handles_ > 0) UpdatePoll();  // Start() polls once it runs
   }
 
   // The handshake is over, whichever way: its slot goes back.
@@ -111,7 +111,6 @@ class Connection {
     rc = uv_timer_init(server_->loop_, &timer_);
     if (rc != 0) return UvError("uv_timer_init", rc);
     ++open_handles_;
-    started_ = true;
     if (tls_failed_) return Status::Unavailable("TLS: " + sock_.error());
     // A TLS client sends its ClientHello as soon as it connects: the handshake gets the header
     // timeout, counted from the connection and not reset by each byte, so silent or half-sent
@@ -620,7 +619,6 @@ class Connection {
   bool handshaking_ = false;  // TLS, handshake not done yet: the header timeout is running
   bool slot_wait_ = false;    // TLS, waiting for a handshake slot (ServerLimits::max_handshakes)
   tls::HandshakeSlots::Ticket slot_ticket_;
-  bool started_ = false;     // Start() ran: the handles exist
   bool tls_failed_ = false;
   std::string in_;
   std::string out_;

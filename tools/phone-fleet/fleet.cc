@@ -286,10 +286,12 @@ void Fleet::StepDone(Phone* p, CURLcode code) {
     if (it != options_.expect.end()) {
       if (sr.down != it->second.first) {
         sr.ok = false;
+        ++r.corrupt;
         error = "GET /" + path + ": " + std::to_string(sr.down) + " bytes, expected " +
                 std::to_string(it->second.first);
       } else if (p->sha && it->second.second && p->sha->Finish() != *it->second.second) {
         sr.ok = false;
+        ++r.corrupt;
         error = "GET /" + path + ": sha256 differs from the origin's";
       }
     }

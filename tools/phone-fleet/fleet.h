@@ -75,6 +75,7 @@ struct PhoneResult {
   double end_ms = 0;       // from the common start
   std::vector<StepResult> steps;
   std::vector<std::string> errors;
+  uint64_t corrupt = 0;  // GETs answered whole (200, curl OK) with the wrong size or sha256
   uint64_t down = 0, up = 0;
 };
 

@@ -120,9 +120,8 @@ json BuildReport(const std::vector<PhoneSpec>& phones, const std::vector<PhoneRe
   uint64_t corrupt = 0;
   std::map<std::string, uint64_t> error_kinds;
   for (const PhoneResult& r : results) {
+    corrupt += r.corrupt;
     for (const std::string& e : r.errors) {
-      corrupt += e.find(" bytes, expected ") != std::string::npos ||
-                 e.find(": sha256 differs") != std::string::npos;
       if (error_kinds.size() < 1000 || error_kinds.contains(e)) ++error_kinds[e];
     }
   }
