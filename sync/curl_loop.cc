@@ -206,7 +206,7 @@ void CurlLoop::ReapDone() {
   }
 }
 
-void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buffer_bytes) {
+void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error) {
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https,file");
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);  // CDNs redirect to a nearby node
@@ -222,7 +222,7 @@ void ConfigureEasy(CURL* h, const Upstream& up, bool auth, char* error, long buf
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, kConnectTimeoutSeconds);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, kStallSeconds);
-  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, buffer_bytes);
+  curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kReceiveBufferBytes);
   if (auth && !up.user.empty()) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(h, CURLOPT_USERNAME, up.user.c_str());

@@ -270,8 +270,7 @@ void Fetcher::FetchObject(const std::string& path, const Digest& expected,
 
 void Fetcher::Configure(Transfer* t) {
   CURL* h = t->easy;
-  ConfigureEasy(h, origins_.upstreams()[t->upstream], /*auth=*/true, t->error,
-                limiter_.BufferBytes());
+  ConfigureEasy(h, origins_.upstreams()[t->upstream], /*auth=*/true, t->error);
   curl_easy_setopt(h, CURLOPT_URL, t->url.c_str());
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Fetcher::OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, t);
@@ -707,8 +706,7 @@ void Fetcher::FetchDocument(const std::string& url, size_t max_bytes,
     return;
   }
   const Upstream& up = origins_.upstreams()[0];
-  ConfigureEasy(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url), d->error,
-                limiter_.BufferBytes());
+  ConfigureEasy(d->easy, up, /*auth=*/SiteOf(url) == SiteOf(up.url), d->error);
   curl_easy_setopt(d->easy, CURLOPT_URL, d->url.c_str());
   curl_easy_setopt(d->easy, CURLOPT_WRITEDATA, d);
   curl_easy_setopt(

@@ -15,16 +15,6 @@ RateLimiter::RateLimiter(uv_loop_t* loop, uint64_t rate)
   last_ms_ = uv_now(loop_);
 }
 
-long RateLimiter::BufferBytes() const {
-  // One per origin transfer on the wire, up to kMaxOriginConnections of them: in a boot storm
-  // 96 x 256 KiB was a quarter of the relay's peak heap (heaptrack), for no speed a 1 Gbit/s
-  // origin needs (libcurl's own default is 16 KiB).
-  constexpr long kMax = 64 * 1024;
-  constexpr long kMin = 16 * 1024;  // libcurl's default; smaller costs CPU for nothing
-  if (rate_ == 0) return kMax;
-  return std::clamp(static_cast<long>(rate_ / 8), kMin, kMax);
-}
-
 void RateLimiter::Refill() {
   uint64_t now = uv_now(loop_);
   if (now > last_ms_) {

@@ -30,8 +30,6 @@ class RateLimiter {
   RateLimiter(uv_loop_t* loop, uint64_t rate);
 
   uint64_t rate() const { return rate_; }
-  // The curl buffer size that keeps one chunk's debt under 1/8 s of the budget.
-  long BufferBytes() const;
 
   // May a transfer take `n` bytes now? True: they are counted. False: pause, and Wait().
   bool Take(uint64_t n, bool background);

@@ -69,7 +69,7 @@ void Sender::Start(Request* r) {
     return;
   }
   CURL* h = r->easy;
-  ConfigureEasy(h, r->upstream, /*auth=*/true, r->error, limiter_->BufferBytes());
+  ConfigureEasy(h, r->upstream, /*auth=*/true, r->error);
   curl_easy_setopt(h, CURLOPT_URL, r->request.url.c_str());
   curl_easy_setopt(h, CURLOPT_TIMEOUT, kRequestTimeoutSeconds);
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r->request.method.c_str());

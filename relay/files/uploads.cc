@@ -80,7 +80,9 @@ Result<UploadResult> AppendNewBytes(FileSystem* fs, const std::string& spool,
 
   uint64_t common = std::min(up_size, stored);
   bool same_prefix = true;
-  std::vector<uint8_t> a(kCompareChunk), b(kCompareChunk);
+  // Sized to the bytes at hand: a boot log's append should not map 128 KiB.
+  std::vector<uint8_t> a(std::min<uint64_t>(kCompareChunk, up_size));
+  std::vector<uint8_t> b(std::min<uint64_t>(kCompareChunk, common));
   for (uint64_t off = 0; off < common && same_prefix; off += kCompareChunk) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(kCompareChunk, common - off));
     SR_RETURN_IF_ERROR(in.ReadAt({a.data(), n}, off));
@@ -154,10 +156,15 @@ Status UploadSink::Write(std::string_view data) {
   return Status::Ok();
 }
 
+bool UploadSink::WantsMore() {
+  return chunks_.size() < kMaxQueuedChunks && owner_->Admit(this);
+}
+
 void UploadSink::Fail(Status s) {
   if (error_.ok()) error_ = std::move(s);
   chunks_.clear();
   current_.clear();
+  Recharge();
 }
 
 void UploadSink::Finish(std::function<void(Result<UploadResult>)> done) {
@@ -173,9 +180,24 @@ void UploadSink::Abort() {
   on_wants_more_ = nullptr;
   done_ = nullptr;
   chunks_.clear();
+  current_.clear();
+  current_.shrink_to_fit();  // the sink itself may live on in a pool job's hands
+  Recharge();
+}
+
+void UploadSink::Recharge() {
+  size_t held = current_.size() + pool_bytes_ + filing_bytes_;
+  for (const std::string& c : chunks_) held += c.size();
+  owner_->Charge(charged_, held);
+  charged_ = held;
 }
 
 void UploadSink::Pump() {
+  PumpOnce();
+  Recharge();
+}
+
+void UploadSink::PumpOnce() {
   if (job_in_flight_ || aborted_) return;
   // A log that came in one piece is appended from memory (the header says why), unless it must
   // wait for another upload of the same log: waiting bodies stay on disk, not in memory.
@@ -184,6 +206,7 @@ void UploadSink::Pump() {
     LogBody body;
     if (!chunks_.empty()) body.bytes = std::move(chunks_.front());
     chunks_.clear();
+    filing_bytes_ = body.bytes.size();
     sealing_ = true;  // filed from here on
     owner_->FileLog(shared_from_this(), std::move(body));
     return;
@@ -194,6 +217,7 @@ void UploadSink::Pump() {
     auto self = shared_from_this();  // alive until the pool job has reported back
     auto chunk = std::make_shared<std::string>(std::move(chunks_.front()));
     chunks_.pop_front();
+    pool_bytes_ = chunk->size();
     auto status = std::make_shared<Status>();
     cache::ObjectStore* store = &owner_->cache_->store();
     Status q = QueueWork(
@@ -212,12 +236,15 @@ void UploadSink::Pump() {
         },
         [self, status] {
           self->job_in_flight_ = false;
+          self->pool_bytes_ = 0;
+          self->Recharge();
           if (!status->ok()) self->Fail(*status);
           if (self->WantsMore() && self->on_wants_more_) self->on_wants_more_();
           self->Pump();
         });
     if (!q.ok()) {
       job_in_flight_ = false;
+      pool_bytes_ = 0;
       Fail(q);
     } else {
       return;
@@ -290,7 +317,7 @@ std::string SpoolPath(const std::string& data_dir, const UploadName& log) {
 }
 
 Uploads::Uploads(uv_loop_t* loop, cache::Cache* cache, Clock* clock)
-    : loop_(loop), cache_(cache), clock_(clock) {
+    : loop_(loop), cache_(cache), clock_(clock), wake_(loop) {
   Status s = cache->store().fs()->MakeDirs(cache->store().data_dir() + "/spool");
   if (!s.ok()) SR_LOG(kError) << "uploads: " << s.ToString();
 }
@@ -342,9 +369,14 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
   std::string spool = SpoolPath(cache_->store().data_dir(), sink->name_);
   auto run = [this, sink, body = std::make_shared<LogBody>(std::move(body)), spool]() mutable {
     FileSystem* fs = cache_->store().fs();
+    auto filed = [this, sink, spool] {
+      sink->filing_bytes_ = 0;  // the body's memory goes with the last of these closures
+      sink->Recharge();
+      LogFiled(spool);
+    };
     if (sink->aborted_) {  // gone while it waited its turn: no one to acknowledge it to
       if (!body->tmp_path.empty()) (void)fs->Unlink(body->tmp_path);
-      LogFiled(spool);
+      filed();
       return;
     }
     auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
@@ -354,13 +386,13 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
           *result = AppendNewBytes(fs, spool, *body);
           if (!body->tmp_path.empty()) (void)fs->Unlink(body->tmp_path);
         },
-        [this, sink, result, spool] {
-          LogFiled(spool);
+        [this, sink, result, filed] {
+          filed();
           if (result->ok() && on_filed_) on_filed_(sink->path_, sink->name_, (*result)->new_bytes);
           sink->Complete(*result);
         });
     if (!q.ok()) {
-      LogFiled(spool);
+      filed();
       sink->Complete(q);
     }
   };
@@ -374,6 +406,37 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
 
 bool Uploads::LogBusy(const UploadName& log) const {
   return busy_logs_.contains(SpoolPath(cache_->store().data_dir(), log));
+}
+
+bool Uploads::Admit(UploadSink* sink) {
+  // An upload under way goes on to its end (its own share is bounded by kChunkBytes and
+  // kMaxQueuedChunks), so what is held always drains; new ones wait.
+  if (held_ < kMemoryBytes || sink->charged_ > 0) return true;
+  if (!sink->waiting_budget_) {
+    sink->waiting_budget_ = true;
+    waiters_.push_back(sink->weak_from_this());
+  }
+  return false;
+}
+
+void Uploads::Charge(size_t from, size_t to) {
+  held_ = held_ - from + to;
+  // Woken from the loop, not from inside whatever released the bytes (a sink mid-Pump).
+  if (held_ < kMemoryBytes && !waiters_.empty() && !wake_.active()) {
+    wake_.Start(0, [this] { WakeWaiters(); });
+  }
+}
+
+void Uploads::WakeWaiters() {
+  // In the order they were refused; one that finds the budget spent again goes back on the list.
+  std::deque<std::weak_ptr<UploadSink>> waiters;
+  waiters.swap(waiters_);
+  for (const auto& w : waiters) {
+    std::shared_ptr<UploadSink> sink = w.lock();
+    if (!sink) continue;
+    sink->waiting_budget_ = false;
+    if (!sink->aborted_ && sink->on_wants_more_) sink->on_wants_more_();
+  }
 }
 
 void Uploads::LogFiled(const std::string& spool) {

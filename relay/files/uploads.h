@@ -2,7 +2,10 @@
 //
 // An UploadSink receives one upload's body in pieces on the loop thread and writes it, in order,
 // into a blob in tmp/ on the libuv thread pool (at most kMaxQueuedChunks pieces waiting, so a
-// fast sender is slowed to the disk's pace instead of filling memory). Finish() then files it:
+// fast sender is slowed to the disk's pace instead of filling memory). What all uploads hold in
+// memory is under one budget, Uploads::kMemoryBytes: past it, an upload that holds nothing yet
+// takes nothing (its bytes wait in the kernel's socket buffer) until the uploads under way have
+// reached the disk. Finish() then files it:
 //   settings (<mac>-phone.cfg, ...): the blob becomes an object (fsync, rename) and the path's
 //     entry is published with source=upload and forwarded=false, so it is served back at once and
 //     never evicted before the origin has it;
@@ -31,6 +34,7 @@
 #include "cache/cache.h"
 #include "relay/base/clock.h"
 #include "relay/base/status.h"
+#include "relay/base/uv.h"
 #include "relay/files/phone.h"
 
 namespace siterelay::files {
@@ -64,17 +68,24 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
   // past uploads.max_bytes. A piece the disk refuses is the relay's failure, reported by
   // Finish() once the body is in (the pieces after it are dropped).
   Status Write(std::string_view data);
-  // False while enough is queued for the pool; `cb` runs when that changes.
-  bool WantsMore() const { return chunks_.size() < kMaxQueuedChunks; }
+  // False while enough is queued for the pool: this upload's pieces, or, for an upload that
+  // holds nothing yet, all uploads' bytes (the budget). `cb` runs when that changes.
+  bool WantsMore();
   void OnWantsMore(std::function<void()> cb) { on_wants_more_ = std::move(cb); }
   void Finish(std::function<void(Result<UploadResult>)> done);
   // The connection went away: nothing will be filed, and no callback runs any more.
   void Abort();
 
+  size_t filing_bytes_for_test() const { return filing_bytes_; }
+
  private:
   friend class Uploads;
 
   void Pump();
+  void PumpOnce();
+  // Tells the owner's budget what this upload holds now: the piece being filled, pieces queued,
+  // the one on the pool, a log body being appended from memory.
+  void Recharge();
   void Seal();
   void Fail(Status s);
   // Hands the result to Finish()'s callback, once, unless aborted.
@@ -93,6 +104,10 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
   bool finishing_ = false;
   bool sealing_ = false;
   bool aborted_ = false;
+  bool waiting_budget_ = false;  // on the owner's list, to be woken when the budget frees
+  size_t pool_bytes_ = 0;        // the piece being written on the pool
+  size_t filing_bytes_ = 0;      // the log body being appended from memory
+  size_t charged_ = 0;           // what the owner's budget counts for this upload
   Status error_;
   std::function<void()> on_wants_more_;
   std::function<void(Result<UploadResult>)> done_;
@@ -100,6 +115,11 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
 
 class Uploads {
  public:
+  // Upload bytes held in memory between the sockets and the disk, across all uploads (see the
+  // header). A boot storm's 1,000 logs held 16 MiB of the relay's 60 MiB peak without it; the
+  // pool's four threads have work queued at a quarter of it.
+  static constexpr size_t kMemoryBytes = 4 << 20;
+
   Uploads(uv_loop_t* loop, cache::Cache* cache, Clock* clock);
 
   // A sink for an upload to catalog path `path` whose last segment classified as `name`.
@@ -111,6 +131,9 @@ class Uploads {
       std::function<void(const std::string& path, const UploadName& name, uint64_t new_bytes)>;
   void OnFiled(FiledCallback cb) { on_filed_ = std::move(cb); }
 
+  // Bytes held under kMemoryBytes now.
+  size_t held_bytes() const { return held_; }
+
  private:
   friend class UploadSink;
   void FileSettings(std::shared_ptr<UploadSink> sink, cache::SealedBlob blob);
@@ -118,6 +141,11 @@ class Uploads {
   void LogFiled(const std::string& spool);
   // An upload of this log is being appended now.
   bool LogBusy(const UploadName& log) const;
+  // Whether the budget lets `sink` take more; if not, `sink` is woken when it does.
+  bool Admit(UploadSink* sink);
+  // An upload's charge moves from `from` bytes to `to`.
+  void Charge(size_t from, size_t to);
+  void WakeWaiters();
 
   uv_loop_t* loop_;
   cache::Cache* cache_;
@@ -125,6 +153,9 @@ class Uploads {
   // Logs being appended to, with the uploads of the same log waiting their turn.
   std::map<std::string, std::deque<std::function<void()>>> busy_logs_;
   FiledCallback on_filed_;
+  size_t held_ = 0;
+  std::deque<std::weak_ptr<UploadSink>> waiters_;  // refused by the budget, in order
+  Timer wake_;
 };
 
 }  // namespace siterelay::files

@@ -202,6 +202,12 @@ class Connection {
   }
 
   void OnReadable() {
+    // An upload the budget refused since this turn's events were gathered: its bytes wait in
+    // the socket until the sink asks for them (files::Uploads::kMemoryBytes).
+    if (reading_body_ && !sink_->WantsMore()) {
+      UpdatePoll();
+      return;
+    }
     std::string plain;
     net::StreamSocket::Io io = sock_.Receive(&plain);
     if (io == net::StreamSocket::Io::kError) {
@@ -416,6 +422,9 @@ class Connection {
   void BodyComplete() {
     reading_body_ = false;
     awaiting_ = true;
+    // The body is the sink's now; while it is made durable (behind a storm's other uploads on
+    // the pool), the connection need not keep what the body grew its buffer to.
+    if (in_.empty()) in_.shrink_to_fit();
     std::weak_ptr<bool> alive = alive_;
     sink_->Finish([this, alive](Response resp) {
       if (alive.expired() || !*alive.lock()) return;

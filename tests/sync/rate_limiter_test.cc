@@ -63,12 +63,5 @@ TEST(RateLimiterTest, PromotedWaiterNoLongerWaitsForTheForeground) {
   r.Cancel(&resumed);  // after the wake-up: nothing left to cancel, and no harm
 }
 
-TEST(RateLimiterTest, BufferShrinksWithTheRate) {
-  Loop loop;
-  EXPECT_EQ(RateLimiter(loop.get(), 0).BufferBytes(), 64 * 1024);
-  EXPECT_EQ(RateLimiter(loop.get(), 400'000).BufferBytes(), 50'000);
-  EXPECT_EQ(RateLimiter(loop.get(), 1000).BufferBytes(), 16 * 1024);
-}
-
 }  // namespace
 }  // namespace siterelay::sync

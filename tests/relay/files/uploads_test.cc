@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <vector>
 
 #include "relay/base/uv.h"
 #include "relay/files/path.h"
@@ -253,6 +255,66 @@ TEST_F(UploadsTest, ALongerLogIsStagedWithoutASync) {
   EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
   ASSERT_TRUE(Upload("0004f282e824-phone.cfg", "<PHONE_CONFIG/>").ok());
   EXPECT_GE(fs_.calls(Op::kFsync), 2) << "a settings upload's blob is synced";
+}
+
+// What uploads hold in memory is under one budget: past it, an upload that holds nothing yet is
+// refused bytes (they wait in its socket) and woken once the pool catches up; the uploads under
+// way go on, so what is held drains.
+TEST_F(UploadsTest, TheMemoryBudgetHoldsUploadsBackUntilThePoolCatchesUp) {
+  std::string piece(UploadSink::kChunkBytes, 'p');
+  std::vector<std::shared_ptr<UploadSink>> sinks;
+  char mac[16];
+  // Each full piece goes to the pool at once; its completion reaches the loop only when it runs.
+  for (size_t i = 0; uploads_->held_bytes() < Uploads::kMemoryBytes; ++i) {
+    std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
+    std::string path = std::string(mac) + "-phone.cfg";
+    sinks.push_back(uploads_->Begin(path, ClassifyUpload(path), 1 << 20));
+    ASSERT_TRUE(sinks.back()->WantsMore()) << "under the budget, sink " << i;
+    ASSERT_TRUE(sinks.back()->Write(piece).ok());
+  }
+  EXPECT_EQ(uploads_->held_bytes(), sinks.size() * UploadSink::kChunkBytes);
+  auto late = uploads_->Begin("0004f2ffffff-boot.log", ClassifyUpload("0004f2ffffff-boot.log"),
+                              1 << 20);
+  bool woken = false;
+  late->OnWantsMore([&] { woken = true; });
+  EXPECT_FALSE(late->WantsMore());
+  EXPECT_TRUE(sinks.front()->WantsMore()) << "an upload under way goes on";
+  while (!woken) ASSERT_GT(uv_run(loop_.get(), UV_RUN_ONCE), 0) << "never woken";
+  EXPECT_LT(uploads_->held_bytes(), Uploads::kMemoryBytes);
+  EXPECT_TRUE(late->WantsMore());
+
+  // Everyone finishes; a log appended from memory is held until it is in the spool.
+  int filed = 0;
+  ASSERT_TRUE(late->Write("boot line\n").ok());
+  late->Finish([&](Result<UploadResult> r) {
+    EXPECT_TRUE(r.ok());
+    ++filed;
+  });
+  EXPECT_EQ(late->filing_bytes_for_test(), 10u);
+  for (auto& sink : sinks) {
+    sink->Finish([&](Result<UploadResult> r) {
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+      ++filed;
+    });
+  }
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(filed, static_cast<int>(sinks.size()) + 1);
+  EXPECT_EQ(uploads_->held_bytes(), 0u);
+  EXPECT_EQ(Spool("0004f2ffffff", "boot"), "boot line\n");
+}
+
+// An upload that goes away gives its share of the budget back.
+TEST_F(UploadsTest, AnAbortedUploadGivesItsBudgetBack) {
+  auto sink = uploads_->Begin("0004f282e824-phone.cfg", ClassifyUpload("0004f282e824-phone.cfg"),
+                              1 << 20);
+  ASSERT_TRUE(sink->Write(std::string(3 * UploadSink::kChunkBytes, 'x')).ok());
+  ASSERT_TRUE(sink->Write("tail").ok());
+  EXPECT_EQ(uploads_->held_bytes(), 3 * UploadSink::kChunkBytes + 4)
+      << "one on the pool, two queued, a piece begun";
+  sink->Abort();
+  EXPECT_EQ(uploads_->held_bytes(), UploadSink::kChunkBytes) << "the one on the pool, until done";
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(uploads_->held_bytes(), 0u);
 }
 
 }  // namespace
