@@ -332,20 +332,50 @@ void Cache::Touch(const Digest& d) {
   pending_access_[d] = now;
 }
 
-Result<ScopedFd> Cache::OpenObject(const Digest& d) {
+Result<Cache::OpenObjectSlot*> Cache::OpenSlot(const Digest& d) {
   auto it = open_objects_.find(d);
   if (it == open_objects_.end()) {
     SR_ASSIGN_OR_RETURN(int raw, store_->fs()->Open(store_->PathOf(d), O_RDONLY | O_CLOEXEC, 0));
     if (open_objects_.size() >= kOpenObjects) ForgetOpenObject(open_lru_.back());
     open_lru_.push_front(d);
-    it = open_objects_.emplace(d, OpenObjectSlot{ScopedFd(store_->fs(), raw), open_lru_.begin()})
-             .first;
+    OpenObjectSlot slot;
+    slot.fd = ScopedFd(store_->fs(), raw);
+    slot.lru = open_lru_.begin();
+    it = open_objects_.emplace(d, std::move(slot)).first;
   } else {
     open_lru_.splice(open_lru_.begin(), open_lru_, it->second.lru);
   }
-  int dup = ::fcntl(it->second.fd.get(), F_DUPFD_CLOEXEC, 0);
+  return &it->second;
+}
+
+Result<ScopedFd> Cache::OpenObject(const Digest& d) {
+  SR_ASSIGN_OR_RETURN(OpenObjectSlot * slot, OpenSlot(d));
+  int dup = ::fcntl(slot->fd.get(), F_DUPFD_CLOEXEC, 0);
   if (dup < 0) return PosixError("dup of object " + d.Hex(), errno);
   return ScopedFd(FileSystem::Default(), dup);
+}
+
+Result<std::shared_ptr<const std::string>> Cache::SmallObject(const Digest& d) {
+  SR_ASSIGN_OR_RETURN(OpenObjectSlot * slot, OpenSlot(d));
+  if (slot->sized) return slot->bytes;
+  struct stat st;
+  if (::fstat(slot->fd.get(), &st) != 0) return PosixError("fstat object " + d.Hex(), errno);
+  if (static_cast<uint64_t>(st.st_size) <= kSmallObjectBytes) {
+    auto bytes = std::make_shared<std::string>(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < bytes->size()) {  // at offsets: the dups handed out share the file offset
+      ssize_t n = ::pread(slot->fd.get(), bytes->data() + got, bytes->size() - got,
+                          static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return PosixError("read object " + d.Hex(), errno);
+      if (n == 0) break;  // shorter than it was a moment ago: the caller's size check says so
+      got += static_cast<size_t>(n);
+    }
+    bytes->resize(got);
+    slot->bytes = std::move(bytes);
+  }
+  slot->sized = true;
+  return slot->bytes;
 }
 
 void Cache::ForgetOpenObject(const Digest& d) {

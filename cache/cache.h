@@ -125,6 +125,11 @@ class Cache {
   // evicted or quarantined is forgotten first, so its disk space goes with it.
   static constexpr size_t kOpenObjects = 64;
   Result<ScopedFd> OpenObject(const Digest& d);
+  // A small object's bytes (kSmallObjectBytes or less), read once and kept with its open file
+  // while it is one of the kOpenObjects: an HTTP answer from memory is one send(2), with no fd
+  // to dup, stat and close per request. nullptr for a larger object. At most 1 MiB in all.
+  static constexpr uint64_t kSmallObjectBytes = 16 * 1024;
+  Result<std::shared_ptr<const std::string>> SmallObject(const Digest& d);
   Status FlushAccess();
 
   // Re-hashes every object. A mismatch is quarantined and its entries dropped.
@@ -181,7 +186,11 @@ class Cache {
   struct OpenObjectSlot {
     ScopedFd fd;
     std::list<Digest>::iterator lru;
+    bool sized = false;  // SmallObject() has looked: `bytes` is set when it is small
+    std::shared_ptr<const std::string> bytes;
   };
+  // The slot of object `d`, opened if it was not, now the most recently served.
+  Result<OpenObjectSlot*> OpenSlot(const Digest& d);
   std::unordered_map<Digest, OpenObjectSlot, DigestHash> open_objects_;
   std::list<Digest> open_lru_;  // most recently served first
   uint64_t object_bytes_ = 0;

@@ -192,16 +192,17 @@ Result<std::string> FileService::Resolve(const Account& account, std::string_vie
   return JoinRoot(account.root, normal);
 }
 
-void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done) {
+void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done,
+                       SmallFiles small) {
   if (ClassifyUpload(BaseName(path)).kind == UploadName::kLog || fetcher_ == nullptr ||
       !fetcher_->enabled()) {
-    done(OpenCached(path));
+    done(OpenCached(path, small));
     return;
   }
   // Local content (uploads, imports, manifest sets) and fresh pull-through copies are served as
   // they are; a miss or a stale copy goes to the origin (CONTRACT.md "Reads").
   if (ServedAsCached(cache_->Lookup(path))) {
-    done(OpenCached(path));
+    done(OpenCached(path, small));
     return;
   }
   if (fetcher_->KnownMissing(path)) {
@@ -210,7 +211,7 @@ void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done) 
   }
   std::string p(path);
   sync::Want want = mode == ReadMode::kStream ? sync::Want::kBody : sync::Want::kComplete;
-  fetcher_->Fetch(p, want, [this, p, done = std::move(done)](sync::FetchOutcome o) {
+  fetcher_->Fetch(p, want, [this, p, small, done = std::move(done)](sync::FetchOutcome o) {
     if (o.status.ok() && o.body) {
       auto fd = o.body->Dup();
       if (!fd.ok()) {
@@ -227,17 +228,18 @@ void FileService::Open(std::string_view path, ReadMode mode, OpenCallback done) 
       f.path = p;
       done(std::move(f));
     } else if (o.status.ok()) {
-      done(OpenCached(p));  // revalidated, or complete and published
+      done(OpenCached(p, small));  // revalidated, or complete and published
     } else if (o.status.Is(StatusCode::kNotFound)) {
       done(o.status);  // the origin is the authority on what exists
     } else {
-      done(OpenAfterFailure(p, o.status));
+      done(OpenAfterFailure(p, o.status, small));
     }
   });
 }
 
-Result<OpenFile> FileService::OpenAfterFailure(std::string_view path, const Status& why) {
-  auto f = OpenCached(path);
+Result<OpenFile> FileService::OpenAfterFailure(std::string_view path, const Status& why,
+                                               SmallFiles small) {
+  auto f = OpenCached(path, small);
   if (f.ok()) {
     // Stale if error: a phone gets the last good copy rather than nothing.
     ++stale_serves_;
@@ -295,7 +297,7 @@ bool FileService::IsDirectory(std::string_view path) const {
   return !cache_->EntriesUnder(prefix).empty();
 }
 
-Result<OpenFile> FileService::OpenCached(std::string_view path) {
+Result<OpenFile> FileService::OpenCached(std::string_view path, SmallFiles small) {
   UploadName log = ClassifyUpload(BaseName(path));
   if (log.kind == UploadName::kLog) {
     // CONTRACT.md: HEAD on a log answers its stored size; GET returns the stored log.
@@ -318,16 +320,25 @@ Result<OpenFile> FileService::OpenCached(std::string_view path) {
   }
   const cache::Entry* e = cache_->Lookup(path);
   if (e == nullptr) return Status::NotFound(std::string(path));
-  SR_ASSIGN_OR_RETURN(ScopedFd fd, cache_->OpenObject(e->sha256));
-  int raw = fd.get();
   OpenFile f;
-  f.fd = std::move(fd);
-  struct stat st;
-  if (::fstat(raw, &st) != 0) return PosixError("fstat object " + e->sha256.Hex(), errno);
-  if (static_cast<uint64_t>(st.st_size) != e->size) {
+  if (small == SmallFiles::kInMemory) {
+    SR_ASSIGN_OR_RETURN(f.bytes, cache_->SmallObject(e->sha256));
+  }
+  uint64_t stored = 0;
+  int64_t mtime = 0;
+  if (f.bytes) {
+    stored = f.bytes->size();
+  } else {
+    SR_ASSIGN_OR_RETURN(f.fd, cache_->OpenObject(e->sha256));
+    struct stat st;
+    if (::fstat(f.fd.get(), &st) != 0) return PosixError("fstat object " + e->sha256.Hex(), errno);
+    stored = static_cast<uint64_t>(st.st_size);
+    mtime = static_cast<int64_t>(st.st_mtime);
+  }
+  if (stored != e->size) {
     // Damaged on disk: never serve bytes that do not match the catalog (cache verify repairs).
     SR_LOG(kError) << "cache: object " << e->sha256.Hex() << " for " << path << " has "
-                   << st.st_size << " bytes, catalog says " << e->size << "; not serving it";
+                   << stored << " bytes, catalog says " << e->size << "; not serving it";
     return Status::Corruption("object size mismatch for " + std::string(path));
   }
   f.size = e->size;
@@ -335,7 +346,7 @@ Result<OpenFile> FileService::OpenCached(std::string_view path) {
   f.content_type = e->content_type;
   f.path = e->path;
   f.modified = e->Modified();
-  if (f.modified == 0) f.modified = static_cast<int64_t>(st.st_mtime);
+  if (f.modified == 0) f.modified = mtime;
   cache_->Touch(e->sha256);
   return f;
 }

@@ -54,7 +54,10 @@ struct Peer {
 // growing->Wait(), and end the body only when growing->complete(); growing->failed() means the
 // body must end as an error (closed connection, TFTP/FTP error), never as a complete file.
 struct OpenFile {
-  ScopedFd fd;
+  ScopedFd fd;  // unset when `bytes` is
+  // A small cached object's bytes (cache::Cache::SmallObject), when the reader asked for
+  // SmallFiles::kInMemory: shared, never changed.
+  std::shared_ptr<const std::string> bytes;
   std::shared_ptr<cache::GrowingFile> growing;  // shared with the transfer and its other readers
   uint64_t size = 0;  // growing: growing->size() when the origin said it, else 0
   bool has_digest = true;  // false for a phone's log (not an object) and a growing body
@@ -96,6 +99,10 @@ enum class ReadMode {
   kWhole,   // only once it is complete and cached (HEAD, SIZE, clients that cannot stream)
 };
 
+// Whether a small cached object may come as its bytes (OpenFile::bytes) rather than a file:
+// HTTP answers from memory; TFTP and FTP read files.
+enum class SmallFiles { kAsFile, kInMemory };
+
 using OpenCallback = std::function<void(Result<OpenFile>)>;
 
 class FileService {
@@ -129,9 +136,10 @@ class FileService {
   // revalidated or newly cached file, NotFound for an origin 404); and when the origin fails,
   // the last good copy if there is one. `done` runs exactly once on the loop thread, before
   // Open() returns whenever no origin has to be asked.
-  void Open(std::string_view path, ReadMode mode, OpenCallback done);
+  void Open(std::string_view path, ReadMode mode, OpenCallback done,
+            SmallFiles small = SmallFiles::kAsFile);
   // What is stored for a path now, without asking the origin: NotFound when nothing is.
-  Result<OpenFile> OpenCached(std::string_view path);
+  Result<OpenFile> OpenCached(std::string_view path, SmallFiles small = SmallFiles::kAsFile);
   // The cached files and sub-directories directly under catalog directory `dir` ("" is the
   // root), sorted by name. What the origin has but the relay has not cached is not listed (an
   // HTTP origin has no listings). NotFound when `dir` is a file or names nothing cached (the root
@@ -179,7 +187,7 @@ class FileService {
   // A local file, or an origin's copy still fresh: Open() serves it without asking the origin.
   bool ServedAsCached(const cache::Entry* e) const;
   // The stale copy when the origin failed, else the failure.
-  Result<OpenFile> OpenAfterFailure(std::string_view path, const Status& why);
+  Result<OpenFile> OpenAfterFailure(std::string_view path, const Status& why, SmallFiles small);
 
   cache::Cache* cache_;
   Clock* clock_;

@@ -124,7 +124,7 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
   files::ReadMode mode = req.method == Method::kHead || req.minor_version == 0
                              ? files::ReadMode::kWhole
                              : files::ReadMode::kStream;
-  files_->Open(*path, mode, [this, pending, peer, path = *path](Result<files::OpenFile> file) {
+  auto opened = [this, pending, peer, path = *path](Result<files::OpenFile> file) {
     // An origin that is away was logged by sync once per transfer; this is about the disk.
     if (!file.ok() && !file.status().Is(StatusCode::kNotFound) &&
         !file.status().Is(StatusCode::kUnavailable)) {
@@ -137,7 +137,8 @@ Response FileHandler::Handle(const Request& req, const files::Peer& peer) {
     } else {
       pending->now = std::move(r);
     }
-  });
+  };
+  files_->Open(*path, mode, std::move(opened), files::SmallFiles::kInMemory);
   if (pending->now) return std::move(*pending->now);
   Response later;
   later.later = [pending](std::function<void(Response)> answer) {
@@ -155,7 +156,8 @@ void FileHandler::CountRead(const files::Peer& peer, const std::string& path, co
     files_->CountFailed(peer, path);
     return;
   }
-  if (r.head_only || (r.status != 200 && r.status != 206) || r.file.get() < 0) return;
+  if (r.head_only || (r.status != 200 && r.status != 206)) return;
+  if (r.file.get() < 0 && !r.file_bytes) return;
   if (!r.growing) {
     files_->CountServed(peer, path, r.file_length);
     return;
@@ -238,6 +240,7 @@ Response FileHandler::FileResponse(const Conditions& c, Result<files::OpenFile> 
     }
   }
   r.file = std::move(file->fd);
+  r.file_bytes = std::move(file->bytes);
   return r;
 }
 

@@ -496,7 +496,8 @@ class Connection {
     resp_ = std::move(r);
     close_after_ = close || resp_.close || !server_->accepting_;
     bool bodyless = resp_.status == 304 || resp_.status == 204 || resp_.status < 200;
-    uint64_t length = resp_.file.get() >= 0 ? resp_.file_length : resp_.body.size();
+    bool file_body = resp_.file.get() >= 0 || resp_.file_bytes;
+    uint64_t length = file_body ? resp_.file_length : resp_.body.size();
     // A growing body of unknown size (a compressed transfer from the origin) goes chunked; an
     // HTTP/1.0 client gets it delimited by the close.
     chunked_out_ = false;
@@ -538,7 +539,12 @@ class Connection {
     }
     out_ += "\r\n";
     bool send_body = !bodyless && !resp_.head_only;
-    if (send_body && resp_.file.get() < 0) out_ += resp_.body;
+    if (send_body && resp_.file_bytes) {
+      out_.append(*resp_.file_bytes, resp_.file_offset, resp_.file_length);  // one send(2)
+    } else if (send_body && !file_body) {
+      out_ += resp_.body;
+    }
+    resp_.file_bytes.reset();
     if (!send_body) {
       resp_.file.Reset();
       resp_.growing.reset();

@@ -57,6 +57,8 @@ struct Response {
   std::vector<std::pair<std::string, std::string>> headers;  // besides Date, Server, length
   std::string body;       // a small body (errors, JSON); ignored when `file` is set
   ScopedFd file;          // a body sent with sendfile from `file_offset`
+  // Or a small file's bytes (files::OpenFile::bytes), sent from `file_offset` with the head.
+  std::shared_ptr<const std::string> file_bytes;
   uint64_t file_offset = 0;
   uint64_t file_length = 0;
   // A body still arriving from the origin (cache/growing_file.h), sent from `file` as it grows:

@@ -137,6 +137,38 @@ TEST_F(CacheTest, AnObjectServedAgainIsNotOpenedAgain) {
   EXPECT_EQ(fs.calls(FaultInjectingFileSystem::Op::kOpen), opens + 1);
 }
 
+// A small object's bytes are read once and kept with its open file; a larger one is not kept.
+TEST_F(CacheTest, SmallObjectsAreKeptInMemoryUpToTheLimit) {
+  FaultInjectingFileSystem fs;
+  auto cache = Open(1 << 30, &fs);
+  std::string at_limit(Cache::kSmallObjectBytes, 'a');
+  std::string past_limit(Cache::kSmallObjectBytes + 1, 'b');
+  ASSERT_TRUE(Put(*cache, "000000000000.cfg", at_limit).ok());
+  ASSERT_TRUE(Put(*cache, "sip.ld", past_limit).ok());
+  Digest small = cache->Lookup("000000000000.cfg")->sha256;
+  int opens = fs.calls(FaultInjectingFileSystem::Op::kOpen);
+  auto first = cache->SmallObject(small);
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_NE(*first, nullptr);
+  EXPECT_EQ(**first, at_limit);
+  auto again = cache->SmallObject(small);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->get(), first->get()) << "read once, shared";
+  EXPECT_EQ(fs.calls(FaultInjectingFileSystem::Op::kOpen), opens + 1);
+  auto large = cache->SmallObject(cache->Lookup("sip.ld")->sha256);
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(*large, nullptr);
+  // Pushed out of the kOpenObjects by others, its bytes go too; asked again, it is read again.
+  for (int i = 0; i < static_cast<int>(Cache::kOpenObjects); ++i) {
+    ASSERT_TRUE(Put(*cache, "f" + std::to_string(i), "content " + std::to_string(i)).ok());
+    ASSERT_TRUE(cache->SmallObject(cache->Lookup("f" + std::to_string(i))->sha256).ok());
+  }
+  auto reread = cache->SmallObject(small);
+  ASSERT_TRUE(reread.ok());
+  EXPECT_NE(reread->get(), first->get());
+  EXPECT_EQ(**reread, at_limit);
+}
+
 // An object that goes (here an old version collected by Gc) is forgotten first: no fd keeps its
 // disk space, and the kept fds never pass kOpenObjects.
 TEST_F(CacheTest, AGoneObjectIsNotKeptOpen) {

@@ -53,6 +53,13 @@ expect_contains "Content-Range" "Content-Range: bytes 1000-1999/3000000" \
 expect_eq "unsatisfiable range" 416 \
   "$(curl -s -o /dev/null -w '%{http_code}' -r 5000000- "$base/3111-44500-001.sip.ld")"
 
+# A small file, answered from memory with its head, takes ranges and HEAD the same way.
+expect_eq "small file range" "APPLI" "$(curl -s -r 1-5 "$base/000000000000.cfg")"
+small_head=$(printf 'HEAD /000000000000.cfg HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n' |
+  timeout 5 bash -c "exec 3<>/dev/tcp/127.0.0.1/$HTTP_PORT; cat >&3; cat <&3" | tr -d '\r')
+expect_contains "small file HEAD length" "Content-Length: 37" "$small_head"
+[[ $small_head != *APPLICATION* ]] && pass || fail "HEAD of a small file sent its body"
+
 # Traversal in every spelling is refused, never resolved.
 for p in '/../etc/passwd' '/%2e%2e/%2e%2e/etc/passwd' '/tenant/..%2f..%2fetc' '/a%5c..%5cb' \
          '/%c0%ae%c0%ae/x' '/x%00.cfg'; do

@@ -98,6 +98,31 @@ TEST_F(FileServiceTest, OpensCachedFilesAndRefusesDamagedOnes) {
 
   testing::WriteFile(cache_->store().PathOf(Sha256::Of("<APPLICATION/>")), "<APP/>");
   EXPECT_TRUE(fs.OpenCached("000000000000.cfg").status().Is(StatusCode::kCorruption));
+  EXPECT_TRUE(fs.OpenCached("000000000000.cfg", SmallFiles::kInMemory)
+                  .status()
+                  .Is(StatusCode::kCorruption));
+}
+
+// HTTP asks for small files as their bytes; TFTP and FTP (and a large file) get a file.
+TEST_F(FileServiceTest, SmallFilesComeAsBytesOnlyWhenAskedFor) {
+  Put("000000000000.cfg", "<APPLICATION/>");
+  Put("sip.ld", std::string(cache::Cache::kSmallObjectBytes + 1, 'x'));
+  FileService fs(Config::Defaults(), cache_.get(), &clock_);
+  auto mem = fs.OpenCached("000000000000.cfg", SmallFiles::kInMemory);
+  ASSERT_TRUE(mem.ok()) << mem.status().ToString();
+  ASSERT_NE(mem->bytes, nullptr);
+  EXPECT_EQ(*mem->bytes, "<APPLICATION/>");
+  EXPECT_LT(mem->fd.get(), 0);
+  EXPECT_EQ(mem->size, 14u);
+  EXPECT_EQ(mem->modified, 784111777);
+  auto file = fs.OpenCached("000000000000.cfg");
+  ASSERT_TRUE(file.ok());
+  EXPECT_EQ(file->bytes, nullptr);
+  EXPECT_GE(file->fd.get(), 0);
+  auto large = fs.OpenCached("sip.ld", SmallFiles::kInMemory);
+  ASSERT_TRUE(large.ok());
+  EXPECT_EQ(large->bytes, nullptr);
+  EXPECT_GE(large->fd.get(), 0);
 }
 
 TEST_F(FileServiceTest, RecordsDeviceSightings) {
