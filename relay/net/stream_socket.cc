@@ -129,7 +129,7 @@ bool StreamSocket::Flush() {
 }
 
 void StreamSocket::StartFile() {
-  file_buf_.clear();
+  file_buf_len_ = 0;
   file_buf_pos_ = 0;
 }
 
@@ -163,22 +163,21 @@ bool StreamSocket::SendFile(int file, uint64_t limit, uint64_t* pos, bool* progr
       *yielded = true;
       break;
     }
-    if (file_buf_pos_ == file_buf_.size()) {
+    if (file_buf_pos_ == file_buf_len_) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(limit - *pos, kTlsFileChunk));
-      file_buf_.resize(want);
-      ssize_t r = ::pread(file, file_buf_.data(), want, static_cast<off_t>(*pos));
+      // Not a vector: resizing one zero-fills every chunk before pread overwrites it.
+      if (!file_buf_) file_buf_ = std::make_unique_for_overwrite<char[]>(kTlsFileChunk);
+      ssize_t r = ::pread(file, file_buf_.get(), want, static_cast<off_t>(*pos));
+      file_buf_pos_ = 0;
+      file_buf_len_ = r > 0 ? static_cast<size_t>(r) : 0;
       if (r <= 0) {
-        file_buf_.clear();
-        file_buf_pos_ = 0;
         return Fail(r < 0 ? std::string("reading the file: ") + std::strerror(errno)
                           : std::string("the file ended early"));
       }
-      file_buf_.resize(static_cast<size_t>(r));
-      file_buf_pos_ = 0;
     }
-    size_t avail = std::min<size_t>(file_buf_.size() - file_buf_pos_,
+    size_t avail = std::min<size_t>(file_buf_len_ - file_buf_pos_,
                                     static_cast<size_t>(limit - *pos));
-    ssize_t n = Send(file_buf_.data() + file_buf_pos_, avail);
+    ssize_t n = Send(file_buf_.get() + file_buf_pos_, avail);
     if (n < 0) return false;
     if (n == 0) break;
     file_buf_pos_ += static_cast<size_t>(n);

@@ -106,7 +106,8 @@ class StreamSocket {
   std::unique_ptr<tls::TlsStream> tls_;
   std::string tls_out_;  // ciphertext not yet taken by the socket: at most about one batch
   size_t tls_out_off_ = 0;
-  std::vector<char> file_buf_;  // file bytes read but not yet encrypted
+  std::unique_ptr<char[]> file_buf_;  // kTlsFileChunk: file bytes read but not yet encrypted
+  size_t file_buf_len_ = 0;
   size_t file_buf_pos_ = 0;
   bool close_notify_received_ = false;
   std::string error_;

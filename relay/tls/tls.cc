@@ -225,15 +225,45 @@ TlsCounts CountsNow() {
           g_handshake_failures.load(std::memory_order_relaxed)};
 }
 
+namespace {
+
+// The write side of a TlsStream: a sink that appends what OpenSSL writes to the stream's own
+// string, so TakeCiphertext() hands ciphertext over by swapping buffers. With a memory BIO every
+// byte was copied once more on its way out (a tenth of an HTTPS image's time on the loop).
+BIO_METHOD* SinkMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "siterelay sink");
+    if (m == nullptr) return m;
+    BIO_meth_set_write_ex(m, [](BIO* b, const char* data, size_t n, size_t* written) -> int {
+      static_cast<std::string*>(BIO_get_data(b))->append(data, n);
+      *written = n;
+      return 1;
+    });
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long {
+      return cmd == BIO_CTRL_FLUSH ? 1 : 0;  // nothing is held back, nothing is pending
+    });
+    BIO_meth_set_create(m, [](BIO* b) -> int {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
 TlsStream::TlsStream(const TlsContext& ctx) {
   ssl_ = SSL_new(ctx.get());
   in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
+  BIO_METHOD* sink = SinkMethod();
+  out_ = sink != nullptr ? BIO_new(sink) : nullptr;
   if (ssl_ == nullptr || in_ == nullptr || out_ == nullptr) {
     std::fprintf(stderr, "fatal: out of memory for a TLS stream\n");
     std::abort();
   }
   BIO_set_mem_eof_return(in_, -1);  // empty means "wait for more", not end of stream
+  BIO_set_data(out_, &out_buf_);
   SSL_set_bio(ssl_, in_, out_);
   SSL_set_accept_state(ssl_);
 }
@@ -291,11 +321,12 @@ void TlsStream::Shutdown() {
 }
 
 void TlsStream::TakeCiphertext(std::string* out) {
-  char* data = nullptr;
-  long len = BIO_get_mem_data(out_, &data);
-  if (len <= 0) return;
-  out->append(data, static_cast<size_t>(len));
-  (void)BIO_reset(out_);
+  if (out->empty()) {
+    out->swap(out_buf_);  // out_buf_ keeps the other buffer, and its room, for the next records
+  } else {
+    out->append(out_buf_);
+    out_buf_.clear();
+  }
 }
 
 std::string TlsStream::Describe() const {

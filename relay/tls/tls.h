@@ -93,7 +93,8 @@ class TlsStream {
   bool fed_ = false;     // some ciphertext arrived
   bool counted_ = false;  // in TlsCounts already
   BIO* in_ = nullptr;   // owned by ssl_
-  BIO* out_ = nullptr;  // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_: appends to out_buf_
+  std::string out_buf_;  // ciphertext written and not yet taken
 };
 
 }  // namespace siterelay::tls

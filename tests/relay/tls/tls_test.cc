@@ -45,6 +45,9 @@ class Client {
   std::string Receive(TlsStream& server) {
     std::string s2c;
     server.TakeCiphertext(&s2c);
+    return Decrypt(s2c);
+  }
+  std::string Decrypt(const std::string& s2c) {
     BIO_write(in_, s2c.data(), static_cast<int>(s2c.size()));
     std::string out;
     char buf[4096];
@@ -128,6 +131,31 @@ TEST(TlsTest, HandshakeAndDataBothWays) {
     got += client.Receive(server);
   }
   EXPECT_EQ(got, body);
+}
+
+// TakeCiphertext hands over what was written since the last take, after whatever the caller
+// still holds unsent, and only once.
+TEST(TlsTest, CiphertextIsTakenOnceAndAfterWhatTheCallerHolds) {
+  testing::TempDir dir;
+  auto ctx = TlsContext::Create(TlsConfig{}, dir.path());
+  ASSERT_TRUE(ctx.ok());
+  TlsStream server(**ctx);
+  Client client;
+  std::string plain;
+  client.Pump(server, &plain);
+  ASSERT_TRUE(server.handshake_done());
+  std::string unsent;
+  ASSERT_TRUE(server.Write("first ").ok());
+  server.TakeCiphertext(&unsent);
+  size_t first = unsent.size();
+  ASSERT_GT(first, 6u);
+  ASSERT_TRUE(server.Write("second").ok());
+  server.TakeCiphertext(&unsent);
+  EXPECT_GT(unsent.size(), first);
+  std::string again;
+  server.TakeCiphertext(&again);
+  EXPECT_TRUE(again.empty()) << "taken twice";
+  EXPECT_EQ(client.Decrypt(unsent), "first second");
 }
 
 TEST(TlsTest, GarbageFromThePeerIsAnError) {
