@@ -17,4 +17,14 @@ inline constexpr size_t kOwnMappingBytes = 64 * 1024;
 // hold only small objects. Elsewhere (other C libraries, sanitizers) it does nothing.
 void TuneAllocator();
 
+// Debian's libcurl links librtmp and, through it, GnuTLS, whose library constructor initialises
+// GnuTLS (and p11-kit) in every process that loads it: 1 MiB of the idle relay's 16 MiB, for a
+// TLS library the relay never calls (curl is limited to http, https and file over OpenSSL).
+// GnuTLS skips it when GNUTLS_NO_IMPLICIT_INIT=1 is in the environment as it loads, which is
+// before main(), so `siterelay serve` sets it and executes itself again, once: same pid and
+// arguments, so systemd, pid files and the tests notice nothing; the systemd unit sets it
+// already. Returns when it did not run again (the variable was set, or exec failed: the relay
+// then runs as it is).
+void SkipUnusedLibraryInit(char** argv);
+
 }  // namespace siterelay
