@@ -12,7 +12,9 @@
 #      every boot with no error;
 #   4. the relay stays alive, its peak RSS under rss_limit_kib, its fd count back to where it was
 #      before the storms (less the idle connections its upstream pool keeps, at most 96), it
-#      stops cleanly on SIGTERM, and `siterelay cache verify` passes on its data directory.
+#      stops cleanly on SIGTERM, and `siterelay cache verify` passes on its data directory;
+#   5. and 1 is a check that can fail: with an origin that garbles one byte of every body
+#      (right length, wrong sha256), a few phones count corrupt bodies.
 # The relay runs here (lib.sh), not under phone_fleet --relay-binary, so that both storms meet the
 # same process; phone_fleet is given --relay and an origin port fixed for both runs.
 # A 503 with Retry-After keeps the relay off the whole origin for that long; a phone asking for a
@@ -133,8 +135,19 @@ expect_eq "siterelay cache verify exit code" 0 "$verify_rc"
 ((verify_rc == 0)) || tail -n 20 verify.out >&2
 ((elapsed <= 40)) && pass || fail "both storms took $elapsed s (want at most 40)"
 
+# 5: the check behind 1 can fail: an origin that garbles one byte of every body (which no relay
+# can tell without a digest) shows as corrupt bodies. A few phones on a relay of their own
+# (--relay-binary: a cold cache).
+"$FLEET" --phones 5 --mix http=100 --own-config-percent 100 --seed 11 --firmware-mb 1 \
+  --origin-faults garble=100 --verify --duration 20 --progress 0 --relay-binary "$SITERELAY" \
+  --work "$WORK/garbled" --json "$WORK/garbled.json" > "$WORK/garbled.txt" 2> "$WORK/garbled.err"
+garbled_rc=$?
+expect_eq "garbled origin: phone_fleet exit (phones saw errors)" 1 "$garbled_rc"
+garbled_corrupt=$(field garbled.json 'r["overall"]["corrupt"]' 2>/dev/null || echo 0)
+((garbled_corrupt > 0)) && pass || fail "an origin that garbles every body gave no corrupt body"
+
 if ((FAILURES > 0)); then
-  for name in faulty clean; do
+  for name in faulty clean garbled; do
     echo "--- $name storm:" >&2
     cat "$WORK/$name.txt" "$WORK/$name.err" >&2
   done
@@ -146,5 +159,6 @@ echo "origin_faults: $PHONES phones x 2 storms over HTTP, 3 MiB images, 200 Mbit
   "faulty storm ($FAULTS): $requests origin requests, faults reset=$reset error=$error" \
   "stall=$stall short=$short, phone-visible errors $phone_errors (on $failed_phones phones)," \
   "corrupt $corrupt; clean storm: errors $clean_errors; relay peak RSS ${PEAK_KIB} KiB," \
-  "fds $baseline_fds -> $end_fds ($idle idle origin connections); cache verify rc $verify_rc; ${elapsed} s"
+  "fds $baseline_fds -> $end_fds ($idle idle origin connections); cache verify rc $verify_rc; ${elapsed} s;" \
+  "garbling origin: $garbled_corrupt corrupt bodies"
 finish

@@ -102,11 +102,12 @@ Result<OriginFaultSpec> ParseOriginFaults(std::string_view text) {
     double* slot = kind == "reset"   ? &spec.reset
                    : kind == "error" ? &spec.error
                    : kind == "stall" ? &spec.stall
-                   : kind == "short" ? &spec.short_body
-                                     : nullptr;
+                   : kind == "short"  ? &spec.short_body
+                   : kind == "garble" ? &spec.garble
+                                      : nullptr;
     if (slot == nullptr) {
       return Status::InvalidArgument("unknown fault kind \"" + std::string(kind) +
-                                     "\" (reset, error, stall, short)");
+                                     "\" (reset, error, stall, short, garble)");
     }
     sum += percent - *slot;
     *slot = percent;
@@ -116,7 +117,9 @@ Result<OriginFaultSpec> ParseOriginFaults(std::string_view text) {
 }
 
 struct OriginEmulator::Conn {
-  enum class Fault { kNone, kReset, kShort, kStall };
+  // kGarble: the whole body, one byte of it wrong (at `cut`): what no relay can notice without a
+  // digest, and every phone that checks its download must.
+  enum class Fault { kNone, kReset, kShort, kStall, kGarble };
 
   enum class State { kHead, kBody, kChunkSize, kChunkData, kChunkCrlf, kTrailer, kAnswer };
 
@@ -145,8 +148,11 @@ struct OriginEmulator::Conn {
   // A fault that ends this answer once body_off reaches `cut` (< body_end).
   Fault fault = Fault::kNone;
   uint64_t cut = 0;
+  std::string garbled;  // the chunk being sent with its wrong byte (kGarble)
   // Where sending stops: the cut of a fault, else the end of the body.
-  uint64_t SendEnd() const { return fault == Fault::kNone ? body_end : cut; }
+  uint64_t SendEnd() const {
+    return fault == Fault::kNone || fault == Fault::kGarble ? body_end : cut;
+  }
 };
 
 OriginEmulator::OriginEmulator(uv_loop_t* loop, std::vector<OriginFile> tree, Options options)
@@ -463,13 +469,15 @@ void OriginEmulator::Respond(Conn* c) {
             c->text = &kUnavailableBody;
             c->body_off = 0;
             c->body_end = kUnavailableBody.size();
-          } else if ((u -= fs.error) < fs.reset + fs.short_body + fs.stall) {
-            c->fault = u < fs.reset                   ? Conn::Fault::kReset
-                       : u < fs.reset + fs.short_body ? Conn::Fault::kShort
-                                                      : Conn::Fault::kStall;
+          } else if ((u -= fs.error) < fs.reset + fs.short_body + fs.stall + fs.garble) {
+            c->fault = u < fs.reset                              ? Conn::Fault::kReset
+                       : u < fs.reset + fs.short_body            ? Conn::Fault::kShort
+                       : u < fs.reset + fs.short_body + fs.stall ? Conn::Fault::kStall
+                                                                 : Conn::Fault::kGarble;
             ++(c->fault == Conn::Fault::kReset   ? fault_counts_.reset
                : c->fault == Conn::Fault::kShort ? fault_counts_.short_body
-                                                 : fault_counts_.stall);
+               : c->fault == Conn::Fault::kStall ? fault_counts_.stall
+                                                 : fault_counts_.garble);
             c->cut =
                 c->body_off + std::min(c->body_end - c->body_off - 1,
                                        static_cast<uint64_t>(
@@ -538,6 +546,12 @@ void OriginEmulator::Pump() {
         p = reinterpret_cast<const uint8_t*>(s.data()) + c->body_off;
         body_n = static_cast<size_t>(want);
       }
+      if (c->fault == Conn::Fault::kGarble && c->cut >= c->body_off &&
+          c->cut < c->body_off + body_n) {
+        c->garbled.assign(reinterpret_cast<const char*>(p), body_n);
+        c->garbled[static_cast<size_t>(c->cut - c->body_off)] ^= 0x5a;
+        p = reinterpret_cast<const uint8_t*>(c->garbled.data());
+      }
       bufs[nbufs++] = uv_buf_init(reinterpret_cast<char*>(const_cast<uint8_t*>(p)),
                                   static_cast<unsigned>(body_n));
     }
@@ -590,6 +604,7 @@ void OriginEmulator::OnWritten(Conn* c, int status) {
   }
   switch (c->fault) {
     case Conn::Fault::kNone:
+    case Conn::Fault::kGarble:
       break;
     case Conn::Fault::kReset:
       return CloseConn(c, /*reset=*/true);

@@ -73,17 +73,17 @@ struct OriginTotals {
 // What Options::faults asks for: the percent (0-100) of eligible requests given each fault; the
 // sum is at most 100.
 struct OriginFaultSpec {
-  double reset = 0, error = 0, stall = 0, short_body = 0;
-  bool any() const { return reset > 0 || error > 0 || stall > 0 || short_body > 0; }
+  double reset = 0, error = 0, stall = 0, short_body = 0, garble = 0;
+  bool any() const { return reset > 0 || error > 0 || stall > 0 || short_body > 0 || garble > 0; }
 };
 
 // The faults injected so far, per kind (counted when the answer is chosen).
 struct OriginFaultCounts {
-  uint64_t reset = 0, error = 0, stall = 0, short_body = 0;
-  uint64_t total() const { return reset + error + stall + short_body; }
+  uint64_t reset = 0, error = 0, stall = 0, short_body = 0, garble = 0;
+  uint64_t total() const { return reset + error + stall + short_body + garble; }
 };
 
-// Parses `kind=percent[,kind=percent...]`, kinds reset, error, stall and short, percents from 0
+// Parses `kind=percent[,kind=percent...]`, kinds reset, error, stall, short and garble, percents from 0
 // to 100 (fractions allowed) adding up to at most 100; "" and "none" are no faults.
 Result<OriginFaultSpec> ParseOriginFaults(std::string_view text);
 

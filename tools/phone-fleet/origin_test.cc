@@ -307,6 +307,22 @@ TEST_F(OriginTest, ShortEndsTheBodyEarlyWithAFin) {
   EXPECT_EQ(origin_->faults().total(), 5u);
 }
 
+TEST_F(OriginTest, GarbleSendsTheWholeBodyWithOneByteWrong) {
+  StartOrigin(Faulty("garble=100"));
+  for (int i = 0; i < 3; ++i) {
+    Answer a = Ask("sip.ld");
+    EXPECT_EQ(a.status, 200);
+    std::string good = Image(*origin_, "sip.ld", 0, kImage);
+    ASSERT_EQ(a.body.size(), good.size()) << "the right length";
+    size_t wrong = 0;
+    for (size_t j = 0; j < good.size(); ++j) wrong += a.body[j] != good[j] ? 1u : 0u;
+    EXPECT_EQ(wrong, 1u);
+  }
+  StopOrigin();
+  EXPECT_EQ(origin_->faults().garble, 3u);
+  EXPECT_EQ(origin_->faults().total(), 3u);
+}
+
 TEST_F(OriginTest, StallSendsPartOfTheBodyThenNothingForStallMs) {
   StartOrigin(Faulty("stall=100", /*seed=*/1, /*stall_ms=*/400));
   expect_ok_ = false;

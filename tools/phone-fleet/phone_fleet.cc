@@ -87,8 +87,9 @@ The origin (emulated WAN)
                           reset=10,error=10,stall=3,short=5 (percent each, sum at most 100):
                           reset = TCP RST part way through the body, short = FIN part way
                           through, error = 503 with Retry-After: 1, stall = part of the body then
-                          silence for --origin-stall-ms, then FIN. Drawn from --seed; counted
-                          per kind in the report (origin.faults)
+                          silence for --origin-stall-ms, then FIN, garble = the whole body with
+                          one byte wrong (phones that check count it corrupt). Drawn from
+                          --seed; counted per kind in the report (origin.faults)
   --origin-stall-ms MS    how long a stall lasts (default 40000: beyond the relay's cut of a
                           transfer below 1 byte/s for 30 s, 30-36 s after its last byte)
 

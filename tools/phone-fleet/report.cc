@@ -158,6 +158,7 @@ json BuildReport(const std::vector<PhoneSpec>& phones, const std::vector<PhoneRe
                    {"error", f.error},
                    {"stall", f.stall},
                    {"short", f.short_body},
+                   {"garble", f.garble},
                    {"total", f.total()}};
     o["not_found"] = not_found;
     o["puts"] = puts;
@@ -254,7 +255,8 @@ std::string FormatTable(const json& r) {
        std::to_string(f["reset"].get<uint64_t>()) + " reset, " +
            std::to_string(f["error"].get<uint64_t>()) + " error (503), " +
            std::to_string(f["stall"].get<uint64_t>()) + " stall, " +
-           std::to_string(f["short"].get<uint64_t>()) + " short; phones got " +
+           std::to_string(f["short"].get<uint64_t>()) + " short, " +
+           std::to_string(f["garble"].get<uint64_t>()) + " garbled; phones got " +
            std::to_string(r["overall"]["corrupt"].get<uint64_t>()) + " corrupt bodies");
   }
   const json& relay = r["relay"];
