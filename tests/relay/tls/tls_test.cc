@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <functional>
+#include <memory>
+#include <string>
 
 #include "tests/testing/temp_dir.h"
 
@@ -104,58 +106,60 @@ TEST(TlsTest, SelfSignedContextIsMadeOnceAndReused) {
   EXPECT_EQ((*a)->fingerprint().size(), 32u * 3 - 1);
 }
 
-TEST(TlsTest, HandshakeAndDataBothWays) {
-  testing::TempDir dir;
-  auto ctx = TlsContext::Create(TlsConfig{}, dir.path());
-  ASSERT_TRUE(ctx.ok());
-  TlsStream server(**ctx);
-  Client client;
-  std::string plain;
-  client.Pump(server, &plain);
-  ASSERT_TRUE(server.handshake_done());
-  EXPECT_NE(server.Describe().find("TLSv1.3"), std::string::npos) << server.Describe();
+// A server stream and a client that have finished their handshake.
+class HandshakenTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto ctx = TlsContext::Create(TlsConfig{}, dir_.path());
+    ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+    ctx_ = *ctx;
+    server_ = std::make_unique<TlsStream>(*ctx_);
+    client_.Pump(*server_, &plain_);
+    ASSERT_TRUE(server_->handshake_done());
+  }
 
-  client.Send("GET /000000000000.cfg HTTP/1.1\r\n\r\n");
-  server.Feed(client.Sent());
-  ASSERT_TRUE(server.Read(&plain, 1 << 20).ok());
-  EXPECT_EQ(plain, "GET /000000000000.cfg HTTP/1.1\r\n\r\n");
+  testing::TempDir dir_;
+  std::shared_ptr<TlsContext> ctx_;
+  std::unique_ptr<TlsStream> server_;
+  Client client_;
+  std::string plain_;
+};
+
+TEST_F(HandshakenTest, HandshakeAndDataBothWays) {
+  EXPECT_NE(server_->Describe().find("TLSv1.3"), std::string::npos) << server_->Describe();
+  client_.Send("GET /000000000000.cfg HTTP/1.1\r\n\r\n");
+  server_->Feed(client_.Sent());
+  ASSERT_TRUE(server_->Read(&plain_, 1 << 20).ok());
+  EXPECT_EQ(plain_, "GET /000000000000.cfg HTTP/1.1\r\n\r\n");
 
   std::string body(40000, 'z');  // more than one record
   size_t sent = 0;
   std::string got;
   while (sent < body.size()) {
-    auto n = server.Write(std::string_view(body).substr(sent));
+    auto n = server_->Write(std::string_view(body).substr(sent));
     ASSERT_TRUE(n.ok());
     ASSERT_GT(*n, 0u);
     sent += *n;
-    got += client.Receive(server);
+    got += client_.Receive(*server_);
   }
   EXPECT_EQ(got, body);
 }
 
 // TakeCiphertext hands over what was written since the last take, after whatever the caller
 // still holds unsent, and only once.
-TEST(TlsTest, CiphertextIsTakenOnceAndAfterWhatTheCallerHolds) {
-  testing::TempDir dir;
-  auto ctx = TlsContext::Create(TlsConfig{}, dir.path());
-  ASSERT_TRUE(ctx.ok());
-  TlsStream server(**ctx);
-  Client client;
-  std::string plain;
-  client.Pump(server, &plain);
-  ASSERT_TRUE(server.handshake_done());
+TEST_F(HandshakenTest, CiphertextIsTakenOnceAndAfterWhatTheCallerHolds) {
   std::string unsent;
-  ASSERT_TRUE(server.Write("first ").ok());
-  server.TakeCiphertext(&unsent);
+  ASSERT_TRUE(server_->Write("first ").ok());
+  server_->TakeCiphertext(&unsent);
   size_t first = unsent.size();
   ASSERT_GT(first, 6u);
-  ASSERT_TRUE(server.Write("second").ok());
-  server.TakeCiphertext(&unsent);
+  ASSERT_TRUE(server_->Write("second").ok());
+  server_->TakeCiphertext(&unsent);
   EXPECT_GT(unsent.size(), first);
   std::string again;
-  server.TakeCiphertext(&again);
+  server_->TakeCiphertext(&again);
   EXPECT_TRUE(again.empty()) << "taken twice";
-  EXPECT_EQ(client.Decrypt(unsent), "first second");
+  EXPECT_EQ(client_.Decrypt(unsent), "first second");
 }
 
 TEST(TlsTest, GarbageFromThePeerIsAnError) {
