@@ -24,7 +24,8 @@ void TuneAllocator();
 // before main(), so `siterelay serve` sets it and executes itself again, once: same pid and
 // arguments, so systemd, pid files and the tests notice nothing; the systemd unit sets it
 // already. Returns when it did not run again (the variable was set, or exec failed: the relay
-// then runs as it is).
+// then runs as it is). /proc/self/exe is the loader or the tool when the relay is started through
+// ld.so or valgrind: set the variable yourself there, and nothing is executed again.
 void SkipUnusedLibraryInit(char** argv);
 
 }  // namespace siterelay

@@ -321,7 +321,9 @@ Result<OpenFile> FileService::OpenCached(std::string_view path, SmallFiles small
   const cache::Entry* e = cache_->Lookup(path);
   if (e == nullptr) return Status::NotFound(std::string(path));
   OpenFile f;
-  if (small == SmallFiles::kInMemory) {
+  f.modified = e->Modified();
+  // From memory only with a time to give (an entry without one falls back to the file's mtime).
+  if (small == SmallFiles::kInMemory && f.modified != 0) {
     SR_ASSIGN_OR_RETURN(f.bytes, cache_->SmallObject(e->sha256));
   }
   uint64_t stored = 0;
@@ -345,7 +347,6 @@ Result<OpenFile> FileService::OpenCached(std::string_view path, SmallFiles small
   f.sha256 = e->sha256;
   f.content_type = e->content_type;
   f.path = e->path;
-  f.modified = e->Modified();
   if (f.modified == 0) f.modified = mtime;
   cache_->Touch(e->sha256);
   return f;

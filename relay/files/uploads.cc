@@ -156,6 +156,12 @@ Status UploadSink::Write(std::string_view data) {
   return Status::Ok();
 }
 
+void UploadSink::WakeOwner() {
+  // A copy: the callback may abort the upload, which drops on_wants_more_ while it runs.
+  std::function<void()> cb = on_wants_more_;
+  if (cb) cb();
+}
+
 bool UploadSink::WantsMore() {
   return chunks_.size() < kMaxQueuedChunks && owner_->Admit(this);
 }
@@ -193,6 +199,8 @@ void UploadSink::Recharge() {
 }
 
 void UploadSink::Pump() {
+  // PumpOnce may answer Finish()'s callback, whose owner may then drop the last reference.
+  auto self = shared_from_this();
   PumpOnce();
   Recharge();
 }
@@ -239,7 +247,7 @@ void UploadSink::PumpOnce() {
           self->pool_bytes_ = 0;
           self->Recharge();
           if (!status->ok()) self->Fail(*status);
-          if (self->WantsMore() && self->on_wants_more_) self->on_wants_more_();
+          if (self->WantsMore()) self->WakeOwner();
           self->Pump();
         });
     if (!q.ok()) {
@@ -409,9 +417,9 @@ bool Uploads::LogBusy(const UploadName& log) const {
 }
 
 bool Uploads::Admit(UploadSink* sink) {
-  // An upload under way goes on to its end (its own share is bounded by kChunkBytes and
-  // kMaxQueuedChunks), so what is held always drains; new ones wait.
-  if (held_ < kMemoryBytes || sink->charged_ > 0) return true;
+  // An upload that has begun (taken a byte) goes on to its end, its own share bounded by
+  // kChunkBytes and kMaxQueuedChunks; new ones wait. What is held drains as its senders send.
+  if (held_ < kMemoryBytes || sink->received_ > 0) return true;
   if (!sink->waiting_budget_) {
     sink->waiting_budget_ = true;
     waiters_.push_back(sink->weak_from_this());
@@ -435,7 +443,7 @@ void Uploads::WakeWaiters() {
     std::shared_ptr<UploadSink> sink = w.lock();
     if (!sink) continue;
     sink->waiting_budget_ = false;
-    if (!sink->aborted_ && sink->on_wants_more_) sink->on_wants_more_();
+    if (!sink->aborted_) sink->WakeOwner();
   }
 }
 

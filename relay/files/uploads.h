@@ -3,9 +3,9 @@
 // An UploadSink receives one upload's body in pieces on the loop thread and writes it, in order,
 // into a blob in tmp/ on the libuv thread pool (at most kMaxQueuedChunks pieces waiting, so a
 // fast sender is slowed to the disk's pace instead of filling memory). What all uploads hold in
-// memory is under one budget, Uploads::kMemoryBytes: past it, an upload that holds nothing yet
-// takes nothing (its bytes wait in the kernel's socket buffer) until the uploads under way have
-// reached the disk. Finish() then files it:
+// memory is under one budget, Uploads::kMemoryBytes: past it, an upload that has not begun takes
+// nothing (its bytes wait in the kernel's socket buffer) until the uploads under way have reached
+// the disk. Finish() then files it:
 //   settings (<mac>-phone.cfg, ...): the blob becomes an object (fsync, rename) and the path's
 //     entry is published with source=upload and forwarded=false, so it is served back at once and
 //     never evicted before the origin has it;
@@ -68,8 +68,9 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
   // past uploads.max_bytes. A piece the disk refuses is the relay's failure, reported by
   // Finish() once the body is in (the pieces after it are dropped).
   Status Write(std::string_view data);
-  // False while enough is queued for the pool: this upload's pieces, or, for an upload that
-  // holds nothing yet, all uploads' bytes (the budget). `cb` runs when that changes.
+  // False while enough is queued for the pool: this upload's pieces, or, for an upload that has
+  // not taken a byte yet, all uploads' bytes (the budget). `cb` runs when that changes; set it
+  // before the first call.
   bool WantsMore();
   void OnWantsMore(std::function<void()> cb) { on_wants_more_ = std::move(cb); }
   void Finish(std::function<void(Result<UploadResult>)> done);
@@ -83,6 +84,8 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
 
   void Pump();
   void PumpOnce();
+  // Runs the OnWantsMore() callback, if any.
+  void WakeOwner();
   // Tells the owner's budget what this upload holds now: the piece being filled, pieces queued,
   // the one on the pool, a log body being appended from memory.
   void Recharge();

@@ -115,6 +115,13 @@ class DataChannel {
   }
   void Receive(std::shared_ptr<files::UploadSink> sink, const tls::TlsContext* tls, Done done) {
     sink_ = std::move(sink);
+    // Woken when the sink wants bytes again: its own pieces written, or the uploads' memory
+    // budget freed (an upload refused before its first byte is woken that way too).
+    std::weak_ptr<bool> alive = alive_;
+    sink_->OnWantsMore([this, alive] {
+      if (alive.expired() || !*alive.lock()) return;
+      UpdatePoll();
+    });
     Begin(Job::kReceive, tls, std::move(done));
   }
 
@@ -480,13 +487,6 @@ class DataChannel {
         return;
       }
       ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
-      if (!sink_->WantsMore()) {
-        std::weak_ptr<bool> alive = alive_;
-        sink_->OnWantsMore([this, alive] {
-          if (alive.expired() || !*alive.lock()) return;
-          UpdatePoll();
-        });
-      }
     }
     if (io == net::StreamSocket::Io::kClosed) {
       if (sock_->tls() && !sock_->close_notify_received()) {

@@ -161,14 +161,19 @@ TEST_F(UploadsTest, ADiskFullWhileTheBodyArrivesIsReportedByFinishNotAsTooLarge)
   EXPECT_GE(fs_.calls(testing::FaultInjectingFileSystem::Op::kWrite), 1)
       << "the failing write happened while the body arrived";
   Result<UploadResult> result = Status::Internal("never finished");
-  sink->Finish([&](Result<UploadResult> r) { result = std::move(r); });
+  // The front-end drops its sink as it answers, here from inside Finish().
+  sink->Finish([&](Result<UploadResult> r) {
+    result = std::move(r);
+    sink.reset();
+  });
   ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(sink, nullptr);
+  EXPECT_EQ(uploads_->held_bytes(), 0u);
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(result.status().Is(StatusCode::kResourceExhausted)) << result.status().ToString();
   EXPECT_NE(result.status().message().find("No space left on device"), std::string::npos)
       << result.status().ToString();
   EXPECT_EQ(cache_->Lookup("0004f282e824-directory.xml"), nullptr);
-  sink.reset();  // as the front-end does once it has answered
   EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
   // The cap is still the peer's error, told at once, whatever the disk did.
   auto over = uploads_->Begin("0004f282e824-calls.xml", ClassifyUpload("0004f282e824-calls.xml"),
@@ -301,6 +306,35 @@ TEST_F(UploadsTest, TheMemoryBudgetHoldsUploadsBackUntilThePoolCatchesUp) {
   EXPECT_EQ(filed, static_cast<int>(sinks.size()) + 1);
   EXPECT_EQ(uploads_->held_bytes(), 0u);
   EXPECT_EQ(Spool("0004f2ffffff", "boot"), "boot line\n");
+}
+
+// An upload that has begun goes on past the budget even when it holds nothing at the moment (its
+// last piece written, the next not yet arrived): only uploads that have not begun wait.
+TEST_F(UploadsTest, AnUploadUnderWayGoesOnPastTheBudget) {
+  std::string piece(UploadSink::kChunkBytes, 'p');
+  auto begun = uploads_->Begin("0004f2aaaaaa-phone.cfg", ClassifyUpload("0004f2aaaaaa-phone.cfg"),
+                               1 << 20);
+  ASSERT_TRUE(begun->Write(piece).ok());
+  for (int i = 0; i < 1000 && uploads_->held_bytes() > 0; ++i) uv_run(loop_.get(), UV_RUN_ONCE);
+  ASSERT_EQ(uploads_->held_bytes(), 0u) << "its piece is written";
+  std::vector<std::shared_ptr<UploadSink>> others;
+  char mac[16];
+  for (size_t i = 0; uploads_->held_bytes() < Uploads::kMemoryBytes; ++i) {
+    std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
+    std::string path = std::string(mac) + "-phone.cfg";
+    others.push_back(uploads_->Begin(path, ClassifyUpload(path), 1 << 20));
+    ASSERT_TRUE(others.back()->Write(piece).ok());
+  }
+  EXPECT_TRUE(begun->WantsMore()) << "begun, holding nothing now";
+  auto fresh = uploads_->Begin("0004f2bbbbbb-phone.cfg", ClassifyUpload("0004f2bbbbbb-phone.cfg"),
+                               1 << 20);
+  fresh->OnWantsMore([] {});
+  EXPECT_FALSE(fresh->WantsMore()) << "not begun";
+  for (auto& s : others) s->Abort();
+  begun->Abort();
+  fresh->Abort();
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_EQ(uploads_->held_bytes(), 0u);
 }
 
 // An upload that goes away gives its share of the budget back.
