@@ -284,7 +284,13 @@ TEST_F(UploadsTest, TheMemoryBudgetHoldsUploadsBackUntilThePoolCatchesUp) {
   late->OnWantsMore([&] { woken = true; });
   EXPECT_FALSE(late->WantsMore());
   EXPECT_TRUE(sinks.front()->WantsMore()) << "an upload under way goes on";
-  while (!woken) ASSERT_GT(uv_run(loop_.get(), UV_RUN_ONCE), 0) << "never woken";
+  while (!woken) {
+    // The wake-up may come in the same turn as the last pool job, which leaves the loop idle.
+    int alive = uv_run(loop_.get(), UV_RUN_ONCE);
+    if (!woken) {
+      ASSERT_GT(alive, 0) << "never woken";
+    }
+  }
   EXPECT_LT(uploads_->held_bytes(), Uploads::kMemoryBytes);
   EXPECT_TRUE(late->WantsMore());
 
