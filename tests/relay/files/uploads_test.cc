@@ -38,6 +38,23 @@ class UploadsTest : public ::testing::Test {
     return result;
   }
 
+  // Settings uploads of one piece each, from new phones, until the uploads' memory budget is
+  // spent: each piece goes to the pool at once, and its completion reaches the loop only when the
+  // loop runs. Each upload is asked first whether it may take bytes.
+  std::vector<std::shared_ptr<UploadSink>> FillTheBudget() {
+    std::string piece(UploadSink::kChunkBytes, 'p');
+    std::vector<std::shared_ptr<UploadSink>> sinks;
+    char mac[16];
+    for (size_t i = 0; uploads_->held_bytes() < Uploads::kMemoryBytes; ++i) {
+      std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
+      std::string path = std::string(mac) + "-phone.cfg";
+      sinks.push_back(uploads_->Begin(path, ClassifyUpload(path), 1 << 20));
+      EXPECT_TRUE(sinks.back()->WantsMore()) << "under the budget, sink " << i;
+      EXPECT_TRUE(sinks.back()->Write(piece).ok());
+    }
+    return sinks;
+  }
+
   std::string Spool(const std::string& mac, const std::string& what) {
     return testing::ReadFile(dir_ / ("spool/" + mac + "-" + what + ".log"));
   }
@@ -266,17 +283,7 @@ TEST_F(UploadsTest, ALongerLogIsStagedWithoutASync) {
 // refused bytes (they wait in its socket) and woken once the pool catches up; the uploads under
 // way go on, so what is held drains.
 TEST_F(UploadsTest, TheMemoryBudgetHoldsUploadsBackUntilThePoolCatchesUp) {
-  std::string piece(UploadSink::kChunkBytes, 'p');
-  std::vector<std::shared_ptr<UploadSink>> sinks;
-  char mac[16];
-  // Each full piece goes to the pool at once; its completion reaches the loop only when it runs.
-  for (size_t i = 0; uploads_->held_bytes() < Uploads::kMemoryBytes; ++i) {
-    std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
-    std::string path = std::string(mac) + "-phone.cfg";
-    sinks.push_back(uploads_->Begin(path, ClassifyUpload(path), 1 << 20));
-    ASSERT_TRUE(sinks.back()->WantsMore()) << "under the budget, sink " << i;
-    ASSERT_TRUE(sinks.back()->Write(piece).ok());
-  }
+  std::vector<std::shared_ptr<UploadSink>> sinks = FillTheBudget();
   EXPECT_EQ(uploads_->held_bytes(), sinks.size() * UploadSink::kChunkBytes);
   auto late = uploads_->Begin("0004f2ffffff-boot.log", ClassifyUpload("0004f2ffffff-boot.log"),
                               1 << 20);
@@ -323,14 +330,7 @@ TEST_F(UploadsTest, AnUploadUnderWayGoesOnPastTheBudget) {
   ASSERT_TRUE(begun->Write(piece).ok());
   for (int i = 0; i < 1000 && uploads_->held_bytes() > 0; ++i) uv_run(loop_.get(), UV_RUN_ONCE);
   ASSERT_EQ(uploads_->held_bytes(), 0u) << "its piece is written";
-  std::vector<std::shared_ptr<UploadSink>> others;
-  char mac[16];
-  for (size_t i = 0; uploads_->held_bytes() < Uploads::kMemoryBytes; ++i) {
-    std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
-    std::string path = std::string(mac) + "-phone.cfg";
-    others.push_back(uploads_->Begin(path, ClassifyUpload(path), 1 << 20));
-    ASSERT_TRUE(others.back()->Write(piece).ok());
-  }
+  std::vector<std::shared_ptr<UploadSink>> others = FillTheBudget();
   EXPECT_TRUE(begun->WantsMore()) << "begun, holding nothing now";
   auto fresh = uploads_->Begin("0004f2bbbbbb-phone.cfg", ClassifyUpload("0004f2bbbbbb-phone.cfg"),
                                1 << 20);
