@@ -613,18 +613,11 @@ Status Session::Start() {
 }
 
 void Session::WithHandshakeSlot(void (Session::*begin)()) {
-  if (server_->handshakes_.TakeOrWait(peer_.ip, [this, begin] { (this->*begin)(); },
-                                      &slot_ticket_)) {
-    (this->*begin)();
-    return;
-  }
-  slot_wait_ = true;
-  UpdatePoll();
+  slot_.Request(&server_->handshakes_, peer_.ip, [this, begin] { (this->*begin)(); });
+  if (slot_.waiting()) UpdatePoll();  // not read meanwhile
 }
 
 void Session::BeginImplicitTls() {
-  slot_wait_ = false;
-  handshaking_ = true;
   if (server_->tls_ == nullptr || !sock_.EnableTls(*server_->tls_)) {
     SR_LOG(kInfo) << "ftp: " << peer_.ip << ": TLS: " << sock_.error();
     Close();
@@ -636,8 +629,6 @@ void Session::BeginImplicitTls() {
 }
 
 void Session::BeginAuthTls() {
-  slot_wait_ = false;
-  handshaking_ = true;
   auth_pending_ = false;
   std::string early = std::move(in_);  // the ClientHello, if it came right behind
   in_.clear();
@@ -650,19 +641,9 @@ void Session::BeginAuthTls() {
   Resume();
 }
 
-void Session::HandshakeOver() {
-  if (slot_wait_) {
-    slot_wait_ = false;
-    server_->handshakes_.Cancel(slot_ticket_);
-  }
-  if (!handshaking_) return;
-  handshaking_ = false;
-  server_->handshakes_.Release(peer_.ip);
-}
-
 void Session::Close() {
   if (closing_) return;
-  HandshakeOver();
+  slot_.Reset();
   closing_ = true;
   *alive_ = false;
   CloseData();
@@ -695,7 +676,7 @@ void Session::UpdatePoll() {
   // Lines that wait for a transfer are kept, up to a point: a client that floods its control
   // connection meanwhile is simply not read until they are done. Nor is one that does not read
   // its replies (Backlogged).
-  int events = !slot_wait_ && in_.size() < kMaxWaitingInput && !Backlogged() ? UV_READABLE : 0;
+  int events = !slot_.waiting() && in_.size() < kMaxWaitingInput && !Backlogged() ? UV_READABLE : 0;
   if (out_off_ < out_.size() || sock_.want_write()) events |= UV_WRITABLE;
   if (events == poll_events_) return;
   poll_events_ = events;
@@ -734,7 +715,7 @@ void Session::ArmTimer() {
         // A 421 would never reach a client that does not read its replies, nor one whose TLS
         // handshake (implicit FTPS, or after AUTH TLS) never finished: just close.
         bool handshaking =
-            s->slot_wait_ || (s->sock_.tls() && !s->sock_.tls_stream()->handshake_done());
+            s->slot_.waiting() || (s->sock_.tls() && !s->sock_.tls_stream()->handshake_done());
         if (s->out_off_ < s->out_.size() || handshaking) {
           s->Close();
           return;
@@ -757,7 +738,7 @@ void Session::OnReadable() {
     Close();  // a transfer in flight is abandoned with its session (CloseData)
     return;
   }
-  if (handshaking_ && sock_.tls_stream()->handshake_done()) HandshakeOver();
+  if (slot_.holding() && sock_.tls_stream()->handshake_done()) slot_.Reset();  // over: it goes back
   if (!plain.empty()) {
     in_ += plain;
     ProcessLines();
@@ -819,7 +800,7 @@ void Session::FlushOut() {
       Close();
       return;
     }
-    if (auth_pending_ && !slot_wait_) {  // the 234 is out in plaintext: TLS from the next byte
+    if (auth_pending_ && !slot_.waiting()) {  // the 234 is out in plaintext: TLS from the next byte
       WithHandshakeSlot(&Session::BeginAuthTls);
       if (closing_) return;
     }

@@ -113,7 +113,6 @@ class Session {
   void WithHandshakeSlot(void (Session::*begin)());
   void BeginImplicitTls();
   void BeginAuthTls();
-  void HandshakeOver();  // done or abandoned: the slot goes back
 
   FtpServer* server_;
   net::StreamSocket sock_;
@@ -133,9 +132,7 @@ class Session {
   size_t out_off_ = 0;
   bool busy_ = false;        // a transfer or an answer is pending: lines wait
   bool auth_pending_ = false;  // 234 sent; TLS starts once it is out
-  bool slot_wait_ = false;     // waiting for a TLS handshake slot
-  bool handshaking_ = false;   // holds a handshake slot
-  tls::HandshakeSlots::Ticket slot_ticket_;
+  tls::HandshakeSlot slot_;    // a TLS handshake slot, waited for or held; Close() gives it back
   bool delaying_ = false;    // a failed login's 530, or a PASS, is held back (backoff)
   std::string held_password_;  // the PASS that waits for the backoff (HoldPass)
   // Login:

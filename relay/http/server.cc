@@ -78,16 +78,11 @@ class Connection {
   // HTTPS: begins the TLS handshake once the server has a slot for it (tls::HandshakeSlots);
   // until then it waits, unread and with no TLS state. Before Start().
   void EnableTls() {
-    if (server_->handshakes_.TakeOrWait(peer_.ip, [this] { BeginHandshake(); }, &slot_ticket_)) {
-      BeginHandshake();
-    } else {
-      slot_wait_ = true;
-    }
+    slot_.Request(&server_->handshakes_, peer_.ip, [this] { BeginHandshake(); });
   }
 
   void BeginHandshake() {
-    slot_wait_ = false;
-    handshaking_ = true;  // it holds a slot from here on: Close() gives it back
+    // It holds a slot from here on: the handshake's end, or Close(), gives it back.
     std::shared_ptr<tls::TlsContext> ctx = server_->tls_;
     if (ctx == nullptr || !sock_.EnableTls(*ctx)) {  // HTTPS turned off meanwhile (SIGHUP)
       tls_failed_ = true;
@@ -95,13 +90,6 @@ class Connection {
       return;
     }
     if (open_handles_ > 0) UpdatePoll();  // Start() polls once it runs
-  }
-
-  // The handshake is over, whichever way: its slot goes back.
-  void HandshakeOver() {
-    if (!handshaking_) return;
-    handshaking_ = false;
-    server_->handshakes_.Release(peer_.ip);
   }
 
   Status Start() {
@@ -115,8 +103,8 @@ class Connection {
     // A TLS client sends its ClientHello as soon as it connects: the handshake gets the header
     // timeout, counted from the connection and not reset by each byte, so silent or half-sent
     // handshakes (which cost the attacker nothing) do not hold a connection for the idle time.
-    ArmTimer(sock_.tls() || slot_wait_ ? server_->limits_.header_timeout_ms
-                                       : server_->limits_.idle_timeout_ms);
+    ArmTimer(sock_.tls() || slot_.waiting() ? server_->limits_.header_timeout_ms
+                                            : server_->limits_.idle_timeout_ms);
     UpdatePoll();
     return Status::Ok();
   }
@@ -124,11 +112,7 @@ class Connection {
   // Begins closing; the server frees the connection once both handles are closed.
   void Close() {
     if (closing_) return;
-    if (slot_wait_) {
-      slot_wait_ = false;
-      server_->handshakes_.Cancel(slot_ticket_);
-    }
-    HandshakeOver();
+    slot_.Reset();
     closing_ = true;
     *alive_ = false;
     if (sink_) {
@@ -155,7 +139,7 @@ class Connection {
   void UpdatePoll() {
     if (closing_) return;
     int events = 0;
-    bool want_read = !slot_wait_ && !sending_ && !awaiting_ && !peer_closed_ &&
+    bool want_read = !slot_.waiting() && !sending_ && !awaiting_ && !peer_closed_ &&
                      (!reading_body_ || sink_->WantsMore());
     if (want_read) events |= UV_READABLE;
     if ((sending_ && !waiting_body_) || !interim_.empty() || sock_.want_write()) {
@@ -188,7 +172,7 @@ class Connection {
           auto* c = static_cast<Connection*>(t->data);
           // A slow or silent client is cut off (STYLE.md): a half-sent head gets 408, the rest
           // just a close.
-          if (c->slot_wait_ || c->Handshaking()) {
+          if (c->slot_.waiting() || c->Handshaking()) {
             SR_LOG(kInfo) << "https: " << c->peer_.ip << ": TLS handshake not finished in time";
             c->Close();
           } else if (!c->sending_ && !c->in_.empty()) {
@@ -221,8 +205,8 @@ class Connection {
       return;
     }
     if (sock_.want_write()) UpdatePoll();  // a TLS handshake answer the socket did not take
-    if (handshaking_ && !Handshaking()) {
-      HandshakeOver();
+    if (slot_.holding() && !Handshaking()) {
+      slot_.Reset();  // the handshake is over: its slot goes back
       // Done: from now on a keep-alive connection waiting for its first request.
       if (plain.empty() && in_.empty()) ArmTimer(server_->limits_.idle_timeout_ms);
     }
@@ -631,9 +615,7 @@ class Connection {
   int open_handles_ = 0;
   bool closing_ = false;
   bool peer_closed_ = false;
-  bool handshaking_ = false;  // TLS, handshake not done yet: the header timeout is running
-  bool slot_wait_ = false;    // TLS, waiting for a handshake slot (ServerLimits::max_handshakes)
-  tls::HandshakeSlots::Ticket slot_ticket_;
+  tls::HandshakeSlot slot_;  // TLS: a handshake slot, waited for or held (max_handshakes)
   bool tls_failed_ = false;
   std::string in_;
   std::string out_;

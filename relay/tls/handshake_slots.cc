@@ -42,4 +42,25 @@ void HandshakeSlots::Release(const std::string& ip) {
   }
 }
 
+void HandshakeSlot::Request(HandshakeSlots* slots, std::string ip, std::function<void()> begin) {
+  Reset();
+  slots_ = slots;
+  ip_ = std::move(ip);
+  auto grant = [this, begin] {
+    state_ = State::kHolding;
+    begin();
+  };
+  if (slots_->TakeOrWait(ip_, grant, &ticket_)) {
+    grant();
+    return;
+  }
+  state_ = State::kWaiting;
+}
+
+void HandshakeSlot::Reset() {
+  State was = std::exchange(state_, State::kNone);
+  if (was == State::kWaiting) slots_->Cancel(ticket_);
+  if (was == State::kHolding) slots_->Release(ip_);
+}
+
 }  // namespace siterelay::tls

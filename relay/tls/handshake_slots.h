@@ -5,7 +5,8 @@
 // (HTTPS, 4096 connections). A connection that finds no slot waits, accepted but with no TLS
 // state and its socket unread; when a handshake ends, the first waiting connection whose address
 // is under its own cap gets the slot. The per-address cap keeps one flooding address from
-// stalling everyone else's handshakes. Used by the HTTPS and the FTP servers.
+// stalling everyone else's handshakes. Used by the HTTPS and the FTP servers; each of their
+// connections keeps its place in them with a HandshakeSlot.
 //
 // Thread safety: the loop thread's, like the servers that own it.
 #pragma once
@@ -50,6 +51,35 @@ class HandshakeSlots {
   size_t in_progress_ = 0;
   std::map<std::string, size_t> per_peer_;
   std::list<Waiter> waiting_;
+};
+
+// One connection's place in a HandshakeSlots: none, waiting for a slot, or holding one.
+//
+// The owner calls Reset() when its handshake is over and when it closes. The destructor does
+// not: at a server's teardown, a slot given back would be handed to a connection being destroyed.
+// Ownership: borrows the HandshakeSlots, which must outlive every Request() until its Reset().
+class HandshakeSlot {
+ public:
+  HandshakeSlot() = default;
+  HandshakeSlot(const HandshakeSlot&) = delete;
+  HandshakeSlot& operator=(const HandshakeSlot&) = delete;
+
+  // Asks `slots` for a slot for `ip` (after giving back any this one has): `begin` runs now, or
+  // from a later HandshakeSlots::Release once there is a slot, unless Reset() came first. When
+  // it runs, holding() is true.
+  void Request(HandshakeSlots* slots, std::string ip, std::function<void()> begin);
+  // The handshake is over, or the connection goes: the slot goes back, or the wait ends.
+  void Reset();
+
+  bool waiting() const { return state_ == State::kWaiting; }
+  bool holding() const { return state_ == State::kHolding; }
+
+ private:
+  enum class State { kNone, kWaiting, kHolding };
+  HandshakeSlots* slots_ = nullptr;
+  std::string ip_;
+  State state_ = State::kNone;
+  HandshakeSlots::Ticket ticket_;
 };
 
 }  // namespace siterelay::tls

@@ -52,5 +52,58 @@ TEST(HandshakeSlotsTest, ACancelledWaiterIsNeverGranted) {
   EXPECT_EQ(slots.in_progress(), 1u);
 }
 
+TEST(HandshakeSlotTest, HoldsAFreeSlotAtOnceAndGivesItBackOnReset) {
+  HandshakeSlots slots(1, 1);
+  HandshakeSlot slot;
+  int began = 0;
+  slot.Request(&slots, "10.0.0.1", [&] {
+    EXPECT_TRUE(slot.holding());
+    ++began;
+  });
+  EXPECT_EQ(began, 1);
+  EXPECT_TRUE(slot.holding());
+  EXPECT_EQ(slots.in_progress(), 1u);
+  slot.Reset();
+  EXPECT_FALSE(slot.holding());
+  EXPECT_EQ(slots.in_progress(), 0u);
+  slot.Reset();  // twice is once
+  EXPECT_EQ(slots.in_progress(), 0u);
+}
+
+TEST(HandshakeSlotTest, WaitsUntilAnotherGivesItsSlotBack) {
+  HandshakeSlots slots(1, 1);
+  HandshakeSlot first, second;
+  bool second_began = false;
+  first.Request(&slots, "10.0.0.1", [] {});
+  second.Request(&slots, "10.0.0.2", [&] {
+    EXPECT_TRUE(second.holding()) << "it holds the slot when its handshake begins";
+    second_began = true;
+  });
+  EXPECT_TRUE(second.waiting());
+  EXPECT_FALSE(second_began);
+  first.Reset();
+  EXPECT_TRUE(second_began);
+  EXPECT_TRUE(second.holding());
+  EXPECT_EQ(slots.in_progress(), 1u);
+  second.Reset();
+  EXPECT_EQ(slots.in_progress(), 0u);
+}
+
+TEST(HandshakeSlotTest, AResetWhileWaitingLeavesTheQueue) {
+  HandshakeSlots slots(1, 1);
+  HandshakeSlot first, gone, next;
+  bool gone_began = false, next_began = false;
+  first.Request(&slots, "10.0.0.1", [] {});
+  gone.Request(&slots, "10.0.0.2", [&] { gone_began = true; });
+  next.Request(&slots, "10.0.0.3", [&] { next_began = true; });
+  gone.Reset();
+  EXPECT_FALSE(gone.waiting());
+  EXPECT_EQ(slots.waiting(), 1u);
+  first.Reset();
+  EXPECT_FALSE(gone_began);
+  EXPECT_TRUE(next_began);
+  EXPECT_EQ(slots.in_progress(), 1u);
+}
+
 }  // namespace
 }  // namespace siterelay::tls
