@@ -29,6 +29,8 @@ namespace {
 constexpr uint64_t kLingerMs = 2000;
 // Control input read ahead while a command runs (pipelined commands wait in it).
 constexpr size_t kMaxWaitingInput = 16 * 1024;
+// The data timeout's reason once the transfer runs (DataChannel::ArmStallTimer).
+constexpr const char* kStalled = "the data connection stalled";
 
 int64_t NowMs() { return static_cast<int64_t>(uv_hrtime() / 1'000'000); }
 
@@ -120,6 +122,7 @@ class DataChannel {
     std::weak_ptr<bool> alive = alive_;
     sink_->OnWantsMore([this, alive] {
       if (alive.expired() || !*alive.lock()) return;
+      if (timeout_why_ == kStalled) ArmStallTimer();  // the client's time, from the relay's read
       UpdatePoll();
     });
     Begin(Job::kReceive, tls, std::move(done));
@@ -178,10 +181,20 @@ class DataChannel {
             d->Close();
             return;
           }
+          if (d->timeout_why_ == kStalled && d->job_ == Job::kReceive && d->sink_ != nullptr &&
+              !d->sink_->WantsMore()) {
+            // The relay holds the upload back (the uploads' memory budget, the disk), not the
+            // client: it is not cut off for that. Its time starts again when the relay reads.
+            d->ArmStallTimer();
+            return;
+          }
           d->Finish(Status::Unavailable(d->timeout_why_));
         },
         static_cast<uint64_t>(ms), 0);
   }
+
+  // The data timeout while the transfer runs: no progress for data_timeout_ms ends it.
+  void ArmStallTimer() { ArmTimer(limits_.data_timeout_ms, kStalled); }
 
   void Begin(Job job, const tls::TlsContext* tls, Done done) {
     job_ = job;
@@ -301,7 +314,7 @@ class DataChannel {
     }
     if (!StartTls(tls_ctx_)) return;
     sock_->StartFile();
-    ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
+    ArmStallTimer();
     StartPoll();
     if (job_ != Job::kReceive) OnWritable();
   }
@@ -396,7 +409,7 @@ class DataChannel {
     } else if (!SendFileNow(&progress)) {
       return;
     }
-    if (progress) ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
+    if (progress) ArmStallTimer();
     UpdatePoll();
   }
 
@@ -430,7 +443,7 @@ class DataChannel {
       g->Wait(pos_, [this, alive] {
         if (alive.expired() || !*alive.lock()) return;
         waiting_file_ = false;
-        ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
+        ArmStallTimer();
         OnWritable();
       });
       UpdatePoll();
@@ -486,7 +499,7 @@ class DataChannel {
         Finish(s);
         return;
       }
-      ArmTimer(limits_.data_timeout_ms, "the data connection stalled");
+      ArmStallTimer();
     }
     if (io == net::StreamSocket::Io::kClosed) {
       if (sock_->tls() && !sock_->close_notify_received()) {

@@ -175,6 +175,10 @@ class Connection {
           if (c->slot_.waiting() || c->Handshaking()) {
             SR_LOG(kInfo) << "https: " << c->peer_.ip << ": TLS handshake not finished in time";
             c->Close();
+          } else if (c->reading_body_ && !c->sink_->WantsMore()) {
+            // The relay holds the body back (the uploads' memory budget, the disk), not the
+            // client: it is not cut off for that. Its time starts again when the relay reads.
+            c->ArmTimer(c->server_->limits_.body_timeout_ms);
           } else if (!c->sending_ && !c->in_.empty()) {
             SR_LOG(kInfo) << "http: " << c->peer_.ip << " sent no complete request in time";
             c->Respond(ErrorResponse(408), "-", "-", "", /*close=*/true);
@@ -344,6 +348,7 @@ class Connection {
     std::weak_ptr<bool> alive = alive_;
     sink_->OnWantsMore([this, alive] {
       if (alive.expired() || !*alive.lock()) return;
+      ArmTimer(server_->limits_.body_timeout_ms);  // the client's time, from when the relay reads
       FeedBody();
       UpdatePoll();
     });

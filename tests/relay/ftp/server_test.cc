@@ -11,11 +11,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "relay/base/uv.h"
+#include "relay/files/uploads.h"
 #include "tests/testing/cache.h"
 #include "tests/testing/fault_fs.h"
 #include "tests/testing/loop.h"
@@ -384,6 +387,43 @@ TEST_F(FtpServerTest, AnUploadPastTheCapIs552AndAFullDiskIs452) {
   EXPECT_EQ(opened.substr(0, 4), "150 ");
   EXPECT_EQ(over_cap.substr(0, 4), "552 ") << over_cap;
   EXPECT_EQ(disk_full.substr(0, 4), "452 ") << disk_full;
+}
+
+// The data timeout is for a client that stops sending. While the relay itself does not read an
+// upload (the uploads' memory budget is spent by others), the client is not cut off however long
+// that lasts; the upload goes on once the budget frees.
+TEST_F(FtpServerTest, AnUploadTheBudgetHoldsBackOutlastsTheDataTimeout) {
+  FtpLimits limits;
+  limits.data_timeout_ms = 100;
+  Start(limits);
+  // Settings uploads that each hold a piece short of a chunk (kept in memory, nothing for the
+  // pool) until the budget is spent; they give it back four data timeouts on.
+  std::vector<std::shared_ptr<files::UploadSink>> holders;
+  char mac[16];
+  for (size_t i = 0; uploads_->held_bytes() < files::Uploads::kMemoryBytes; ++i) {
+    std::snprintf(mac, sizeof mac, "0004f2%06zx", i);
+    std::string path = std::string(mac) + "-phone.cfg";
+    holders.push_back(uploads_->Begin(path, files::ClassifyUpload(path), 1 << 20));
+    ASSERT_TRUE(holders.back()->WantsMore());
+    ASSERT_TRUE(holders.back()->Write(std::string(60000, 'p')).ok());
+  }
+  Timer later(loop_.get());
+  later.Start(400, [&] {
+    for (auto& h : holders) h->Abort();
+    holders.clear();
+  });
+  std::string opened, done;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t port = c.Pasv();
+    opened = c.Command("STOR 0004f282e824-app.log");
+    WriteData(port, "a line of the phone's log\n");
+    done = c.Reply();
+  });
+  EXPECT_EQ(opened.substr(0, 4), "150 ");
+  EXPECT_EQ(done.substr(0, 4), "226 ") << done;
+  EXPECT_TRUE(holders.empty()) << "the budget was held until the timer let it go";
 }
 
 TEST_F(FtpServerTest, SessionsPastThePerPeerLimitGet421) {

@@ -128,6 +128,66 @@ TEST_F(ServerTest, SlowHeadIsCutOffWith408) {
   EXPECT_EQ(got.rfind("HTTP/1.1 408 Request Timeout\r\n", 0), 0u) << got;
 }
 
+// A request body's sink that refuses bytes until the test lets it take them (the uploads' memory
+// budget spent, the disk behind), then answers 201.
+class HeldBackSink final : public BodySink {
+ public:
+  Status Write(std::string_view data) override {
+    got += data;
+    return Status::Ok();
+  }
+  bool WantsMore() const override { return !holding; }
+  void OnWantsMore(std::function<void()> cb) override { wake = std::move(cb); }
+  void Finish(std::function<void(Response)> done) override {
+    Response r;
+    r.status = 201;
+    done(std::move(r));
+  }
+  void Abort() override {}
+  void Let() {
+    holding = false;
+    if (wake) wake();
+  }
+
+  bool holding = true;
+  std::string got;
+  std::function<void()> wake;
+};
+
+class HeldBackUploadHandler final : public Handler {
+ public:
+  Response Handle(const Request&, const files::Peer&) override {
+    Response r;
+    r.sink = sink;
+    return r;
+  }
+  std::shared_ptr<HeldBackSink> sink = std::make_shared<HeldBackSink>();
+};
+
+// The body timeout is for a client that stops sending. While the relay itself does not read the
+// body (its sink refuses bytes), the client is not cut off however long that lasts; the upload
+// goes on once the sink takes bytes again.
+TEST_F(ServerTest, ABodyTheRelayHoldsBackOutlastsTheBodyTimeout) {
+  ServerLimits limits;
+  limits.body_timeout_ms = 100;
+  HeldBackUploadHandler handler;
+  Start(limits, &handler);
+  Timer later(loop_.get());
+  later.Start(400, [&] { handler.sink->Let(); });  // four body timeouts on
+  std::string got;
+  RunClient([&] {
+    int fd = Connect();
+    std::string req =
+        "PUT /0004f282e824-app.log HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        "Connection: close\r\n\r\nhello";
+    ::send(fd, req.data(), req.size(), 0);
+    got = ReadAll(fd);
+    ::close(fd);
+  });
+  EXPECT_EQ(got.rfind("HTTP/1.1 201 ", 0), 0u) << got;
+  EXPECT_EQ(handler.sink->got, "hello");
+}
+
 TEST_F(ServerTest, IdleConnectionIsClosed) {
   ServerLimits limits;
   limits.idle_timeout_ms = 100;
