@@ -136,7 +136,7 @@ fi
 
 # The relay: lib.sh's loopback listeners, the admin password set, the manifest on the origin and
 # no background passes (sync_interval = 0), so the only pass is the one the browser asks for.
-# fresh_for = 0: every read of a config asks the origin again, so a new version is seen at once.
+# fresh_for = 0: each read of a config asks the origin again, once the last is stored.
 ADMIN_PW=console-test-$RANDOM$RANDOM
 write_config relay.toml "[origin]
 url = \"http://127.0.0.1:$NGINX_PORT/\"
@@ -170,7 +170,7 @@ admin_post() {
 json() { node -e "const v = JSON.parse(require('fs').readFileSync(0, 'utf8')); console.log($1)"; }
 
 # A held config: a phone reads the shared config, the origin publishes a new one naming an image
-# it does not have, and the next read (fresh_for = 0) brings it to the relay, which keeps serving
+# it does not have, and the next reads (fresh_for = 0) bring it to the relay, which keeps serving
 # the first version and holds the new one back with the reason.
 # (The Edge E450 reads it, as itself: a read that names no MAC counts for the phone last seen at
 # its address, and must not change what the inventory says about it.)
