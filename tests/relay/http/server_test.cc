@@ -8,7 +8,6 @@
 
 #include <openssl/ssl.h>
 
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <fcntl.h>
@@ -18,6 +17,7 @@
 #include <thread>
 
 #include "relay/base/uv.h"
+#include "tests/testing/loop.h"
 #include "tests/testing/temp_dir.h"
 
 namespace siterelay::http {
@@ -33,7 +33,7 @@ class HelloHandler final : public Handler {
 };
 
 // Runs the server's loop while `client` runs on a thread with blocking sockets; returns when the
-// client is done. The loop wakes every 5 ms to notice that, never for longer than 10 s.
+// client is done.
 class ServerTest : public ::testing::Test {
  protected:
   void Start(ServerLimits limits, Handler* handler = nullptr) {
@@ -44,24 +44,8 @@ class ServerTest : public ::testing::Test {
     port_ = server_->bound()[0].port;
   }
 
-  void RunClient(std::function<void()> client) {
-    std::atomic<bool> done{false};
-    std::thread t([&] {
-      client();
-      done = true;
-    });
-    uv_timer_t tick;
-    uv_timer_init(loop_.get(), &tick);
-    tick.data = &done;
-    uv_timer_start(
-        &tick,
-        [](uv_timer_t* h) noexcept {
-          if (static_cast<std::atomic<bool>*>(h->data)->load()) uv_stop(h->loop);
-        },
-        5, 5);
-    uv_run(loop_.get(), UV_RUN_DEFAULT);
-    uv_close(reinterpret_cast<uv_handle_t*>(&tick), nullptr);
-    t.join();
+  void RunClient(const std::function<void()>& client) {
+    siterelay::testing::RunWithClient(loop_.get(), client);
     server_->StopAccepting();
     server_->CloseAll();
     uv_run(loop_.get(), UV_RUN_DEFAULT);
