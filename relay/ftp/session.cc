@@ -122,7 +122,7 @@ class DataChannel {
     std::weak_ptr<bool> alive = alive_;
     sink_->OnWantsMore([this, alive] {
       if (alive.expired() || !*alive.lock()) return;
-      if (timeout_why_ == kStalled) ArmStallTimer();  // the client's time, from the relay's read
+      if (Receiving()) ArmStallTimer();  // the client's time, from when the relay reads
       UpdatePoll();
     });
     Begin(Job::kReceive, tls, std::move(done));
@@ -181,8 +181,7 @@ class DataChannel {
             d->Close();
             return;
           }
-          if (d->timeout_why_ == kStalled && d->job_ == Job::kReceive && d->sink_ != nullptr &&
-              !d->sink_->WantsMore()) {
+          if (d->Receiving() && !d->sink_->WantsMore()) {
             // The relay holds the upload back (the uploads' memory budget, the disk), not the
             // client: it is not cut off for that. Its time starts again when the relay reads.
             d->ArmStallTimer();
@@ -195,6 +194,11 @@ class DataChannel {
 
   // The data timeout while the transfer runs: no progress for data_timeout_ms ends it.
   void ArmStallTimer() { ArmTimer(limits_.data_timeout_ms, kStalled); }
+  // An upload's bytes are being read: connected, past the TLS handshake, not yet all in.
+  bool Receiving() const {
+    return job_ == Job::kReceive && timeout_why_ == kStalled && sock_ != nullptr &&
+           !Handshaking() && sink_ != nullptr;
+  }
 
   void Begin(Job job, const tls::TlsContext* tls, Done done) {
     job_ = job;

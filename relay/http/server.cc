@@ -348,7 +348,8 @@ class Connection {
     std::weak_ptr<bool> alive = alive_;
     sink_->OnWantsMore([this, alive] {
       if (alive.expired() || !*alive.lock()) return;
-      ArmTimer(server_->limits_.body_timeout_ms);  // the client's time, from when the relay reads
+      // The client's time, from when the relay reads (not once the body is in: it is filing).
+      if (reading_body_) ArmTimer(server_->limits_.body_timeout_ms);
       FeedBody();
       UpdatePoll();
     });
@@ -411,6 +412,7 @@ class Connection {
   void BodyComplete() {
     reading_body_ = false;
     awaiting_ = true;
+    uv_timer_stop(&timer_);  // the client is done: its answer comes once the upload is filed
     // The body is the sink's now; while it is made durable (behind a storm's other uploads on
     // the pool), the connection need not keep what the body grew its buffer to.
     if (in_.empty()) in_.shrink_to_fit();

@@ -3,12 +3,15 @@
 // Safe for concurrent calls. Passes every call to the real POSIX implementation until the armed operation has been called
 // `nth` times; that call fails with `error` (ENOSPC, EIO...). With `crash` set, every call after
 // the fault fails too, which models a process that died at that point: nothing it would have done
-// afterwards (unlinking temp files, say) happens.
+// afterwards (unlinking temp files, say) happens. Slow() makes every call of an operation wait
+// first, as a busy disk would.
 #pragma once
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "relay/base/fs.h"
 
@@ -25,6 +28,8 @@ class FaultInjectingFileSystem final : public FileSystem {
     crash_ = crash;
     crashed_.store(false);
   }
+  // Each later call of `op` waits `ms` before it runs (0: no wait).
+  void Slow(Op op, int ms) { delays_[static_cast<int>(op)].store(ms); }
   bool crashed() const { return crashed_; }
   int calls(Op op) const { return counts_[static_cast<int>(op)]; }
 
@@ -76,6 +81,9 @@ class FaultInjectingFileSystem final : public FileSystem {
  private:
   Status Check(Op op, const std::string& what) {
     ++counts_[static_cast<int>(op)];
+    if (int ms = delays_[static_cast<int>(op)].load(); ms > 0 && op != Op::kNone) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     if (crashed_.load()) return PosixError(what + " (after simulated crash)", EIO);
     if (op != Op::kNone && op == op_ && remaining_.fetch_sub(1) == 1) {
       crashed_.store(crash_);
@@ -91,6 +99,7 @@ class FaultInjectingFileSystem final : public FileSystem {
   bool crash_ = false;
   std::atomic<bool> crashed_{false};
   std::atomic<int> counts_[7] = {};  // the importer calls from several pool threads
+  std::atomic<int> delays_[7] = {};
 };
 
 }  // namespace siterelay::testing

@@ -407,11 +407,20 @@ TEST_F(FtpServerTest, AnUploadTheBudgetHoldsBackOutlastsTheDataTimeout) {
     ASSERT_TRUE(holders.back()->WantsMore());
     ASSERT_TRUE(holders.back()->Write(std::string(60000, 'p')).ok());
   }
-  Timer later(loop_.get());
-  later.Start(400, [&] {
-    for (auto& h : holders) h->Abort();
-    holders.clear();
-  });
+  // Watched from the loop: once the client has sent the upload, the budget is let go four data
+  // timeouts later; no reply comes before that.
+  std::atomic<bool> sent{false}, replied{false};
+  bool replied_while_held = true;
+  Timer watch(loop_.get()), later(loop_.get());
+  std::function<void()> look = [&] {
+    if (!sent) return watch.Start(5, look);
+    later.Start(400, [&] {
+      replied_while_held = replied;
+      for (auto& h : holders) h->Abort();
+      holders.clear();
+    });
+  };
+  watch.Start(5, look);
   std::string opened, done;
   RunClient([&] {
     Control c(port_);
@@ -419,11 +428,39 @@ TEST_F(FtpServerTest, AnUploadTheBudgetHoldsBackOutlastsTheDataTimeout) {
     uint16_t port = c.Pasv();
     opened = c.Command("STOR 0004f282e824-app.log");
     WriteData(port, "a line of the phone's log\n");
+    sent = true;
+    done = c.Reply();
+    replied = true;
+  });
+  EXPECT_EQ(opened.substr(0, 4), "150 ");
+  EXPECT_FALSE(replied_while_held);
+  EXPECT_EQ(done.substr(0, 4), "226 ") << done;
+  EXPECT_TRUE(holders.empty()) << "the budget was held until the timer let it go";
+}
+
+// Once the last byte is in, the client waits for the upload to be filed, however long the disk
+// takes: pieces still being written then wake the channel, which must not start the data timeout
+// again.
+TEST_F(FtpServerTest, AnUploadBeingFiledIsNotCutOffByTheDataTimeout) {
+  FtpLimits limits;
+  limits.data_timeout_ms = 100;
+  Start(limits);
+  fs_.Slow(siterelay::testing::FaultInjectingFileSystem::Op::kWrite, 40);  // pieces queue up
+  fs_.Slow(siterelay::testing::FaultInjectingFileSystem::Op::kFsync, 300);
+  std::string settings(400000, 's'), opened, done;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t port = c.Pasv();
+    opened = c.Command("STOR 0004f282e824-phone.cfg");
+    WriteData(port, settings);
     done = c.Reply();
   });
   EXPECT_EQ(opened.substr(0, 4), "150 ");
   EXPECT_EQ(done.substr(0, 4), "226 ") << done;
-  EXPECT_TRUE(holders.empty()) << "the budget was held until the timer let it go";
+  const cache::Entry* e = cache_->Lookup("0004f282e824-phone.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->size, settings.size());
 }
 
 TEST_F(FtpServerTest, SessionsPastThePerPeerLimitGet421) {

@@ -105,5 +105,24 @@ TEST(HandshakeSlotTest, AResetWhileWaitingLeavesTheQueue) {
   EXPECT_EQ(slots.in_progress(), 1u);
 }
 
+// A connection whose handshake cannot begin closes from inside its grant (TLS turned off by a
+// SIGHUP meanwhile): its slot goes on to the next waiter, and each is counted once.
+TEST(HandshakeSlotTest, AGrantThatGivesTheSlotBackAtOnceHandsItOn) {
+  HandshakeSlots slots(1, 1);
+  HandshakeSlot first, failing, next;
+  bool next_began = false;
+  first.Request(&slots, "10.0.0.1", [] {});
+  failing.Request(&slots, "10.0.0.2", [&] { failing.Reset(); });
+  next.Request(&slots, "10.0.0.3", [&] { next_began = true; });
+  first.Reset();
+  EXPECT_FALSE(failing.holding());
+  EXPECT_TRUE(next_began);
+  EXPECT_TRUE(next.holding());
+  EXPECT_EQ(slots.in_progress(), 1u);
+  EXPECT_EQ(slots.waiting(), 0u);
+  next.Reset();
+  EXPECT_EQ(slots.in_progress(), 0u);
+}
+
 }  // namespace
 }  // namespace siterelay::tls
