@@ -182,9 +182,12 @@ void UploadSink::Finish(std::function<void(Result<UploadResult>)> done) {
 }
 
 void UploadSink::Abort() {
-  aborted_ = true;
   on_wants_more_ = nullptr;
   done_ = nullptr;
+  // The whole body is here: filed with no one to tell. The pool job or the queued filing under
+  // way holds this sink until it is done.
+  if (finishing_) return;
+  aborted_ = true;
   chunks_.clear();
   current_.clear();
   current_.shrink_to_fit();  // the sink itself may live on in a pool job's hands

@@ -74,7 +74,11 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
   bool WantsMore();
   void OnWantsMore(std::function<void()> cb) { on_wants_more_ = std::move(cb); }
   void Finish(std::function<void(Result<UploadResult>)> done);
-  // The connection went away: nothing will be filed, and no callback runs any more.
+  // The connection went away; no callback runs any more. Before Finish() nothing is filed. After
+  // it the whole body is here, and it is filed all the same: a phone that stopped waiting for
+  // its answer (an FTP client that drops its control connection while a slow disk files the
+  // upload, the relay stopping) would not send it again, and a log sent again adds only its new
+  // bytes.
   void Abort();
 
   size_t filing_bytes_for_test() const { return filing_bytes_; }

@@ -161,6 +161,36 @@ TEST_F(UploadsTest, AbortedUploadFilesNothingAndLeavesNoTempFile) {
   EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
 }
 
+// Once the whole body is in (Finish), the connection going away only silences the answer: the
+// upload is filed all the same, whether a settings file staged in pieces or a log from memory.
+TEST_F(UploadsTest, AnUploadAbortedAfterItsBodyIsInIsFiledAllTheSame) {
+  std::string settings(200000, 's');
+  auto cfg = uploads_->Begin("0004f282e824-phone.cfg", ClassifyUpload("0004f282e824-phone.cfg"),
+                             1 << 20);
+  for (size_t off = 0; off < settings.size(); off += 50000) {
+    ASSERT_TRUE(cfg->Write(std::string_view(settings).substr(off, 50000)).ok());
+    while (!cfg->WantsMore()) uv_run(loop_.get(), UV_RUN_ONCE);
+  }
+  auto log = uploads_->Begin("0004f282e824-boot.log", ClassifyUpload("0004f282e824-boot.log"),
+                             1 << 20);
+  ASSERT_TRUE(log->WantsMore());
+  ASSERT_TRUE(log->Write("0517184023|boot |1|00|a line\n").ok());
+  bool answered = false;
+  for (auto* sink : {&cfg, &log}) {
+    (*sink)->Finish([&](Result<UploadResult>) { answered = true; });
+    (*sink)->Abort();
+    sink->reset();
+  }
+  ASSERT_TRUE(loop_.Run().ok());
+  EXPECT_FALSE(answered) << "no one to answer";
+  const cache::Entry* e = cache_->Lookup("0004f282e824-phone.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->sha256, Sha256::Of(settings));
+  EXPECT_EQ(Spool("0004f282e824", "boot"), "0517184023|boot |1|00|a line\n");
+  EXPECT_EQ(uploads_->held_bytes(), 0u);
+  EXPECT_EQ(testing::CountFiles(dir_ / "tmp"), 0u);
+}
+
 // A disk that fills while a big upload arrives (tests/integration/diskfull_test.sh): the phone
 // must hear of a storage failure (HTTP 507), not of an upload too large (413), which it would not
 // retry. So Write() goes on taking the body and Finish() reports the disk's error.

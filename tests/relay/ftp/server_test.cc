@@ -445,8 +445,9 @@ TEST_F(FtpServerTest, AnUploadBeingFiledIsNotCutOffByTheDataTimeout) {
   FtpLimits limits;
   limits.data_timeout_ms = 100;
   Start(limits);
-  fs_.Slow(siterelay::testing::FaultInjectingFileSystem::Op::kWrite, 40);  // pieces queue up
-  fs_.Slow(siterelay::testing::FaultInjectingFileSystem::Op::kFsync, 300);
+  using Op = siterelay::testing::FaultInjectingFileSystem::Op;
+  fs_.Slow(Op::kWrite, 40);  // pieces queue up
+  fs_.Slow(Op::kFsync, 300);
   std::string settings(400000, 's'), opened, done;
   RunClient([&] {
     Control c(port_);
@@ -458,6 +459,30 @@ TEST_F(FtpServerTest, AnUploadBeingFiledIsNotCutOffByTheDataTimeout) {
   });
   EXPECT_EQ(opened.substr(0, 4), "150 ");
   EXPECT_EQ(done.substr(0, 4), "226 ") << done;
+  const cache::Entry* e = cache_->Lookup("0004f282e824-phone.cfg");
+  ASSERT_NE(e, nullptr);
+  EXPECT_EQ(e->size, settings.size());
+}
+
+// A client that gives up waiting for its 226 (its control connection closed while a slow disk
+// files the upload) still has its upload stored: it sent all of it.
+TEST_F(FtpServerTest, AnUploadIsFiledAfterTheClientStopsWaitingForItsAnswer) {
+  using Op = siterelay::testing::FaultInjectingFileSystem::Op;
+  Start();
+  fs_.Slow(Op::kFsync, 200);
+  std::string settings(100000, 's'), opened;
+  RunClient([&] {
+    Control c(port_);
+    c.Login();
+    uint16_t port = c.Pasv();
+    int fsyncs = fs_.calls(Op::kFsync);
+    opened = c.Command("STOR 0004f282e824-phone.cfg");
+    WriteData(port, settings);
+    // Filing has begun (the blob's fsync); then the control connection closes.
+    for (int i = 0; i < 2000 && fs_.calls(Op::kFsync) == fsyncs; ++i) ::usleep(5000);
+  });
+  ASSERT_TRUE(loop_.Run().ok());  // the filing under way
+  EXPECT_EQ(opened.substr(0, 4), "150 ");
   const cache::Entry* e = cache_->Lookup("0004f282e824-phone.cfg");
   ASSERT_NE(e, nullptr);
   EXPECT_EQ(e->size, settings.size());
