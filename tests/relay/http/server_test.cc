@@ -70,6 +70,18 @@ class ServerTest : public ::testing::Test {
     return fd;
   }
 
+  // A PUT of a five-byte log with Connection: close: all that comes back.
+  std::string PutHello() {
+    int fd = Connect();
+    std::string req =
+        "PUT /0004f282e824-app.log HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        "Connection: close\r\n\r\nhello";
+    ::send(fd, req.data(), req.size(), 0);
+    std::string got = ReadAll(fd);
+    ::close(fd);
+    return got;
+  }
+
   static std::string ReadAll(int fd) {
     std::string out;
     char buf[4096];
@@ -177,14 +189,8 @@ TEST_F(ServerTest, ABodyTheRelayHoldsBackOutlastsTheBodyTimeout) {
   };
   std::string got;
   RunClient([&] {
-    int fd = Connect();
-    std::string req =
-        "PUT /0004f282e824-app.log HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-        "Connection: close\r\n\r\nhello";
-    ::send(fd, req.data(), req.size(), 0);
-    got = ReadAll(fd);
+    got = PutHello();
     answered = true;
-    ::close(fd);
   });
   EXPECT_GT(handler.sink->refusals, 0);
   EXPECT_FALSE(answered_while_held);
@@ -210,15 +216,7 @@ TEST_F(ServerTest, AnUploadBeingFiledIsNotCutOffByTheBodyTimeout) {
   };
   Start(limits, &handler);
   std::string got;
-  RunClient([&] {
-    int fd = Connect();
-    std::string req =
-        "PUT /0004f282e824-app.log HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-        "Connection: close\r\n\r\nhello";
-    ::send(fd, req.data(), req.size(), 0);
-    got = ReadAll(fd);
-    ::close(fd);
-  });
+  RunClient([&] { got = PutHello(); });
   EXPECT_EQ(got.rfind("HTTP/1.1 201 ", 0), 0u) << got;
 }
 
