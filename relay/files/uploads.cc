@@ -294,10 +294,6 @@ void UploadSink::Seal() {
       },
       [self, sealed] {
         self->job_in_flight_ = false;
-        if (self->aborted_) {
-          if (sealed->ok()) (void)::unlink((*sealed)->tmp_path.c_str());
-          return;
-        }
         if (!sealed->ok()) {
           self->Complete(sealed->status());
           return;
@@ -315,7 +311,7 @@ void UploadSink::Seal() {
 }
 
 void UploadSink::Complete(Result<UploadResult> result) {
-  if (aborted_ || !done_) return;  // the connection went away, or answered already
+  if (!done_) return;  // the connection went away (Abort), or answered already
   auto done = std::move(done_);
   done_ = nullptr;
   done(std::move(result));
@@ -385,11 +381,6 @@ void Uploads::FileLog(std::shared_ptr<UploadSink> sink, LogBody body) {
       sink->Recharge();
       LogFiled(spool);
     };
-    if (sink->aborted_) {  // gone while it waited its turn: no one to acknowledge it to
-      if (!body->tmp_path.empty()) (void)fs->Unlink(body->tmp_path);
-      filed();
-      return;
-    }
     auto result = std::make_shared<Result<UploadResult>>(Status::Internal("not run"));
     Status q = QueueWork(
         loop_,
@@ -446,7 +437,7 @@ void Uploads::WakeWaiters() {
     std::shared_ptr<UploadSink> sink = w.lock();
     if (!sink) continue;
     sink->waiting_budget_ = false;
-    if (!sink->aborted_) sink->WakeOwner();
+    sink->WakeOwner();  // none once aborted
   }
 }
 

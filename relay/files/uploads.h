@@ -110,7 +110,7 @@ class UploadSink : public std::enable_shared_from_this<UploadSink> {
   bool wrote_any_ = false;  // a piece went to the pool: the body is in a tmp/ blob
   bool finishing_ = false;
   bool sealing_ = false;
-  bool aborted_ = false;
+  bool aborted_ = false;  // before Finish(): nothing is filed; Finish() and filing never see it
   bool waiting_budget_ = false;  // on the owner's list, to be woken when the budget frees
   size_t pool_bytes_ = 0;        // the piece being written on the pool
   size_t filing_bytes_ = 0;      // the log body being appended from memory
