@@ -469,15 +469,27 @@ void OriginEmulator::Respond(Conn* c) {
             c->text = &kUnavailableBody;
             c->body_off = 0;
             c->body_end = kUnavailableBody.size();
-          } else if ((u -= fs.error) < fs.reset + fs.short_body + fs.stall + fs.garble) {
-            c->fault = u < fs.reset                              ? Conn::Fault::kReset
-                       : u < fs.reset + fs.short_body            ? Conn::Fault::kShort
-                       : u < fs.reset + fs.short_body + fs.stall ? Conn::Fault::kStall
-                                                                 : Conn::Fault::kGarble;
-            ++(c->fault == Conn::Fault::kReset   ? fault_counts_.reset
-               : c->fault == Conn::Fault::kShort ? fault_counts_.short_body
-               : c->fault == Conn::Fault::kStall ? fault_counts_.stall
-                                                 : fault_counts_.garble);
+          } else {
+            // The body faults' percents stacked after the errors', in this order.
+            const struct {
+              double percent;
+              Conn::Fault fault;
+              uint64_t* count;
+            } kinds[] = {{fs.reset, Conn::Fault::kReset, &fault_counts_.reset},
+                         {fs.short_body, Conn::Fault::kShort, &fault_counts_.short_body},
+                         {fs.stall, Conn::Fault::kStall, &fault_counts_.stall},
+                         {fs.garble, Conn::Fault::kGarble, &fault_counts_.garble}};
+            u -= fs.error;
+            for (const auto& k : kinds) {
+              if (u < k.percent) {
+                c->fault = k.fault;
+                ++*k.count;
+                break;
+              }
+              u -= k.percent;
+            }
+          }
+          if (c->fault != Conn::Fault::kNone) {
             c->cut =
                 c->body_off + std::min(c->body_end - c->body_off - 1,
                                        static_cast<uint64_t>(
